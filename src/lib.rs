@@ -1,0 +1,8 @@
+//! dpa-explorer: explore the DPA multi-objective reward model from a terminal.
+//!
+//! Layers, bottom up: [`model`] (the reward model in candle), [`hub`] (fetching a model from the
+//! Hugging Face Hub), [`engine`] (the model on its own thread), [`preference`] (directions and
+//! scales, pure functions), [`tui`] (the terminal explorer) and [`cli`] (arguments and headless
+//! commands).
+
+pub mod model;

@@ -1,0 +1,172 @@
+//! The scoring input: the model card's template, tokenized with the model's own tokenizer,
+//! BOS first, no EOS, truncated from the left as in training.
+
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use super::ModelError;
+
+/// The template up to the prompt.
+pub const TEMPLATE_HEAD: &str = "[INST] You must read the following conversation carefully and rate the assistant's response from score 0-100 in these aspects: helpfulness, correctness, coherence, honesty, complexity, verbosity\n\nUser: ";
+/// Between the prompt and the response.
+pub const TEMPLATE_MIDDLE: &str = "\n\nAssistant: ";
+/// After the response.
+pub const TEMPLATE_TAIL: &str = " [/INST]";
+
+/// The default `--max-tokens`: the length the reward model was trained with.
+pub const DEFAULT_MAX_TOKENS: usize = 4096;
+
+/// The exact text the model scores for one prompt/response pair.
+pub fn render(prompt: &str, response: &str) -> String {
+    let mut s = String::with_capacity(TEMPLATE_HEAD.len() + prompt.len() + response.len() + 24);
+    s.push_str(TEMPLATE_HEAD);
+    s.push_str(prompt);
+    s.push_str(TEMPLATE_MIDDLE);
+    s.push_str(response);
+    s.push_str(TEMPLATE_TAIL);
+    s
+}
+
+/// One tokenized input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The ids the model sees: BOS, then the (possibly left-truncated) text.
+    pub ids: Vec<u32>,
+    /// How many tokens the input had before truncation (BOS included).
+    pub full_len: usize,
+    /// Control tokens (such as `</s>`) that the text itself spelled out, which the tokenizer
+    /// reads as control tokens, as the reference does.
+    pub control_tokens: Vec<String>,
+}
+
+impl Encoded {
+    pub fn truncated(&self) -> bool {
+        self.full_len > self.ids.len()
+    }
+}
+
+/// The tokenizer with the rules of the scoring input.
+#[derive(Clone)]
+pub struct InputEncoder {
+    tokenizer: Tokenizer,
+    bos: u32,
+    max_tokens: usize,
+    /// Ids of special added tokens and their text, to spot them inside user text.
+    special: Vec<(u32, String)>,
+}
+
+impl std::fmt::Debug for InputEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputEncoder")
+            .field("bos", &self.bos)
+            .field("max_tokens", &self.max_tokens)
+            .finish()
+    }
+}
+
+impl InputEncoder {
+    pub fn from_file(
+        path: &Path,
+        bos_hint: Option<u32>,
+        max_tokens: usize,
+    ) -> Result<Self, ModelError> {
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let bos =
+            tokenizer
+                .token_to_id("<s>")
+                .or(bos_hint)
+                .ok_or_else(|| ModelError::Tokenizer {
+                    path: path.to_path_buf(),
+                    message:
+                        "no BOS token: the vocabulary has no `<s>` and config.json no bos_token_id"
+                            .into(),
+                })?;
+        if max_tokens < 2 {
+            return Err(ModelError::Input(format!(
+                "--max-tokens must be at least 2 (BOS and one token), not {max_tokens}"
+            )));
+        }
+        let special = tokenizer
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, t)| (id, t.content))
+            .collect();
+        Ok(Self {
+            tokenizer,
+            bos,
+            max_tokens,
+            special,
+        })
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+
+    /// The largest id the tokenizer can produce, to check against the model's vocabulary.
+    pub fn max_id(&self) -> u32 {
+        self.tokenizer.get_vocab_size(true).saturating_sub(1) as u32
+    }
+
+    /// Tokenizes a prompt/response pair through the template.
+    pub fn encode(&self, prompt: &str, response: &str) -> Result<Encoded, ModelError> {
+        self.encode_text(&render(prompt, response))
+    }
+
+    /// Tokenizes an already rendered input: BOS, the text's tokens, no EOS, and if that is
+    /// longer than `max_tokens`, BOS followed by the last `max_tokens - 1` text tokens, as
+    /// transformers' left truncation does.
+    pub fn encode_text(&self, text: &str) -> Result<Encoded, ModelError> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| ModelError::Input(format!("tokenizer failed: {e}")))?;
+        let content = enc.get_ids();
+        let full_len = content.len() + 1;
+        let keep = content.len().min(self.max_tokens - 1);
+        let mut ids = Vec::with_capacity(keep + 1);
+        ids.push(self.bos);
+        ids.extend_from_slice(&content[content.len() - keep..]);
+        let mut control_tokens: Vec<String> = Vec::new();
+        for id in content {
+            if let Some((_, text)) = self.special.iter().find(|(sid, _)| sid == id) {
+                if !control_tokens.contains(text) {
+                    control_tokens.push(text.clone());
+                }
+            }
+        }
+        Ok(Encoded {
+            ids,
+            full_len,
+            control_tokens,
+        })
+    }
+
+    /// The text of a token id, for display.
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_is_the_model_cards() {
+        let s = render("P", "R");
+        assert_eq!(
+            s,
+            "[INST] You must read the following conversation carefully and rate the assistant's response from score 0-100 in these aspects: helpfulness, correctness, coherence, honesty, complexity, verbosity\n\nUser: P\n\nAssistant: R [/INST]"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The projections of the decoder. Projections that read the same input (q/k/v, gate/up) are
+//! stored as one matrix so that each is a single matrix product.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::weights::Checkpoint;
+use super::ModelError;
+
+/// `y = x Wᵀ` for a weight `W` of shape `[out, in]`.
+#[derive(Debug)]
+pub enum Linear {
+    Dense { weight: Tensor },
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        match self {
+            Linear::Dense { weight } => {
+                let dims = x.dims();
+                let (rows, k) = (
+                    dims[..dims.len() - 1].iter().product::<usize>(),
+                    dims[dims.len() - 1],
+                );
+                let out = weight.dim(0)?;
+                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+                let mut shape = dims.to_vec();
+                *shape.last_mut().unwrap_or(&mut 0) = out;
+                Ok(y.reshape(shape)?)
+            }
+        }
+    }
+
+    pub fn out_features(&self) -> usize {
+        match self {
+            Linear::Dense { weight } => weight.dims()[0],
+        }
+    }
+}
+
+/// Loads the named `[out_i, in_features]` weights and stacks them into one dense projection.
+pub fn load_dense(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Linear, ModelError> {
+    let parts = names
+        .iter()
+        .zip(outs)
+        .map(|(name, &out)| ckpt.get(name, &[out, in_features], dtype, device))
+        .collect::<Result<Vec<_>, _>>()?;
+    let weight = if parts.len() == 1 {
+        parts
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::Input("no weights".into()))?
+    } else {
+        Tensor::cat(&parts, 0)?
+    };
+    Ok(Linear::Dense { weight })
+}

@@ -1,0 +1,593 @@
+//! The Mistral decoder with a sequence-classification (`score`) head, as transformers'
+//! `MistralForSequenceClassification` computes it (eager attention), in candle.
+//!
+//! Unlike a text-generation port it returns only the head's output at each sequence's last
+//! token, takes a batch of right-padded sequences, and can start from the keys and values of
+//! an already computed prefix (see [`KvCache`]).
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::config::MistralConfig;
+use super::linear::Linear;
+use super::weights::Checkpoint;
+use super::ModelError;
+
+type Result<T> = std::result::Result<T, ModelError>;
+
+/// Above this many attention scores per query block, queries are processed in blocks so that
+/// long inputs never materialise the whole `[heads, t, t]` score matrix at once.
+const MAX_SCORES_PER_BLOCK: usize = 1 << 24;
+
+#[derive(Debug, Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn load(
+        ckpt: &mut Checkpoint,
+        name: &str,
+        size: usize,
+        eps: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Ok(Self {
+            weight: ckpt.get(name, &[size], dtype, device)?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
+    }
+}
+
+/// Rotary tables for positions `0..len`, in the compute dtype, grown on demand.
+#[derive(Debug, Clone)]
+struct Rotary {
+    inv_freq: Vec<f32>,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(cfg: &MistralConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let dim = cfg.head_dim;
+        // As transformers computes it: exponent in f32, then base ** exponent.
+        let base = cfg.rope_theta as f32;
+        let inv_freq: Vec<f32> = (0..dim)
+            .step_by(2)
+            .map(|i| {
+                let exponent = i as f32 / dim as f32;
+                (1.0 / (base as f64).powf(exponent as f64)) as f32
+            })
+            .collect();
+        let empty = Tensor::zeros((0, dim / 2), dtype, device)?;
+        Ok(Self {
+            inv_freq,
+            cos: empty.clone(),
+            sin: empty,
+        })
+    }
+
+    fn ensure(&mut self, len: usize) -> Result<()> {
+        let have = self.cos.dim(0)?;
+        if len <= have {
+            return Ok(());
+        }
+        // Grow in powers of two so that typing does not rebuild the tables at every token.
+        let len = len.next_power_of_two().max(256);
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for pos in 0..len {
+            for &f in &self.inv_freq {
+                // f32 product as in transformers, trigonometry in f64 rounded once.
+                let angle = (pos as f32 * f) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let (dtype, device) = (self.cos.dtype(), self.cos.device().clone());
+        self.cos = Tensor::from_vec(cos, (len, half), &device)?.to_dtype(dtype)?;
+        self.sin = Tensor::from_vec(sin, (len, half), &device)?.to_dtype(dtype)?;
+        Ok(())
+    }
+
+    fn tables(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.cos.narrow(0, start, len)?.contiguous()?,
+            self.sin.narrow(0, start, len)?.contiguous()?,
+        ))
+    }
+}
+
+/// Keys and values of one token prefix for every layer, each `[1, kv_heads, len, head_dim]`
+/// after rotary embedding, as attention consumes them.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `len` positions of this cache (no copy).
+    pub fn truncate(&self, len: usize) -> Result<KvCache> {
+        let len = len.min(self.len);
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len })
+    }
+
+    /// Bytes held by the cache.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    qkv: Linear,
+    o_proj: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_up: Linear,
+    down: Linear,
+    intermediate: usize,
+}
+
+#[derive(Debug)]
+struct Layer {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// What one forward pass returns.
+pub struct ForwardOutput {
+    /// `[batch, num_labels]` in f32.
+    pub logits: Tensor,
+    /// For each sequence, the prefix cache extended by its own tokens (when asked for).
+    pub caches: Option<Vec<KvCache>>,
+}
+
+/// The decoder, the final norm and the score head.
+#[derive(Debug)]
+pub struct Mistral {
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    score_w: Tensor,
+    score_b: Option<Tensor>,
+    rotary: std::sync::Mutex<Rotary>,
+    cfg: MistralConfig,
+    dtype: DType,
+    device: Device,
+}
+
+impl Mistral {
+    /// Builds the model from a checkpoint, checking every tensor's presence and shape.
+    pub fn load(
+        cfg: &MistralConfig,
+        ckpt: &mut Checkpoint,
+        dtype: DType,
+        device: &Device,
+        linear: &dyn Fn(&mut Checkpoint, &[&str], &[usize], usize) -> Result<Linear>,
+    ) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let q_out = cfg.num_attention_heads * cfg.head_dim;
+        let kv_out = cfg.num_key_value_heads * cfg.head_dim;
+        let embed = ckpt.get(
+            "model.embed_tokens.weight",
+            &[cfg.vocab_size, h],
+            dtype,
+            device,
+        )?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let n = |s: &str| format!("{p}.{s}");
+            let (q, k, v) = (
+                n("self_attn.q_proj.weight"),
+                n("self_attn.k_proj.weight"),
+                n("self_attn.v_proj.weight"),
+            );
+            let (g, u) = (n("mlp.gate_proj.weight"), n("mlp.up_proj.weight"));
+            layers.push(Layer {
+                input_norm: RmsNorm::load(
+                    ckpt,
+                    &n("input_layernorm.weight"),
+                    h,
+                    cfg.rms_norm_eps,
+                    dtype,
+                    device,
+                )?,
+                attn: Attention {
+                    qkv: linear(ckpt, &[&q, &k, &v], &[q_out, kv_out, kv_out], h)?,
+                    o_proj: linear(ckpt, &[&n("self_attn.o_proj.weight")], &[h], q_out)?,
+                    heads: cfg.num_attention_heads,
+                    kv_heads: cfg.num_key_value_heads,
+                    head_dim: cfg.head_dim,
+                },
+                post_norm: RmsNorm::load(
+                    ckpt,
+                    &n("post_attention_layernorm.weight"),
+                    h,
+                    cfg.rms_norm_eps,
+                    dtype,
+                    device,
+                )?,
+                mlp: Mlp {
+                    gate_up: linear(
+                        ckpt,
+                        &[&g, &u],
+                        &[cfg.intermediate_size, cfg.intermediate_size],
+                        h,
+                    )?,
+                    down: linear(
+                        ckpt,
+                        &[&n("mlp.down_proj.weight")],
+                        &[h],
+                        cfg.intermediate_size,
+                    )?,
+                    intermediate: cfg.intermediate_size,
+                },
+            });
+        }
+        let norm = RmsNorm::load(
+            ckpt,
+            "model.norm.weight",
+            h,
+            cfg.rms_norm_eps,
+            dtype,
+            device,
+        )?;
+        // The head runs in f32 whatever the compute dtype: it is tiny and its output is the result.
+        let score_w = ckpt.get("score.weight", &[cfg.num_labels, h], DType::F32, device)?;
+        let score_b = ckpt.get_optional("score.bias", &[cfg.num_labels], DType::F32, device)?;
+        Ok(Self {
+            embed,
+            layers,
+            norm,
+            score_w,
+            score_b,
+            rotary: std::sync::Mutex::new(Rotary::new(cfg, dtype, device)?),
+            cfg: cfg.clone(),
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &MistralConfig {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Scores `seqs` (token ids after `prefix`, each non-empty) in one right-padded batch.
+    ///
+    /// Every sequence continues the same `prefix`. `keep_caches` returns, per sequence, the
+    /// prefix cache extended with that sequence's keys and values. `should_stop` is polled
+    /// between layers; when it returns true the pass is abandoned with [`ModelError::Cancelled`].
+    pub fn forward(
+        &self,
+        prefix: Option<&KvCache>,
+        seqs: &[&[u32]],
+        keep_caches: bool,
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<ForwardOutput> {
+        let b = seqs.len();
+        if b == 0 {
+            return Ok(ForwardOutput {
+                logits: Tensor::zeros((0, self.cfg.num_labels), DType::F32, &self.device)?,
+                caches: keep_caches.then(Vec::new),
+            });
+        }
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        if lens.contains(&0) {
+            return Err(ModelError::Input(
+                "cannot score an empty token sequence".into(),
+            ));
+        }
+        let t = *lens.iter().max().unwrap_or(&1);
+        let p = prefix.map_or(0, |c| c.len);
+        if p + t > self.cfg.max_position_embeddings {
+            return Err(ModelError::Input(format!(
+                "{} tokens exceed the model's context of {} positions",
+                p + t,
+                self.cfg.max_position_embeddings
+            )));
+        }
+        // Right padding with the pad id (or 0): padded positions never influence real ones,
+        // since causal attention keeps every real query from seeing later keys.
+        let pad = self.cfg.pad_token_id.unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * t);
+        for s in seqs {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad, t - s.len()));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            return Err(ModelError::Input(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        let ids = Tensor::from_vec(ids, (b * t,), &self.device)?;
+        let mut x = self
+            .embed
+            .index_select(&ids, 0)?
+            .reshape((b, t, self.cfg.hidden_size))?;
+
+        let (cos, sin) = {
+            let mut rot = self.rotary.lock().unwrap_or_else(|e| e.into_inner());
+            rot.ensure(p + t)?;
+            rot.tables(p, t)?
+        };
+        let mask = causal_mask(t, p, self.cfg.sliding_window, &self.device)?;
+        let mut caches: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.layers.len());
+        for (li, layer) in self.layers.iter().enumerate() {
+            if should_stop() {
+                return Err(ModelError::Cancelled);
+            }
+            let past = prefix.map(|c| &c.layers[li]);
+            let residual = &x;
+            let h = layer.input_norm.forward(&x)?;
+            let (attn, k, v) = layer.attn.forward(&h, past, &cos, &sin, mask.as_ref())?;
+            let x1 = (residual + attn)?;
+            let h = layer.post_norm.forward(&x1)?;
+            x = (&x1 + layer.mlp.forward(&h)?)?;
+            if keep_caches {
+                caches.push((k, v));
+            }
+        }
+        // Pool at each sequence's last real token, then the final norm and the head.
+        let last: Vec<u32> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i * t + l - 1) as u32)
+            .collect();
+        let last = Tensor::from_vec(last, (b,), &self.device)?;
+        let pooled = x
+            .reshape((b * t, self.cfg.hidden_size))?
+            .index_select(&last, 0)?;
+        let pooled = self.norm.forward(&pooled)?.to_dtype(DType::F32)?;
+        let mut logits = pooled.matmul(&self.score_w.t()?)?;
+        if let Some(bias) = &self.score_b {
+            logits = logits.broadcast_add(bias)?;
+        }
+        let caches = if keep_caches {
+            Some(split_caches(prefix, &caches, &lens)?)
+        } else {
+            None
+        };
+        Ok(ForwardOutput { logits, caches })
+    }
+}
+
+/// Per-sequence caches from a batch's stacked keys and values: prefix + own real tokens.
+fn split_caches(
+    prefix: Option<&KvCache>,
+    stacked: &[(Tensor, Tensor)],
+    lens: &[usize],
+) -> Result<Vec<KvCache>> {
+    let p = prefix.map_or(0, |c| c.len);
+    let mut out = Vec::with_capacity(lens.len());
+    for (i, &l) in lens.iter().enumerate() {
+        let mut layers = Vec::with_capacity(stacked.len());
+        for (k, v) in stacked {
+            // `k` and `v` hold prefix + padded batch; keep prefix + this sequence's tokens.
+            let k = k.narrow(0, i, 1)?.narrow(2, 0, p + l)?.contiguous()?;
+            let v = v.narrow(0, i, 1)?.narrow(2, 0, p + l)?.contiguous()?;
+            layers.push((k, v));
+        }
+        out.push(KvCache { layers, len: p + l });
+    }
+    Ok(out)
+}
+
+/// Additive mask `[t, p + t]` for queries at positions `p..p+t` over keys `0..p+t`: causal and,
+/// with a sliding window, only the last `window` positions (the query's own included), as
+/// transformers' sliding-window mask. `None` when nothing needs masking.
+fn causal_mask(
+    t: usize,
+    p: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let total = p + t;
+    let window_bites = window.is_some_and(|w| total > w);
+    if t == 1 && !window_bites {
+        return Ok(None);
+    }
+    let mut m = Vec::with_capacity(t * total);
+    for i in 0..t {
+        let q = p + i;
+        for k in 0..total {
+            let visible = k <= q && window.is_none_or(|w| q < w + k);
+            m.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+        }
+    }
+    Ok(Some(Tensor::from_vec(m, (t, total), device)?))
+}
+
+impl Attention {
+    /// `x`: `[b, t, hidden]`. Returns the output and this layer's keys and values over
+    /// prefix + `t` (`[b, kv_heads, p + t, head_dim]`).
+    fn forward(
+        &self,
+        x: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
+        let qkv = self.qkv.forward(x)?;
+        let q = qkv.narrow(D::Minus1, 0, h * d)?;
+        let k = qkv.narrow(D::Minus1, h * d, kvh * d)?;
+        let v = qkv.narrow(D::Minus1, h * d + kvh * d, kvh * d)?;
+        let q = q.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()?;
+        let k = k.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
+        let v = v.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let (k, v) = match past {
+            Some((pk, pv)) => {
+                let p = pk.dim(2)?;
+                let pk = pk.broadcast_as((b, kvh, p, d))?;
+                let pv = pv.broadcast_as((b, kvh, p, d))?;
+                (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?)
+            }
+            None => (k, v),
+        };
+        let total = k.dim(2)?;
+        // Grouped-query attention without repeating keys: the n_rep query heads that share a
+        // key/value head are stacked along the query axis of that head.
+        let n_rep = h / kvh;
+        let q = q.reshape((b, kvh, n_rep * t, d))?;
+        let mask = match mask {
+            Some(m) if n_rep > 1 => Some(
+                m.unsqueeze(0)?
+                    .broadcast_as((n_rep, t, total))?
+                    .reshape((n_rep * t, total))?,
+            ),
+            Some(m) => Some(m.clone()),
+            None => None,
+        };
+        let scale = 1.0 / (d as f64).sqrt();
+        let kt = k.t()?;
+        let rows = n_rep * t;
+        let block = (MAX_SCORES_PER_BLOCK / (b * kvh * total).max(1)).clamp(1, rows);
+        let mut outs = Vec::with_capacity(rows.div_ceil(block));
+        let mut start = 0;
+        while start < rows {
+            let n = block.min(rows - start);
+            let qb = if n == rows {
+                q.clone()
+            } else {
+                q.narrow(2, start, n)?
+            };
+            let scores = (qb.matmul(&kt)? * scale)?.to_dtype(DType::F32)?;
+            let scores = match &mask {
+                Some(m) => scores.broadcast_add(&m.narrow(0, start, n)?)?,
+                None => scores,
+            };
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+            outs.push(probs.matmul(&v)?);
+            start += n;
+        }
+        let out = if outs.len() == 1 {
+            outs.pop().unwrap_or_else(|| unreachable!())
+        } else {
+            Tensor::cat(&outs, 2)?
+        };
+        let out = out
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        Ok((self.o_proj.forward(&out)?, k, v))
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gu = self.gate_up.forward(x)?;
+        let gate = gu.narrow(D::Minus1, 0, self.intermediate)?;
+        let up = gu.narrow(D::Minus1, self.intermediate, self.intermediate)?;
+        let h = (candle_nn::ops::silu(&gate)? * up)?;
+        self.down.forward(&h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask_rows(t: usize, p: usize, w: Option<usize>) -> Vec<Vec<bool>> {
+        let m = causal_mask(t, p, w, &Device::Cpu).unwrap().unwrap();
+        m.to_vec2::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x == 0.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn causal_mask_is_lower_triangular() {
+        let rows = mask_rows(3, 0, None);
+        assert_eq!(
+            rows,
+            vec![
+                vec![true, false, false],
+                vec![true, true, false],
+                vec![true, true, true]
+            ]
+        );
+    }
+
+    #[test]
+    fn sliding_window_keeps_the_last_w_positions() {
+        // window 2: each query sees itself and the one before it.
+        let rows = mask_rows(4, 0, Some(2));
+        assert_eq!(rows[3], vec![false, false, true, true]);
+        assert_eq!(rows[0], vec![true, false, false, false]);
+        // with a prefix of 2, query 0 sits at position 2.
+        let rows = mask_rows(2, 2, Some(2));
+        assert_eq!(rows[0], vec![false, true, true, false]);
+    }
+
+    #[test]
+    fn single_query_needs_no_mask_without_a_biting_window() {
+        assert!(causal_mask(1, 10, None, &Device::Cpu).unwrap().is_none());
+        assert!(causal_mask(1, 10, Some(64), &Device::Cpu)
+            .unwrap()
+            .is_none());
+        assert!(causal_mask(1, 10, Some(4), &Device::Cpu).unwrap().is_some());
+    }
+
+    #[test]
+    fn rope_tables_match_the_transformers_formula() {
+        let cfg = MistralConfig::from_json(
+            r#"{"vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 1, "rope_theta": 10000.0}"#,
+        )
+        .unwrap();
+        let mut r = Rotary::new(&cfg, DType::F32, &Device::Cpu).unwrap();
+        r.ensure(5).unwrap();
+        let (cos, sin) = r.tables(3, 2).unwrap();
+        let cos = cos.to_vec2::<f32>().unwrap();
+        let sin = sin.to_vec2::<f32>().unwrap();
+        // position 3, frequency index 1: inv_freq = 10000^(-2/8) = 0.1
+        assert!((cos[0][1] - (0.3f32).cos()).abs() < 1e-6);
+        assert!((sin[1][0] - (4.0f32).sin()).abs() < 1e-6);
+    }
+}

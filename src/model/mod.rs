@@ -1,0 +1,454 @@
+//! The reward model: configuration, checkpoint loading, the Mistral decoder with its score
+//! head, and the scoring input. Synchronous; no UI and no async runtime here.
+
+pub mod config;
+pub mod input;
+pub mod linear;
+pub mod mistral;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+pub use config::{MistralConfig, DPA_LABELS};
+pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
+pub use mistral::{KvCache, Mistral};
+pub use weights::{Checkpoint, WeightFiles};
+
+/// Everything that can go wrong between a model directory and a score.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("missing {what} ({})", path.display())]
+    MissingFile { path: PathBuf, what: String },
+    #[error("bad config {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("bad checkpoint {}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("the checkpoint has no tensor `{name}` (expected shape {expected:?}){}", hint_unknown(.unknown))]
+    MissingTensor {
+        name: String,
+        expected: Vec<usize>,
+        unknown: Vec<String>,
+    },
+    #[error("tensor `{name}` has shape {found:?} in the checkpoint, but config.json implies {expected:?}")]
+    ShapeMismatch {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("bad tokenizer {}: {message}", path.display())]
+    Tokenizer { path: PathBuf, message: String },
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Device(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+fn hint_unknown(unknown: &[String]) -> String {
+    if unknown.is_empty() {
+        String::new()
+    } else {
+        let shown: Vec<&str> = unknown.iter().take(8).map(|s| s.as_str()).collect();
+        let more = if unknown.len() > 8 {
+            format!(" and {} more", unknown.len() - 8)
+        } else {
+            String::new()
+        };
+        format!(
+            "; tensors the port does not know: {}{more}",
+            shown.join(", ")
+        )
+    }
+}
+
+impl ModelError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The files of one model on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub tokenizer: PathBuf,
+    pub weights: WeightFiles,
+}
+
+impl ModelFiles {
+    /// The files of a local model directory, each checked for presence.
+    pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
+        if !dir.is_dir() {
+            return Err(ModelError::MissingFile {
+                path: dir.to_path_buf(),
+                what: "model directory".into(),
+            });
+        }
+        let need = |name: &str, what: &str| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(ModelError::MissingFile {
+                    path: p,
+                    what: what.into(),
+                })
+            }
+        };
+        Ok(Self {
+            config: need("config.json", "config.json")?,
+            tokenizer: need("tokenizer.json", "tokenizer.json (the fast tokenizer file)")?,
+            weights: WeightFiles::find(dir)?,
+        })
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            "metal" => Ok(Self::Metal),
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device {s:?}: use auto, cpu, cuda, cuda:N or metal"
+                )),
+            },
+        }
+    }
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device, ModelError> {
+        let err = |e: candle_core::Error, what: &str| ModelError::Device(format!("{what}: {e}"));
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(ModelError::Device(
+                        "this build has no CUDA support: rebuild with `--features cuda`".into(),
+                    ));
+                }
+                Device::new_cuda(n).map_err(|e| err(e, &format!("cannot open cuda:{n}")))
+            }
+            DeviceChoice::Metal => {
+                if !candle_core::utils::metal_is_available() {
+                    return Err(ModelError::Device(
+                        "this build has no Metal support: rebuild with `--features metal`".into(),
+                    ));
+                }
+                Device::new_metal(0).map_err(|e| err(e, "cannot open the Metal device"))
+            }
+            DeviceChoice::Auto => {
+                if candle_core::utils::cuda_is_available() {
+                    if let Ok(d) = Device::new_cuda(0) {
+                        return Ok(d);
+                    }
+                }
+                if candle_core::utils::metal_is_available() {
+                    if let Ok(d) = Device::new_metal(0) {
+                        return Ok(d);
+                    }
+                }
+                Ok(Device::Cpu)
+            }
+        }
+    }
+}
+
+/// The dtype the model computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DTypeChoice {
+    /// f32 on the CPU, bf16 on a GPU.
+    #[default]
+    Auto,
+    F32,
+    BF16,
+    F16,
+}
+
+impl FromStr for DTypeChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "f32" | "float32" => Ok(Self::F32),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            "f16" | "float16" => Ok(Self::F16),
+            _ => Err(format!("unknown dtype {s:?}: use auto, f32, bf16 or f16")),
+        }
+    }
+}
+
+impl DTypeChoice {
+    pub fn resolve(self, device: &Device) -> DType {
+        match self {
+            DTypeChoice::F32 => DType::F32,
+            DTypeChoice::BF16 => DType::BF16,
+            DTypeChoice::F16 => DType::F16,
+            DTypeChoice::Auto if device.is_cpu() => DType::F32,
+            DTypeChoice::Auto => DType::BF16,
+        }
+    }
+}
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: DeviceChoice,
+    pub dtype: DTypeChoice,
+    pub max_tokens: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            device: DeviceChoice::Auto,
+            dtype: DTypeChoice::Auto,
+            max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+}
+
+/// A short description of a loaded model, for status lines and outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub labels: Vec<String>,
+    pub device: String,
+    pub dtype: String,
+    pub stored_dtype: String,
+    pub parameters: u64,
+    pub layers: usize,
+    pub max_tokens: usize,
+    pub context: usize,
+}
+
+/// The ten scores of one input, with what the user should know about how it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub tokens: usize,
+    pub truncated: bool,
+    pub scores: Vec<f32>,
+    pub warnings: Vec<String>,
+}
+
+/// A loaded reward model: tokenizer, decoder and head.
+pub struct RewardModel {
+    model: Mistral,
+    encoder: InputEncoder,
+    info: ModelInfo,
+    /// Things about the checkpoint the user should see next to every result.
+    warnings: Vec<String>,
+}
+
+impl RewardModel {
+    pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self, ModelError> {
+        let cfg = MistralConfig::from_file(&files.config)?;
+        if opts.max_tokens > cfg.max_position_embeddings {
+            return Err(ModelError::Input(format!(
+                "--max-tokens {} exceeds the model's context of {} tokens",
+                opts.max_tokens, cfg.max_position_embeddings
+            )));
+        }
+        let encoder = InputEncoder::from_file(&files.tokenizer, cfg.bos_token_id, opts.max_tokens)?;
+        if encoder.max_id() as usize >= cfg.vocab_size {
+            return Err(ModelError::Tokenizer {
+                path: files.tokenizer.clone(),
+                message: format!(
+                    "the tokenizer has ids up to {} but the model's vocabulary has {} entries \
+                     (does the tokenizer belong to this checkpoint?)",
+                    encoder.max_id(),
+                    cfg.vocab_size
+                ),
+            });
+        }
+        let device = opts.device.resolve()?;
+        let dtype = opts.dtype.resolve(&device);
+        let mut ckpt = Checkpoint::open(&files.weights)?;
+        let stored = ckpt.stored_dtype().unwrap_or(DType::F32);
+        let loaded = Mistral::load(&cfg, &mut ckpt, dtype, &device, &|c, names, outs, inf| {
+            linear::load_dense(c, names, outs, inf, dtype, &device)
+        });
+        let model = match loaded {
+            Ok(m) => m,
+            // Name what the checkpoint has instead: it may hold the tensor under another name.
+            Err(ModelError::MissingTensor { name, expected, .. }) => {
+                let unknown = ckpt
+                    .untaken()
+                    .into_iter()
+                    .filter(|n| !is_known_tensor(n))
+                    .collect();
+                return Err(ModelError::MissingTensor {
+                    name,
+                    expected,
+                    unknown,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut warnings = Vec::new();
+        let unknown = ckpt.untaken();
+        if !unknown.is_empty() {
+            warnings.push(format!(
+                "the checkpoint has {} tensor(s) this port does not use, possibly the authors' own change: {}",
+                unknown.len(),
+                unknown.join(", ")
+            ));
+        }
+        let info = ModelInfo {
+            labels: cfg.labels.clone(),
+            device: device_name(&device),
+            dtype: dtype_name(dtype).into(),
+            stored_dtype: dtype_name(stored).into(),
+            parameters: cfg.parameter_count(),
+            layers: cfg.num_hidden_layers,
+            max_tokens: opts.max_tokens,
+            context: cfg.max_position_embeddings,
+        };
+        Ok(Self {
+            model,
+            encoder,
+            info,
+            warnings,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn encoder(&self) -> &InputEncoder {
+        &self.encoder
+    }
+
+    pub fn decoder(&self) -> &Mistral {
+        &self.model
+    }
+
+    pub fn encode(&self, prompt: &str, response: &str) -> Result<Encoded, ModelError> {
+        self.encoder.encode(prompt, response)
+    }
+
+    /// Scores already-encoded inputs in one padded batch; one row of scores per input.
+    pub fn score_encoded(&self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let seqs: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
+        let out = self.model.forward(None, &seqs, false, &|| false)?;
+        Ok(out.logits.to_vec2::<f32>()?)
+    }
+
+    /// Tokenizes and scores prompt/response pairs in one batch.
+    pub fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<Scored>, ModelError> {
+        let encoded = pairs
+            .iter()
+            .map(|(p, r)| self.encode(p, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&Encoded> = encoded.iter().collect();
+        let rows = self.score_encoded(&refs)?;
+        Ok(encoded
+            .iter()
+            .zip(rows)
+            .map(|(e, scores)| self.scored(e, scores))
+            .collect())
+    }
+
+    /// Wraps scores with their token count and the warnings that apply to this input.
+    pub fn scored(&self, e: &Encoded, scores: Vec<f32>) -> Scored {
+        let mut warnings = self.warnings.clone();
+        warnings.extend(input_warnings(e, self.encoder.max_tokens()));
+        Scored {
+            tokens: e.ids.len(),
+            truncated: e.truncated(),
+            scores,
+            warnings,
+        }
+    }
+}
+
+/// What the user should know about how one input was read.
+pub fn input_warnings(e: &Encoded, max_tokens: usize) -> Vec<String> {
+    let mut w = Vec::new();
+    if e.truncated() {
+        w.push(format!(
+            "input has {} tokens; only the last {} were scored (truncated from the left, as in training)",
+            e.full_len, max_tokens
+        ));
+    }
+    if !e.control_tokens.is_empty() {
+        w.push(format!(
+            "the text contains {}, read as control token(s) as transformers does",
+            e.control_tokens.join(" ")
+        ));
+    }
+    w
+}
+
+/// Whether a tensor name is one the Mistral sequence classifier has.
+pub fn is_known_tensor(name: &str) -> bool {
+    const LAYER: [&str; 9] = [
+        "input_layernorm.weight",
+        "post_attention_layernorm.weight",
+        "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight",
+        "mlp.gate_proj.weight",
+        "mlp.up_proj.weight",
+        "mlp.down_proj.weight",
+    ];
+    matches!(
+        name,
+        "model.embed_tokens.weight" | "model.norm.weight" | "score.weight" | "score.bias"
+    ) || name
+        .strip_prefix("model.layers.")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(i, rest)| i.parse::<usize>().is_ok() && LAYER.contains(&rest))
+}
+
+pub fn device_name(d: &Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => "cuda".into(),
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        DType::F64 => "f64",
+        _ => "other",
+    }
+}

@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+pub fn demo() -> PathBuf {
+    root().join("assets/demo")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    pub prompt: String,
+    pub response: String,
+    pub input_ids: Vec<u32>,
+    pub logits_f32: Vec<f32>,
+    #[serde(default)]
+    pub logits_bf16: Vec<f32>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reference {
+    pub cases: Vec<Case>,
+    pub batch_logits_f32: Vec<Vec<f32>>,
+    pub truncation_max_tokens: usize,
+    pub truncated_cases: Vec<Case>,
+}
+
+pub fn reference(dir: &Path) -> Reference {
+    let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
+    serde_json::from_str(&text).expect("reference.json parses")
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A copy of a model directory (symlinks to its files) in which `edit` may replace files.
+pub fn model_copy(src: &Path, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(src).expect("read fixture dir") {
+        let entry = entry.expect("entry");
+        std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name()))
+            .expect("symlink");
+    }
+    edit(dir.path());
+    dir
+}
