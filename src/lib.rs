@@ -6,3 +6,5 @@
 //! commands).
 
 pub mod model;
+pub mod engine;
+pub mod preference;

@@ -1,0 +1,316 @@
+//! The scoring engine: owns the model on its own OS thread, takes score requests, sends back
+//! events. The newest request wins: an older one still queued is dropped and one in flight is
+//! abandoned between layers. Results are cached by input text.
+//!
+//! The UI talks only to [`Engine`]; what actually scores is a [`Backend`], so tests can drive
+//! the engine with a stand-in.
+
+mod cache;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use cache::ScoreCache;
+
+use crate::model::{ModelError, ModelInfo, RewardModel, Scored};
+
+/// Identifies a request; later requests have larger ids.
+pub type RequestId = u64;
+
+/// One prompt/response pair to score. `slot` names the candidate it belongs to, so that a
+/// backend may reuse work from that candidate's previous input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScoreItem {
+    pub slot: u64,
+    pub prompt: String,
+    pub response: String,
+}
+
+/// Where loading stands, for progress displays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadStage {
+    /// Downloading `file` (`index` of `files`), `bytes` of `total` so far.
+    Downloading {
+        file: String,
+        index: usize,
+        files: usize,
+        bytes: u64,
+        total: u64,
+    },
+    /// Reading weights into memory.
+    Loading { what: String },
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    Progress(LoadStage),
+    Ready { info: ModelInfo, warnings: Vec<String> },
+    LoadFailed { error: String },
+    /// A request began computing (after any cache hits were answered).
+    Started { request: RequestId, items: usize },
+    /// One item of a request is done.
+    Scored {
+        request: RequestId,
+        item: ScoreItem,
+        result: Result<Scored, String>,
+        cached: bool,
+        elapsed: Duration,
+    },
+    /// Every item of the request has been answered.
+    Finished { request: RequestId, elapsed: Duration },
+    /// The request was superseded by a newer one before it finished.
+    Superseded { request: RequestId },
+}
+
+/// Whatever turns items into scores on the engine thread.
+pub trait Backend: Send {
+    fn info(&self) -> ModelInfo;
+    fn warnings(&self) -> Vec<String>;
+    /// Scores `items`, calling `done(i, result)` as each finishes. Returns
+    /// `Err(ModelError::Cancelled)` when `stop()` turned true part way.
+    fn score(
+        &mut self,
+        items: &[ScoreItem],
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Scored, String>),
+    ) -> Result<(), ModelError>;
+}
+
+/// The plain backend: the reward model, each item scored on its own.
+pub struct ModelBackend {
+    model: RewardModel,
+}
+
+impl ModelBackend {
+    pub fn new(model: RewardModel) -> Self {
+        Self { model }
+    }
+}
+
+impl Backend for ModelBackend {
+    fn info(&self) -> ModelInfo {
+        self.model.info().clone()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.model.warnings().to_vec()
+    }
+
+    fn score(
+        &mut self,
+        items: &[ScoreItem],
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Scored, String>),
+    ) -> Result<(), ModelError> {
+        for (i, item) in items.iter().enumerate() {
+            let enc = match self.model.encode(&item.prompt, &item.response) {
+                Ok(e) => e,
+                Err(e) => {
+                    done(i, Err(e.to_string()));
+                    continue;
+                }
+            };
+            let out = self.model.decoder().forward(None, &[&enc.ids], false, stop);
+            match out {
+                Err(ModelError::Cancelled) => return Err(ModelError::Cancelled),
+                Err(e) => done(i, Err(e.to_string())),
+                Ok(out) => match out.logits.to_vec2::<f32>() {
+                    Ok(mut rows) => done(i, Ok(self.model.scored(&enc, rows.remove(0)))),
+                    Err(e) => done(i, Err(e.to_string())),
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the backend on the engine thread, reporting progress as it goes.
+pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Box<dyn Backend>, String> + Send>;
+
+enum Command {
+    Score(RequestId, Vec<ScoreItem>),
+    Shutdown,
+}
+
+/// Handle to the engine thread. Dropping it stops the thread.
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+    latest: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the engine thread: it runs `loader`, then answers requests; every event goes to
+    /// `events` (called on the engine thread).
+    pub fn spawn(loader: Loader, cache_capacity: usize, events: impl Fn(EngineEvent) + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let latest = Arc::new(AtomicU64::new(0));
+        let latest_in = latest.clone();
+        let thread = std::thread::Builder::new()
+            .name("dpa-engine".into())
+            .spawn(move || run(loader, rx, latest_in, cache_capacity, &events))
+            .ok();
+        Self { tx, latest, thread }
+    }
+
+    /// Asks for `items` to be scored; supersedes every earlier request.
+    pub fn score(&self, items: Vec<ScoreItem>) -> RequestId {
+        let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
+        // A send fails only when the engine thread is gone; the caller sees no events then.
+        let _ = self.tx.send(Command::Score(id, items));
+        id
+    }
+
+    /// The id of the newest request made so far.
+    pub fn latest(&self) -> RequestId {
+        self.latest.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Make any pass in flight stop at its next layer, then let the thread finish.
+        self.latest.fetch_add(1, Ordering::SeqCst);
+        let _ = self.tx.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn run(
+    loader: Loader,
+    rx: mpsc::Receiver<Command>,
+    latest: Arc<AtomicU64>,
+    cache_capacity: usize,
+    events: &dyn Fn(EngineEvent),
+) {
+    let progress = |s: LoadStage| events(EngineEvent::Progress(s));
+    // A panic while loading or scoring arrives as a failure, never as a dead thread.
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&progress)))
+        .unwrap_or_else(|p| Err(format!("the model loader panicked: {}", panic_message(&*p))));
+    let mut backend = match loaded {
+        Ok(b) => {
+            events(EngineEvent::Ready {
+                info: b.info(),
+                warnings: b.warnings(),
+            });
+            Some(b)
+        }
+        Err(error) => {
+            tracing::error!(%error, "model failed to load");
+            events(EngineEvent::LoadFailed { error });
+            None
+        }
+    };
+    let mut cache = ScoreCache::new(cache_capacity);
+    while let Ok(cmd) = rx.recv() {
+        // Only the newest queued request matters.
+        let mut next = Some(cmd);
+        while let Ok(c) = rx.try_recv() {
+            next = Some(c);
+        }
+        let (id, items) = match next {
+            Some(Command::Score(id, items)) => (id, items),
+            Some(Command::Shutdown) | None => return,
+        };
+        if latest.load(Ordering::SeqCst) != id {
+            events(EngineEvent::Superseded { request: id });
+            continue;
+        }
+        let started = Instant::now();
+        let Some(b) = backend.as_mut() else {
+            for item in items {
+                events(EngineEvent::Scored {
+                    request: id,
+                    item,
+                    result: Err("the model is not loaded".into()),
+                    cached: false,
+                    elapsed: Duration::ZERO,
+                });
+            }
+            events(EngineEvent::Finished {
+                request: id,
+                elapsed: started.elapsed(),
+            });
+            continue;
+        };
+        let mut todo = Vec::new();
+        for item in items {
+            match cache.get(&item.prompt, &item.response) {
+                Some(scored) => events(EngineEvent::Scored {
+                    request: id,
+                    item,
+                    result: Ok(scored),
+                    cached: true,
+                    elapsed: Duration::ZERO,
+                }),
+                None => todo.push(item),
+            }
+        }
+        if !todo.is_empty() {
+            events(EngineEvent::Started {
+                request: id,
+                items: todo.len(),
+            });
+        }
+        let stop = || latest.load(Ordering::SeqCst) != id;
+        let mut answered = vec![false; todo.len()];
+        let mut t0 = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            b.score(&todo, &stop, &mut |i, result| {
+                answered[i] = true;
+                if let Ok(s) = &result {
+                    cache.put(&todo[i].prompt, &todo[i].response, s.clone());
+                }
+                events(EngineEvent::Scored {
+                    request: id,
+                    item: todo[i].clone(),
+                    result,
+                    cached: false,
+                    elapsed: t0.elapsed(),
+                });
+                t0 = Instant::now();
+            })
+        }));
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(ModelError::Cancelled)) => {
+                events(EngineEvent::Superseded { request: id });
+                continue;
+            }
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(p) => Some(format!("scoring panicked: {}", panic_message(&*p))),
+        };
+        if let Some(error) = failure {
+            tracing::error!(%error, "scoring failed");
+            for (item, _) in todo.iter().zip(&answered).filter(|(_, a)| !**a) {
+                events(EngineEvent::Scored {
+                    request: id,
+                    item: item.clone(),
+                    result: Err(error.clone()),
+                    cached: false,
+                    elapsed: Duration::ZERO,
+                });
+            }
+        }
+        events(EngineEvent::Finished {
+            request: id,
+            elapsed: started.elapsed(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

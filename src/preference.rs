@@ -1,0 +1,386 @@
+//! Preferences as directions in reward space (arXiv 2402.18571): attributes, unit weight
+//! vectors, the weighted reward R = v · r, presets, rankings under a direction and the angles at
+//! which rankings flip, and the HelpSteer scale. Pure functions only.
+
+use serde::{Deserialize, Serialize};
+
+/// The attribute the dial's x axis weighs by default.
+pub const HELPFULNESS: &str = "helpsteer-helpfulness";
+/// The attribute the dial's y axis weighs by default.
+pub const VERBOSITY: &str = "helpsteer-verbosity";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PreferenceError {
+    #[error("unknown attribute {name:?}; attributes are: {}", known.join(", "))]
+    UnknownAttribute { name: String, known: Vec<String> },
+    #[error("attribute {name:?} is ambiguous: it could be {}", candidates.join(" or "))]
+    Ambiguous { name: String, candidates: Vec<String> },
+    #[error("bad weight {0:?}: expected name=number")]
+    BadWeight(String),
+    #[error("the weights are all zero: a direction needs at least one non-zero weight")]
+    Zero,
+    #[error("a weight or angle must be a finite number")]
+    NotFinite,
+}
+
+/// A user's preference, before it is resolved against a model's attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// v = (cos θ, sin θ) over (helpfulness, verbosity), θ in degrees.
+    Angle { degrees: f64 },
+    /// Any weights by attribute name; normalised to unit length when resolved.
+    Weights { weights: Vec<(String, f64)> },
+}
+
+impl Default for Direction {
+    fn default() -> Self {
+        Direction::Angle { degrees: 0.0 }
+    }
+}
+
+impl Direction {
+    /// The unit weight vector over `labels` (one weight per model output).
+    pub fn resolve(&self, labels: &[String]) -> Result<Vec<f64>, PreferenceError> {
+        match self {
+            Direction::Angle { degrees } => {
+                if !degrees.is_finite() {
+                    return Err(PreferenceError::NotFinite);
+                }
+                let x = find_attribute(labels, HELPFULNESS)?;
+                let y = find_attribute(labels, VERBOSITY)?;
+                Ok(angle_weights(labels.len(), x, y, *degrees))
+            }
+            Direction::Weights { weights } => {
+                let mut v = vec![0.0; labels.len()];
+                for (name, w) in weights {
+                    if !w.is_finite() {
+                        return Err(PreferenceError::NotFinite);
+                    }
+                    v[find_attribute(labels, name)?] += w;
+                }
+                normalise(&v)
+            }
+        }
+    }
+
+    /// A short human description: `θ = -15°` or `correctness=0.71, verbosity=-0.71`.
+    pub fn describe(&self) -> String {
+        match self {
+            Direction::Angle { degrees } => format!("θ = {}°", fmt_angle(*degrees)),
+            Direction::Weights { weights } => weights
+                .iter()
+                .map(|(n, w)| format!("{}={w:.2}", short_name(n)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// An angle in degrees without a trailing `.0` when it is whole.
+pub fn fmt_angle(deg: f64) -> String {
+    if (deg - deg.round()).abs() < 1e-9 {
+        format!("{}", deg.round() as i64)
+    } else {
+        format!("{deg:.1}")
+    }
+}
+
+/// The attribute name without its dataset prefix (`helpsteer-`, `ultrafeedback-`).
+pub fn short_name(name: &str) -> &str {
+    name.split_once('-').map_or(name, |(_, rest)| rest)
+}
+
+/// Whether an attribute is on the HelpSteer 0–4 scale when converted.
+pub fn is_helpsteer(name: &str) -> bool {
+    name.starts_with("helpsteer-")
+}
+
+/// The model's 0–100 score on the HelpSteer 0–4 scale: (score − 10) / 20.
+pub fn helpsteer_scale(score: f64) -> f64 {
+    (score - 10.0) / 20.0
+}
+
+/// The unit vector (cos θ, sin θ) placed on attributes `x` and `y` of an `n`-vector.
+pub fn angle_weights(n: usize, x: usize, y: usize, degrees: f64) -> Vec<f64> {
+    let (s, c) = degrees.to_radians().sin_cos();
+    let mut v = vec![0.0; n];
+    v[x] += c;
+    v[y] += s;
+    v
+}
+
+/// The angle (degrees, in (−180, 180]) of the direction (wx, wy) in the dial's plane.
+pub fn angle_of(wx: f64, wy: f64) -> f64 {
+    wy.atan2(wx).to_degrees()
+}
+
+/// Scales a vector to unit length.
+pub fn normalise(v: &[f64]) -> Result<Vec<f64>, PreferenceError> {
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(PreferenceError::NotFinite);
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return Err(PreferenceError::Zero);
+    }
+    Ok(v.iter().map(|x| x / norm).collect())
+}
+
+/// R = v · r.
+pub fn weighted(weights: &[f64], scores: &[f32]) -> f64 {
+    weights.iter().zip(scores).map(|(w, s)| w * *s as f64).sum()
+}
+
+/// Finds an attribute by its full name, or by a suffix that names exactly one attribute
+/// (`correctness`, `verbosity`, `overall_score`).
+pub fn find_attribute(labels: &[String], name: &str) -> Result<usize, PreferenceError> {
+    let name = name.trim();
+    if let Some(i) = labels.iter().position(|l| l == name) {
+        return Ok(i);
+    }
+    let matches: Vec<usize> = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| short_name(l) == name)
+        .map(|(i, _)| i)
+        .collect();
+    match matches.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(PreferenceError::UnknownAttribute {
+            name: name.to_string(),
+            known: labels.to_vec(),
+        }),
+        many => Err(PreferenceError::Ambiguous {
+            name: name.to_string(),
+            candidates: many.iter().map(|&i| labels[i].clone()).collect(),
+        }),
+    }
+}
+
+/// Parses `name=w,name=w` into weights (names resolved later, against the model's labels).
+pub fn parse_weights(spec: &str) -> Result<Vec<(String, f64)>, PreferenceError> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, w) = part
+            .split_once('=')
+            .ok_or_else(|| PreferenceError::BadWeight(part.to_string()))?;
+        let w: f64 = w
+            .trim()
+            .parse()
+            .map_err(|_| PreferenceError::BadWeight(part.to_string()))?;
+        if !w.is_finite() {
+            return Err(PreferenceError::NotFinite);
+        }
+        out.push((name.trim().to_string(), w));
+    }
+    if out.is_empty() {
+        return Err(PreferenceError::BadWeight(spec.to_string()));
+    }
+    Ok(out)
+}
+
+/// A named direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preset {
+    pub name: String,
+    pub direction: Direction,
+}
+
+/// The paper's example directions: pure helpfulness, its θ = −15° default, v = (0.8, −0.6)
+/// (θ ≈ −37°), and pure verbosity.
+pub fn paper_presets() -> Vec<Preset> {
+    let angle = |name: &str, degrees: f64| Preset {
+        name: name.to_string(),
+        direction: Direction::Angle { degrees },
+    };
+    vec![
+        angle("helpful (θ = 0°)", 0.0),
+        angle("paper default (θ = −15°)", -15.0),
+        angle("concise (0.8, −0.6)", angle_of(0.8, -0.6)),
+        angle("verbose (θ = 90°)", 90.0),
+    ]
+}
+
+/// Indices of `rewards` from best to worst; `None` (not yet scored) last; ties keep order.
+pub fn ranking(rewards: &[Option<f64>]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..rewards.len()).collect();
+    idx.sort_by(|&a, &b| match (rewards[a], rewards[b]) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    idx
+}
+
+/// Where two candidates swap places as θ turns: R_i(θ) = R_j(θ).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crossing {
+    pub degrees: f64,
+    pub a: usize,
+    pub b: usize,
+}
+
+/// Every θ in (−90°, 90°) at which two candidates, given as (x, y) scores in the dial's plane,
+/// swap rank, sorted by θ. With R = cos θ·x + sin θ·y, candidates i and j tie where
+/// tan θ = −Δx/Δy: once in that open interval when Δy ≠ 0, never when Δy = 0.
+pub fn crossings(points: &[(f64, f64)]) -> Vec<Crossing> {
+    let mut out = Vec::new();
+    for a in 0..points.len() {
+        for b in a + 1..points.len() {
+            let dx = points[a].0 - points[b].0;
+            let dy = points[a].1 - points[b].1;
+            if dy == 0.0 {
+                continue;
+            }
+            let degrees = (-dx / dy).atan().to_degrees();
+            if degrees > -90.0 && degrees < 90.0 {
+                out.push(Crossing { degrees, a, b });
+            }
+        }
+    }
+    out.sort_by(|x, y| x.degrees.total_cmp(&y.degrees));
+    out
+}
+
+/// R(θ) for a point in the dial's plane.
+pub fn reward_at(point: (f64, f64), degrees: f64) -> f64 {
+    let (s, c) = degrees.to_radians().sin_cos();
+    c * point.0 + s * point.1
+}
+
+/// The best candidate on each stretch of θ over [from, to]: (start, end, index) runs, which
+/// is where best-of-n picks a different response.
+pub fn leaders(points: &[(f64, f64)], from: f64, to: f64) -> Vec<(f64, f64, usize)> {
+    if points.is_empty() || from >= to {
+        return Vec::new();
+    }
+    let mut cuts: Vec<f64> = crossings(points)
+        .into_iter()
+        .map(|c| c.degrees)
+        .filter(|d| *d > from && *d < to)
+        .collect();
+    cuts.insert(0, from);
+    cuts.push(to);
+    let mut runs: Vec<(f64, f64, usize)> = Vec::new();
+    for w in cuts.windows(2) {
+        let mid = (w[0] + w[1]) / 2.0;
+        let best = (0..points.len())
+            .max_by(|&i, &j| reward_at(points[i], mid).total_cmp(&reward_at(points[j], mid)).then(j.cmp(&i)))
+            .unwrap_or(0);
+        match runs.last_mut() {
+            Some(last) if last.2 == best => last.1 = w[1],
+            _ => runs.push((w[0], w[1], best)),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        crate::model::DPA_LABELS.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn angle_direction_is_cos_sin_over_helpfulness_and_verbosity() {
+        let v = Direction::Angle { degrees: 15.0 }.resolve(&labels()).unwrap();
+        assert!((v[0] - 15f64.to_radians().cos()).abs() < 1e-12);
+        assert!((v[4] - 15f64.to_radians().sin()).abs() < 1e-12);
+        assert_eq!(v.iter().filter(|x| **x != 0.0).count(), 2);
+        let norm: f64 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weights_are_normalised_and_found_by_short_name() {
+        let w = parse_weights("correctness=3, helpsteer-verbosity=-4").unwrap();
+        let v = Direction::Weights { weights: w }.resolve(&labels()).unwrap();
+        assert!((v[1] - 0.6).abs() < 1e-12);
+        assert!((v[4] + 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weights_refuse_zero_unknown_and_ambiguous() {
+        let zero = Direction::Weights {
+            weights: vec![("correctness".into(), 0.0)],
+        };
+        assert_eq!(zero.resolve(&labels()), Err(PreferenceError::Zero));
+        let e = find_attribute(&labels(), "kindness").unwrap_err();
+        assert!(e.to_string().contains("kindness"));
+        let e = find_attribute(&labels(), "helpfulness").unwrap_err();
+        assert!(matches!(e, PreferenceError::Ambiguous { .. }), "{e}");
+        assert!(parse_weights("correctness").is_err());
+        assert!(parse_weights("correctness=abc").is_err());
+        assert!(parse_weights("").is_err());
+    }
+
+    #[test]
+    fn weighted_reward_is_the_dot_product() {
+        let scores = [68.99f32, 69.63, 76.23, 33.49, 35.85, 63.83, 55.59, 68.72, 59.55, 46.47];
+        let v = Direction::Angle { degrees: 15.0 }.resolve(&labels()).unwrap();
+        let r = weighted(&v, &scores);
+        let expect = 15f64.to_radians().cos() * 68.99f32 as f64 + 15f64.to_radians().sin() * 35.85f32 as f64;
+        assert!((r - expect).abs() < 1e-9);
+    }
+
+    #[test]
+    fn helpsteer_scale_matches_the_model_card() {
+        assert!((helpsteer_scale(68.99269) - 2.9496345).abs() < 1e-6);
+        assert!((helpsteer_scale(35.853596) - 1.2926798).abs() < 1e-6);
+    }
+
+    #[test]
+    fn paper_presets_include_the_four_examples() {
+        let p = paper_presets();
+        let degs: Vec<f64> = p
+            .iter()
+            .map(|p| match p.direction {
+                Direction::Angle { degrees } => degrees,
+                _ => f64::NAN,
+            })
+            .collect();
+        assert_eq!(degs[0], 0.0);
+        assert_eq!(degs[1], -15.0);
+        assert!((degs[2] + 36.87).abs() < 0.01);
+        assert_eq!(degs[3], 90.0);
+    }
+
+    #[test]
+    fn ranking_orders_by_reward_with_unscored_last() {
+        assert_eq!(ranking(&[Some(1.0), None, Some(3.0), Some(2.0)]), vec![2, 3, 0, 1]);
+    }
+
+    #[test]
+    fn crossings_are_where_rewards_tie() {
+        // A is more helpful, B more verbose: B overtakes A as θ grows.
+        let pts = [(80.0, 20.0), (60.0, 60.0)];
+        let c = crossings(&pts);
+        assert_eq!(c.len(), 1);
+        let d = c[0].degrees;
+        assert!((reward_at(pts[0], d) - reward_at(pts[1], d)).abs() < 1e-9);
+        assert!((d - 26.565).abs() < 1e-3);
+        let runs = leaders(&pts, -90.0, 90.0);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].2, 0);
+        assert_eq!(runs[1].2, 1);
+        assert!((runs[0].1 - d).abs() < 1e-9);
+    }
+
+    #[test]
+    fn equal_verbosity_never_crosses() {
+        assert!(crossings(&[(10.0, 5.0), (20.0, 5.0)]).is_empty());
+    }
+
+    #[test]
+    fn describe_reads_naturally() {
+        assert_eq!(Direction::Angle { degrees: -15.0 }.describe(), "θ = -15°");
+        let d = Direction::Weights {
+            weights: vec![("helpsteer-correctness".into(), 0.5)],
+        };
+        assert_eq!(d.describe(), "correctness=0.50");
+    }
+}
