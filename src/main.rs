@@ -1,1 +1,19 @@
-fn main() {}
+use clap::Parser;
+
+use dpa_explorer::cli::{self, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let _log = cli::init_logging(cli.ui.log.as_deref());
+    let code = match &cli.command {
+        Some(Command::Score(args)) => cli::score::run(&cli.model, &cli.direction, args),
+        None => dpa_explorer::tui::run(&cli).map(|()| 0),
+    };
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

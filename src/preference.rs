@@ -14,7 +14,10 @@ pub enum PreferenceError {
     #[error("unknown attribute {name:?}; attributes are: {}", known.join(", "))]
     UnknownAttribute { name: String, known: Vec<String> },
     #[error("attribute {name:?} is ambiguous: it could be {}", candidates.join(" or "))]
-    Ambiguous { name: String, candidates: Vec<String> },
+    Ambiguous {
+        name: String,
+        candidates: Vec<String>,
+    },
     #[error("bad weight {0:?}: expected name=number")]
     BadWeight(String),
     #[error("the weights are all zero: a direction needs at least one non-zero weight")]
@@ -267,7 +270,11 @@ pub fn leaders(points: &[(f64, f64)], from: f64, to: f64) -> Vec<(f64, f64, usiz
     for w in cuts.windows(2) {
         let mid = (w[0] + w[1]) / 2.0;
         let best = (0..points.len())
-            .max_by(|&i, &j| reward_at(points[i], mid).total_cmp(&reward_at(points[j], mid)).then(j.cmp(&i)))
+            .max_by(|&i, &j| {
+                reward_at(points[i], mid)
+                    .total_cmp(&reward_at(points[j], mid))
+                    .then(j.cmp(&i))
+            })
             .unwrap_or(0);
         match runs.last_mut() {
             Some(last) if last.2 == best => last.1 = w[1],
@@ -282,12 +289,17 @@ mod tests {
     use super::*;
 
     fn labels() -> Vec<String> {
-        crate::model::DPA_LABELS.iter().map(|s| s.to_string()).collect()
+        crate::model::DPA_LABELS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     #[test]
     fn angle_direction_is_cos_sin_over_helpfulness_and_verbosity() {
-        let v = Direction::Angle { degrees: 15.0 }.resolve(&labels()).unwrap();
+        let v = Direction::Angle { degrees: 15.0 }
+            .resolve(&labels())
+            .unwrap();
         assert!((v[0] - 15f64.to_radians().cos()).abs() < 1e-12);
         assert!((v[4] - 15f64.to_radians().sin()).abs() < 1e-12);
         assert_eq!(v.iter().filter(|x| **x != 0.0).count(), 2);
@@ -298,7 +310,9 @@ mod tests {
     #[test]
     fn weights_are_normalised_and_found_by_short_name() {
         let w = parse_weights("correctness=3, helpsteer-verbosity=-4").unwrap();
-        let v = Direction::Weights { weights: w }.resolve(&labels()).unwrap();
+        let v = Direction::Weights { weights: w }
+            .resolve(&labels())
+            .unwrap();
         assert!((v[1] - 0.6).abs() < 1e-12);
         assert!((v[4] + 0.8).abs() < 1e-12);
     }
@@ -320,10 +334,15 @@ mod tests {
 
     #[test]
     fn weighted_reward_is_the_dot_product() {
-        let scores = [68.99f32, 69.63, 76.23, 33.49, 35.85, 63.83, 55.59, 68.72, 59.55, 46.47];
-        let v = Direction::Angle { degrees: 15.0 }.resolve(&labels()).unwrap();
+        let scores = [
+            68.99f32, 69.63, 76.23, 33.49, 35.85, 63.83, 55.59, 68.72, 59.55, 46.47,
+        ];
+        let v = Direction::Angle { degrees: 15.0 }
+            .resolve(&labels())
+            .unwrap();
         let r = weighted(&v, &scores);
-        let expect = 15f64.to_radians().cos() * 68.99f32 as f64 + 15f64.to_radians().sin() * 35.85f32 as f64;
+        let expect =
+            15f64.to_radians().cos() * 68.99f32 as f64 + 15f64.to_radians().sin() * 35.85f32 as f64;
         assert!((r - expect).abs() < 1e-9);
     }
 
@@ -351,7 +370,10 @@ mod tests {
 
     #[test]
     fn ranking_orders_by_reward_with_unscored_last() {
-        assert_eq!(ranking(&[Some(1.0), None, Some(3.0), Some(2.0)]), vec![2, 3, 0, 1]);
+        assert_eq!(
+            ranking(&[Some(1.0), None, Some(3.0), Some(2.0)]),
+            vec![2, 3, 0, 1]
+        );
     }
 
     #[test]

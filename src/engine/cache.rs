@@ -23,7 +23,9 @@ impl ScoreCache {
         self.clock += 1;
         let clock = self.clock;
         // Owned key for the lookup: inputs are short next to a forward pass.
-        let e = self.entries.get_mut(&(prompt.to_string(), response.to_string()))?;
+        let e = self
+            .entries
+            .get_mut(&(prompt.to_string(), response.to_string()))?;
         e.1 = clock;
         Some(e.0.clone())
     }
@@ -33,10 +35,17 @@ impl ScoreCache {
             return;
         }
         self.clock += 1;
-        self.entries
-            .insert((prompt.to_string(), response.to_string()), (scored, self.clock));
+        self.entries.insert(
+            (prompt.to_string(), response.to_string()),
+            (scored, self.clock),
+        );
         if self.entries.len() > self.capacity {
-            if let Some(oldest) = self.entries.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
                 self.entries.remove(&oldest);
             }
         }

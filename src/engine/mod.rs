@@ -48,10 +48,18 @@ pub enum LoadStage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     Progress(LoadStage),
-    Ready { info: ModelInfo, warnings: Vec<String> },
-    LoadFailed { error: String },
+    Ready {
+        info: ModelInfo,
+        warnings: Vec<String>,
+    },
+    LoadFailed {
+        error: String,
+    },
     /// A request began computing (after any cache hits were answered).
-    Started { request: RequestId, items: usize },
+    Started {
+        request: RequestId,
+        items: usize,
+    },
     /// One item of a request is done.
     Scored {
         request: RequestId,
@@ -61,9 +69,14 @@ pub enum EngineEvent {
         elapsed: Duration,
     },
     /// Every item of the request has been answered.
-    Finished { request: RequestId, elapsed: Duration },
+    Finished {
+        request: RequestId,
+        elapsed: Duration,
+    },
     /// The request was superseded by a newer one before it finished.
-    Superseded { request: RequestId },
+    Superseded {
+        request: RequestId,
+    },
 }
 
 /// Whatever turns items into scores on the engine thread.
@@ -146,7 +159,11 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine thread: it runs `loader`, then answers requests; every event goes to
     /// `events` (called on the engine thread).
-    pub fn spawn(loader: Loader, cache_capacity: usize, events: impl Fn(EngineEvent) + Send + 'static) -> Self {
+    pub fn spawn(
+        loader: Loader,
+        cache_capacity: usize,
+        events: impl Fn(EngineEvent) + Send + 'static,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         let latest = Arc::new(AtomicU64::new(0));
         let latest_in = latest.clone();

@@ -62,7 +62,10 @@ impl Backend for Fake {
     }
 }
 
-fn engine(slow: Option<Duration>, panic_on: Option<&str>) -> (Engine, mpsc::Receiver<EngineEvent>, Arc<Mutex<Vec<String>>>) {
+fn engine(
+    slow: Option<Duration>,
+    panic_on: Option<&str>,
+) -> (Engine, mpsc::Receiver<EngineEvent>, Arc<Mutex<Vec<String>>>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let c = calls.clone();
     let panic_on = panic_on.map(String::from);
@@ -91,7 +94,9 @@ fn item(slot: u64, r: &str) -> ScoreItem {
 fn until_finished(rx: &mpsc::Receiver<EngineEvent>, id: RequestId) -> Vec<EngineEvent> {
     let mut out = Vec::new();
     loop {
-        let ev = rx.recv_timeout(Duration::from_secs(10)).expect("engine answers");
+        let ev = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("engine answers");
         let done = matches!(&ev, EngineEvent::Finished { request, .. } if *request == id);
         out.push(ev);
         if done {
@@ -109,7 +114,9 @@ fn ready_then_scores_then_cache_hits() {
     let scored: Vec<_> = evs
         .iter()
         .filter_map(|ev| match ev {
-            EngineEvent::Scored { result, cached, .. } => Some((result.clone().unwrap().scores, *cached)),
+            EngineEvent::Scored { result, cached, .. } => {
+                Some((result.clone().unwrap().scores, *cached))
+            }
             _ => None,
         })
         .collect();
@@ -124,7 +131,10 @@ fn ready_then_scores_then_cache_hits() {
         })
         .collect();
     assert_eq!(cached, vec![true, false]);
-    assert_eq!(*calls.lock().unwrap(), vec!["xy".to_string(), "xyz".to_string()]);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec!["xy".to_string(), "xyz".to_string()]
+    );
 }
 
 #[test]
@@ -166,14 +176,19 @@ fn a_panic_while_scoring_is_an_error_and_the_engine_lives_on() {
 #[test]
 fn a_failed_load_is_reported_and_requests_get_errors() {
     let loader: Loader = Box::new(|progress| {
-        progress(LoadStage::Loading { what: "weights".into() });
+        progress(LoadStage::Loading {
+            what: "weights".into(),
+        });
         Err("no weights here".into())
     });
     let (tx, rx) = mpsc::channel();
     let e = Engine::spawn(loader, 4, move |ev| {
         let _ = tx.send(ev);
     });
-    assert!(matches!(rx.recv().unwrap(), EngineEvent::Progress(LoadStage::Loading { .. })));
+    assert!(matches!(
+        rx.recv().unwrap(),
+        EngineEvent::Progress(LoadStage::Loading { .. })
+    ));
     assert_eq!(
         rx.recv().unwrap(),
         EngineEvent::LoadFailed {
@@ -182,7 +197,7 @@ fn a_failed_load_is_reported_and_requests_get_errors() {
     );
     let id = e.score(vec![item(0, "x")]);
     let evs = until_finished(&rx, id);
-    assert!(evs
-        .iter()
-        .any(|ev| matches!(ev, EngineEvent::Scored { result: Err(m), .. } if m.contains("not loaded"))));
+    assert!(evs.iter().any(
+        |ev| matches!(ev, EngineEvent::Scored { result: Err(m), .. } if m.contains("not loaded"))
+    ));
 }

@@ -1,0 +1,53 @@
+//! Files shipped inside the binary: the random-weight demo model and its tokenizer.
+
+use std::path::{Path, PathBuf};
+
+const DEMO_FILES: [(&str, &[u8]); 3] = [
+    ("config.json", include_bytes!("../assets/demo/config.json")),
+    (
+        "tokenizer.json",
+        include_bytes!("../assets/demo/tokenizer.json"),
+    ),
+    (
+        "model.safetensors",
+        include_bytes!("../assets/demo/model.safetensors"),
+    ),
+];
+
+/// A directory holding the demo model: the source tree's copy when it is there, else the
+/// embedded files written once under `cache_root`.
+pub fn demo_dir(cache_root: &Path) -> std::io::Result<PathBuf> {
+    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    if in_tree.join("model.safetensors").is_file() {
+        return Ok(in_tree);
+    }
+    let dir = cache_root.join(concat!("demo-", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in DEMO_FILES {
+        let path = dir.join(name);
+        let fresh = std::fs::metadata(&path)
+            .map(|m| m.len() == bytes.len() as u64)
+            .unwrap_or(false);
+        if !fresh {
+            // Write beside, then rename, so a crash never leaves a half file in place.
+            let tmp = dir.join(format!("{name}.tmp"));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Where dpa-explorer keeps its own files (demo copy, logs, quantised weights).
+pub fn cache_root() -> PathBuf {
+    directories::ProjectDirs::from("", "", "dpa-explorer")
+        .map(|d| d.cache_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("dpa-explorer"))
+}
+
+/// Where dpa-explorer keeps its settings (user presets).
+pub fn config_root() -> PathBuf {
+    directories::ProjectDirs::from("", "", "dpa-explorer")
+        .map(|d| d.config_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("dpa-explorer-config"))
+}

@@ -1,0 +1,159 @@
+//! Command-line arguments and the headless subcommands.
+
+pub mod score;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::hub::{self, DownloadProgress, HubOptions, ModelSource, DEFAULT_MODEL};
+use crate::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, DEFAULT_MAX_TOKENS};
+use crate::preference::{parse_weights, Direction};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dpa-explorer",
+    version,
+    about = "Explore the DPA multi-objective reward model (arXiv 2402.18571) from a terminal",
+    long_about = "Explore the DPA multi-objective reward model (arXiv 2402.18571) from a terminal.\n\n\
+                  With no subcommand, opens the explorer: type a prompt and candidate responses, \
+                  see their ten attribute scores, turn the preference dial and watch the weighted \
+                  reward and the ranking change."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub direction: DirectionArgs,
+    #[command(flatten)]
+    pub ui: UiArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score prompt/response pairs without the UI, as JSON lines.
+    Score(score::ScoreArgs),
+}
+
+/// Which model, on what, how.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Hub repository id or local model directory.
+    #[arg(long, global = true, default_value = DEFAULT_MODEL, value_name = "ID|DIR")]
+    pub model: String,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, global = true, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Run the tiny random-weight demo model shipped with dpa-explorer (offline).
+    #[arg(long, global = true, conflicts_with = "model")]
+    pub demo: bool,
+    /// Compute device: auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
+    pub device: DeviceChoice,
+    /// Compute dtype: auto (f32 on CPU, bf16 on GPU), f32, bf16 or f16.
+    #[arg(long, global = true, default_value = "auto", value_name = "DTYPE")]
+    pub dtype: DTypeChoice,
+    /// Longest input in tokens; longer inputs are truncated from the left, as in training.
+    #[arg(long, global = true, default_value_t = DEFAULT_MAX_TOKENS, value_name = "N")]
+    pub max_tokens: usize,
+}
+
+/// The preference direction.
+#[derive(Debug, Clone, Args)]
+pub struct DirectionArgs {
+    /// Direction angle θ in degrees: v = (cos θ, sin θ) over (helpfulness, verbosity).
+    #[arg(
+        long,
+        global = true,
+        allow_hyphen_values = true,
+        value_name = "DEG",
+        conflicts_with = "weights"
+    )]
+    pub angle: Option<f64>,
+    /// Direction as weights over attributes, e.g. `correctness=1,verbosity=-0.5` (normalised).
+    #[arg(long, global = true, value_name = "NAME=W,...")]
+    pub weights: Option<String>,
+}
+
+impl DirectionArgs {
+    pub fn direction(&self) -> anyhow::Result<Direction> {
+        Ok(match (&self.weights, self.angle) {
+            (Some(w), _) => Direction::Weights {
+                weights: parse_weights(w)?,
+            },
+            (None, Some(degrees)) => Direction::Angle { degrees },
+            (None, None) => Direction::default(),
+        })
+    }
+}
+
+/// Options of the explorer.
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Open this session file (created on save if it does not exist).
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
+    /// Write the log here instead of the cache directory.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            device: self.device,
+            dtype: self.dtype,
+            max_tokens: self.max_tokens,
+        }
+    }
+
+    /// What `--model`/`--demo` name.
+    pub fn source(&self) -> anyhow::Result<ModelSource> {
+        if self.demo {
+            return Ok(ModelSource::Local(crate::assets::demo_dir(
+                &crate::assets::cache_root(),
+            )?));
+        }
+        Ok(ModelSource::parse(&self.model, self.revision.as_deref())?)
+    }
+
+    /// Whether this names the random-weight demo model.
+    pub fn is_demo(&self) -> bool {
+        self.demo
+    }
+
+    /// The model's files on disk, downloading them if needed.
+    pub fn files(&self, progress: &dyn Fn(DownloadProgress)) -> anyhow::Result<ModelFiles> {
+        let source = self.source()?;
+        Ok(hub::resolve(&source, &HubOptions::from_env(), progress)?)
+    }
+}
+
+/// Sends tracing output to a file (never to the terminal the UI draws on).
+pub fn init_logging(
+    path: Option<&std::path::Path>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let path = path
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| crate::assets::cache_root().join("dpa-explorer.log"));
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DPA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
