@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 pub use cache::ScoreCache;
 
-use crate::model::{ModelError, ModelInfo, RewardModel, Scored};
+use crate::hub::{self, HubOptions, ModelSource};
+use crate::model::{LoadOptions, ModelError, ModelInfo, RewardModel, Scored};
 
 /// Identifies a request; later requests have larger ids.
 pub type RequestId = u64;
@@ -143,6 +144,30 @@ impl Backend for ModelBackend {
 
 /// Builds the backend on the engine thread, reporting progress as it goes.
 pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Box<dyn Backend>, String> + Send>;
+
+/// The loader for a real model: fetch its files (downloading if needed), then load it.
+pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadOptions) -> Loader {
+    Box::new(move |progress| {
+        let files = hub::resolve(&source, &hub_options, &|p| {
+            progress(LoadStage::Downloading {
+                file: p.file,
+                index: p.index,
+                files: p.files,
+                bytes: p.bytes,
+                total: p.total,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        progress(LoadStage::Loading {
+            what: format!(
+                "weights from {}",
+                files.config.parent().unwrap_or(&files.config).display()
+            ),
+        });
+        let model = RewardModel::load(&files, &options).map_err(|e| e.to_string())?;
+        Ok(Box::new(ModelBackend::new(model)) as Box<dyn Backend>)
+    })
+}
 
 enum Command {
     Score(RequestId, Vec<ScoreItem>),
