@@ -6,6 +6,10 @@ use candle_core::{DType, Device, Tensor};
 use super::weights::Checkpoint;
 use super::ModelError;
 
+/// Builds one projection from the named `[out_i, in]` checkpoint tensors, stacked along `out`.
+pub type LinearLoader<'a> =
+    dyn Fn(&mut Checkpoint, &[&str], &[usize], usize) -> Result<Linear, ModelError> + 'a;
+
 /// `y = x Wᵀ` for a weight `W` of shape `[out, in]`.
 #[derive(Debug)]
 pub enum Linear {
