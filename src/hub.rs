@@ -632,7 +632,12 @@ impl Session<'_> {
     }
 
     /// The complete cached snapshot for the revision, without asking the hub.
-    fn use_cache(&self, why: String, hint: &'static str, fallback: bool) -> Result<Resolved, HubError> {
+    fn use_cache(
+        &self,
+        why: String,
+        hint: &'static str,
+        fallback: bool,
+    ) -> Result<Resolved, HubError> {
         let repo_dir = self.repo_dir();
         let not_cached = |missing: String| HubError::NotCached {
             why: why.clone(),

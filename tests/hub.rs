@@ -24,7 +24,8 @@ const SHARDS: [&str; 2] = [
 ];
 
 /// `org/tiny`: tiny-mha at `main`, tiny-gqa-window at `v2`, plus remote code that must never
-/// be fetched. `org/demo`: one `model.safetensors`. `org/gated`: needs a token.
+/// be fetched. `org/demo`: one `model.safetensors`; `org/bin`: one `pytorch_model.bin`.
+/// `org/gated`: needs a token.
 fn hub_state() -> State {
     let mut st = State::default();
     let code: &[(&str, &[u8])] = &[
@@ -37,6 +38,7 @@ fn hub_state() -> State {
     st.add("org/tiny", "main", MAIN, &fixture("tiny-mha"), code);
     st.add("org/tiny", "v2", V2, &fixture("tiny-gqa-window"), &[]);
     st.add("org/demo", "main", MAIN, &demo(), &[]);
+    st.add("org/bin", "main", MAIN, &fixture("tiny-mha-bin"), &[]);
     st.add("org/gated", "main", MAIN, &fixture("tiny-mha"), &[]);
     st.gated.insert("org/gated".into(), "hf_secret".into());
     st
@@ -224,6 +226,29 @@ fn downloaded_model_scores_like_the_local_one() {
 }
 
 #[test]
+fn a_pytorch_only_repository_gets_its_pickle() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let (r, events) = fetch_logged(
+        &hub("org/bin", "main"),
+        &options(&server.endpoint(), home.path()),
+    );
+    let r = r.expect("download works");
+    let snapshot = repo_dir(home.path(), "org/bin")
+        .join("snapshots")
+        .join(MAIN);
+    assert_eq!(
+        r.files.weights,
+        WeightFiles::PyTorch(vec![snapshot.join("pytorch_model.bin")])
+    );
+    assert_eq!(
+        r.downloaded,
+        ["config.json", "tokenizer.json", "pytorch_model.bin"]
+    );
+    assert!(events.iter().all(|e| e.files == 3));
+}
+
+#[test]
 fn offline_with_an_empty_cache_names_what_is_missing_and_where() {
     let home = tempfile::tempdir().unwrap();
     // Nothing listens on port 9 of this test: were it contacted, the error would differ.
@@ -350,6 +375,39 @@ fn a_dropped_connection_is_retried_in_the_same_run_and_resumes() {
         .filter_map(|r| r.data_range_start())
         .collect();
     // Chunks 0 and 1, chunk 2 cut, then chunk 2 again: resumed, not restarted.
+    assert_eq!(
+        &starts[..4],
+        &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
+    );
+    assert_eq!(
+        std::fs::read(&r.files.weights.paths()[0]).unwrap(),
+        std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
+    );
+}
+
+#[test]
+fn a_stalled_download_is_abandoned_and_resumed() {
+    let mut st = hub_state();
+    st.stall.insert(SHARDS[0].into(), 600_000);
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+    opts.retries = 1;
+    opts.stall_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("the retry completes");
+    // Long before the server (silent for 30 s) would have closed the connection itself.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let starts: Vec<u64> = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_file(SHARDS[0]))
+        .filter_map(|r| r.data_range_start())
+        .collect();
     assert_eq!(
         &starts[..4],
         &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
@@ -493,6 +551,9 @@ fn binary() -> Command {
     ] {
         c.env_remove(var);
     }
+    // The stand-in hub is local: a proxy from the environment must not come between.
+    c.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
     c
 }
 

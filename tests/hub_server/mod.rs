@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 const LIFETIME: Duration = Duration::from_secs(120);
+const STALL: Duration = Duration::from_secs(30);
 
 /// One revision of a repository.
 #[derive(Clone)]
@@ -57,6 +58,8 @@ pub struct State {
     pub gated: BTreeMap<String, String>,
     /// File name → body bytes the server sends before it cuts the connection, once.
     pub cut: BTreeMap<String, usize>,
+    /// Like `cut`, but the connection is then held open, silent, for a few seconds.
+    pub stall: BTreeMap<String, usize>,
     /// File names served with a flipped byte (their etag stays that of the true bytes).
     pub corrupt: BTreeSet<String>,
     pub log: Vec<Request>,
@@ -198,6 +201,8 @@ struct Reply {
     body: Vec<u8>,
     /// Body bytes to send before cutting the connection.
     cut_at: Option<usize>,
+    /// Whether to go silent, rather than close, after `cut_at`.
+    stall: bool,
 }
 
 impl Reply {
@@ -210,6 +215,7 @@ impl Reply {
             ],
             body: format!("{{\"error\":\"{code}\"}}").into_bytes(),
             cut_at: None,
+            stall: false,
         }
     }
 }
@@ -287,6 +293,10 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
         };
         let _ = conn.write_all(body);
     }
+    if reply.stall {
+        let _ = conn.flush();
+        std::thread::sleep(STALL);
+    }
     let _ = conn.flush();
     let _ = conn.shutdown(Shutdown::Both);
 }
@@ -317,6 +327,7 @@ fn route(st: &mut State, req: &Request) -> Reply {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.into_bytes(),
             cut_at: None,
+            stall: false,
         };
     }
     let Some((repo, rest)) = path.trim_start_matches('/').split_once("/resolve/") else {
@@ -366,6 +377,7 @@ fn route(st: &mut State, req: &Request) -> Reply {
                     headers,
                     body: Vec::new(),
                     cut_at: None,
+                    stall: false,
                 };
             }
             headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{len}")));
@@ -373,13 +385,17 @@ fn route(st: &mut State, req: &Request) -> Reply {
         }
     };
     let mut cut_at = None;
+    let mut stall = false;
     if req.method == "GET" {
-        if let Some(budget) = st.cut.get_mut(&file) {
-            if body.len() > *budget {
-                cut_at = Some(*budget);
-                st.cut.remove(&file);
-            } else {
-                *budget -= body.len();
+        for (budgets, stalls) in [(&mut st.cut, false), (&mut st.stall, true)] {
+            if let Some(budget) = budgets.get_mut(&file) {
+                if body.len() > *budget {
+                    cut_at = Some(*budget);
+                    stall = stalls;
+                    budgets.remove(&file);
+                } else {
+                    *budget -= body.len();
+                }
             }
         }
     }
@@ -388,6 +404,7 @@ fn route(st: &mut State, req: &Request) -> Reply {
         headers,
         body,
         cut_at,
+        stall,
     }
 }
 
