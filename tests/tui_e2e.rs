@@ -173,7 +173,9 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
     for _ in 0..3 {
         send(b"\x1b[C");
     }
-    let text = screen.wait_for("θ = 15°", |t| t.contains("θ = 15°  v = (0.97, 0.26)  R = "));
+    let text = screen.wait_for("θ = 15°", |t| {
+        t.contains("θ = 15°  v = (0.97, 0.26)  R = ")
+    });
     let r15 = number_after(&text, "θ = 15°", "R = ").expect("R on screen");
     // Shift+Right: one more degree.
     send(b"\x1b[1;2C");
@@ -183,7 +185,9 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
     for (deg, shown) in [(15.0f64, r15), (16.0, r16)] {
         let json = score_json(home.path(), &model, deg);
         let scores = &json["scores"];
-        let h = scores["helpsteer-helpfulness"].as_f64().expect("helpfulness");
+        let h = scores["helpsteer-helpfulness"]
+            .as_f64()
+            .expect("helpfulness");
         let v = scores["helpsteer-verbosity"].as_f64().expect("verbosity");
         let (s, c) = deg.to_radians().sin_cos();
         let expected = c * h + s * v;
@@ -192,7 +196,10 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
             "θ = {deg}°: screen R = {shown}, cos θ·{h} + sin θ·{v} = {expected}"
         );
         let weighted = json["weighted"].as_f64().expect("weighted");
-        assert!((weighted - expected).abs() < 1e-3, "{weighted} vs {expected}");
+        assert!(
+            (weighted - expected).abs() < 1e-3,
+            "{weighted} vs {expected}"
+        );
         if deg == 16.0 {
             // The bars show the same helpfulness, to two decimals.
             assert!(
@@ -226,5 +233,8 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
     // The typed text was autosaved inside the temporary home, not the real one.
     let autosave = find(home.path(), "autosave.json").expect("autosave written on quit");
     let saved = std::fs::read_to_string(&autosave).expect("autosave readable");
-    assert!(saved.contains(RESPONSE) && saved.contains(PROMPT), "{saved}");
+    assert!(
+        saved.contains(RESPONSE) && saved.contains(PROMPT),
+        "{saved}"
+    );
 }

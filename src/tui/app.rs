@@ -635,36 +635,65 @@ impl App {
     /// Where the app starts from: the `--session` file, else the autosave, else (demo) the
     /// samples. Returns what it did, for the status line.
     pub fn restore_start(&mut self, now: Instant) {
-        let try_load = |p: &Option<PathBuf>| p.as_ref().filter(|p| p.is_file()).cloned();
-        if let Some(path) = try_load(&self.paths.session) {
-            match session::load(&path) {
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let session_file = self.paths.session.clone().filter(|p| p.is_file());
+        let autosave_file = self.paths.autosave.clone().filter(|p| p.is_file());
+        let autosaved = match &autosave_file {
+            Some(p) => match session::load(p) {
+                Ok(s) if !s.is_blank() => Some(s),
+                Ok(_) => None,
+                Err(e) => {
+                    // Keep it for the user rather than overwrite it at the next change.
+                    let aside = p.with_extension("json.unreadable");
+                    let _ = std::fs::rename(p, &aside);
+                    self.set_flash(
+                        format!(
+                            "could not read the autosave ({e:#}); kept as {}",
+                            aside.display()
+                        ),
+                        true,
+                        now,
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let newer = match (&session_file, &autosave_file) {
+            (Some(s), Some(a)) => modified(a) > modified(s),
+            _ => false,
+        };
+        match (session_file, autosaved) {
+            (Some(path), Some(a)) if newer => {
+                self.apply_session(a);
+                self.set_flash(
+                    format!(
+                        "restored changes to {} not yet saved (Ctrl-S saves)",
+                        path.display()
+                    ),
+                    false,
+                    now,
+                );
+            }
+            (Some(path), _) => match session::load(&path) {
                 Ok(s) => {
                     self.apply_session(s);
                     self.set_flash(format!("opened {}", path.display()), false, now);
                 }
                 Err(e) => self.set_flash(format!("{e:#}"), true, now),
+            },
+            (None, Some(a)) => {
+                self.apply_session(a);
+                self.set_flash("restored your last session".to_string(), false, now);
             }
-            return;
-        }
-        if let Some(path) = try_load(&self.paths.autosave) {
-            match session::load(&path) {
-                Ok(s) if !s.is_blank() => {
-                    self.apply_session(s);
-                    self.set_flash("restored your last session".to_string(), false, now);
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.set_flash(format!("could not read the autosave: {e:#}"), true, now);
-                    return;
+            (None, None) => {
+                if self.demo {
+                    let (p, rs) = demo_samples();
+                    self.set_texts(&p, &rs);
                 }
             }
         }
-        if self.demo {
-            let (p, rs) = demo_samples();
-            self.set_texts(&p, &rs);
-            self.rescore_at = Some(now);
-        }
+        self.rescore_at = Some(now);
     }
 
     fn add_candidate(&mut self, text: &str) -> usize {

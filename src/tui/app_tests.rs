@@ -798,6 +798,49 @@ fn the_demo_starts_with_samples_and_a_session_file_wins_over_autosave() {
 }
 
 #[test]
+fn unsaved_changes_to_a_session_file_come_back_and_nothing_is_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let session_path = dir.path().join("work.json");
+    let autosave = dir.path().join("data/autosave-x.json");
+    let (app, _, _) = scored_app("saved prompt", &["saved"]);
+    crate::tui::session::save(&session_path, &app.session()).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&session_path)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let mut later = app.session();
+    later.prompt = "edited since".into();
+    crate::tui::session::save(&autosave, &later).unwrap();
+    let mut c = config();
+    c.paths.session = Some(session_path.clone());
+    c.paths.autosave = Some(autosave.clone());
+    let mut app = App::new(c.clone(), Box::new(FakeScorer::default()));
+    app.restore_start(Instant::now());
+    assert_eq!(app.prompt_text(), "edited since");
+    assert!(app.flash.as_ref().unwrap().text.contains("not yet saved"));
+    // An autosave older than the file gives way to the file.
+    std::fs::File::options()
+        .write(true)
+        .open(&autosave)
+        .unwrap()
+        .set_modified(hour_ago - Duration::from_secs(60))
+        .unwrap();
+    let mut app = App::new(c.clone(), Box::new(FakeScorer::default()));
+    app.restore_start(Instant::now());
+    assert_eq!(app.prompt_text(), "saved prompt");
+    // An unreadable autosave is moved aside, not overwritten later.
+    std::fs::write(&autosave, "{broken").unwrap();
+    let mut app = App::new(c, Box::new(FakeScorer::default()));
+    app.restore_start(Instant::now());
+    assert!(!autosave.exists());
+    assert!(dir.path().join("data/autosave-x.json.unreadable").is_file());
+    assert_eq!(app.prompt_text(), "saved prompt");
+}
+
+#[test]
 fn export_ranks_under_the_current_direction() {
     let dir = tempfile::tempdir().unwrap();
     let (mut app, _scorer, t) = scored_app("p", &["a", "bb", "ccc"]);

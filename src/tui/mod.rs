@@ -61,11 +61,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let data = crate::assets::data_root();
     let paths = Paths {
-        autosave: Some(data.join(if cli.model.is_demo() {
-            "autosave-demo.json"
-        } else {
-            "autosave.json"
-        })),
+        autosave: Some(data.join(session::autosave_name(
+            cli.model.is_demo(),
+            cli.ui.session.as_deref(),
+        ))),
         presets: Some(crate::assets::config_root().join("presets.json")),
         session: cli.ui.session.clone(),
     };
@@ -178,6 +177,8 @@ async fn event_loop(
     app.size = (size.width, size.height);
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         if dirty {
             let wait = FRAME.saturating_sub(last_draw.elapsed());
@@ -216,12 +217,33 @@ async fn event_loop(
                 }
                 dirty = true;
             },
+            // Asked to stop (terminal closed, kill): quit as with Ctrl-Q, keeping the text.
+            () = &mut shutdown => return Ok(()),
             _ = sleep => {
                 app.handle(Event::Tick, Instant::now());
                 dirty = true;
             },
         }
     }
+}
+
+/// Resolves on SIGTERM or SIGHUP; never elsewhere.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 fn translate(ev: TermEvent) -> Option<Event> {

@@ -56,6 +56,26 @@ pub struct SavedScores {
     pub truncated: bool,
 }
 
+/// The autosave's file name: one per `--session` file (so that opening one session never
+/// overwrites another's unsaved text), and the demo's apart from the real model's.
+pub fn autosave_name(demo: bool, session: Option<&Path>) -> String {
+    let mut name = String::from("autosave");
+    if demo {
+        name.push_str("-demo");
+    }
+    if let Some(p) = session {
+        let full = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        // FNV-1a: stable across runs and platforms, unlike the std hasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in full.to_string_lossy().bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        name.push_str(&format!("-{h:016x}"));
+    }
+    name.push_str(".json");
+    name
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -262,6 +282,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
+    }
+
+    #[test]
+    fn each_session_file_has_its_own_autosave() {
+        assert_eq!(autosave_name(false, None), "autosave.json");
+        assert_eq!(autosave_name(true, None), "autosave-demo.json");
+        let a = autosave_name(false, Some(Path::new("/tmp/a.json")));
+        let b = autosave_name(false, Some(Path::new("/tmp/b.json")));
+        assert_ne!(a, b);
+        assert_eq!(a, autosave_name(false, Some(Path::new("/tmp/a.json"))));
+        assert!(a.starts_with("autosave-") && a.ends_with(".json"));
     }
 
     #[test]

@@ -119,28 +119,36 @@ impl Widget for ModelPanel<'_> {
             }
             ModelState::Failed { error } => {
                 let key = Style::default().fg(Color::LightCyan);
+                // Short panels keep what to do and drop the explanations.
+                let roomy = inner.height >= 16;
                 let mut lines = vec![
                     Line::styled(format!("Could not load {}:", self.model_name), bold),
                     Line::styled(error.clone(), Style::default().fg(Color::LightRed)),
-                    Line::raw(""),
-                    Line::styled("What to do:", bold),
-                    Line::from(vec![
-                        Span::raw("• a local copy: "),
-                        Span::styled("dpa-explorer --model DIR", key),
-                    ]),
-                    Line::styled(
+                ];
+                if roomy {
+                    lines.push(Line::raw(""));
+                }
+                lines.push(Line::styled("What to do:", bold));
+                lines.push(Line::from(vec![
+                    Span::raw("• a local copy: "),
+                    Span::styled("dpa-explorer --model DIR", key),
+                ]));
+                if roomy {
+                    lines.push(Line::styled(
                         "  (DIR holds config.json, tokenizer.json and *.safetensors)",
                         dim,
-                    ),
-                    Line::from(vec![
-                        Span::raw("• try it offline: "),
-                        Span::styled("dpa-explorer --demo", key),
-                    ]),
-                    Line::styled(
+                    ));
+                }
+                lines.push(Line::from(vec![
+                    Span::raw("• try it offline: "),
+                    Span::styled("dpa-explorer --demo", key),
+                ]));
+                if roomy {
+                    lines.push(Line::styled(
                         "  (a tiny random-weight model; its scores mean nothing)",
                         dim,
-                    ),
-                ];
+                    ));
+                }
                 if self.model_name == DEFAULT_MODEL {
                     lines.push(Line::from(vec![
                         Span::raw("• or download "),
@@ -148,7 +156,9 @@ impl Widget for ModelPanel<'_> {
                         Span::raw(" with network access (about 14 GB)"),
                     ]));
                 }
-                lines.push(Line::raw(""));
+                if roomy {
+                    lines.push(Line::raw(""));
+                }
                 lines.push(Line::styled(
                     "You can still type and save sessions; Ctrl-Q quits.",
                     dim,
