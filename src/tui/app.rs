@@ -632,8 +632,8 @@ impl App {
         self.apply_focus_styles();
     }
 
-    /// Where the app starts from: the `--session` file, else the autosave, else (demo) the
-    /// samples. Returns what it did, for the status line.
+    /// Where the app starts from: the `--session` file (or its autosave, when that is newer),
+    /// else the last autosave, else (demo) the samples; says which in the status line.
     pub fn restore_start(&mut self, now: Instant) {
         let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let session_file = self.paths.session.clone().filter(|p| p.is_file());

@@ -197,9 +197,13 @@ fn plane_angle(app: &App) -> (f64, Option<String>) {
     match app.dial.mode {
         DialMode::Angle => (app.dial.degrees, None),
         DialMode::Weights => {
-            let (deg, note) = match (app.plane_axes(), app.unit()) {
-                (Some((x, y)), Ok(u)) if u[x] != 0.0 || u[y] != 0.0 => (
-                    angle_of(u[x], u[y]),
+            let part = match (app.plane_axes(), app.unit()) {
+                (Some((x, y)), Ok(u)) => u.get(x).zip(u.get(y)).map(|(a, b)| (*a, *b)),
+                _ => None,
+            };
+            let (deg, note) = match part {
+                Some((wx, wy)) if wx != 0.0 || wy != 0.0 => (
+                    angle_of(wx, wy),
                     "weights mode: shown is the direction's part in this plane",
                 ),
                 _ => (0.0, "weights mode: the direction has no part in this plane"),
