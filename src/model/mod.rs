@@ -5,6 +5,7 @@ pub mod config;
 pub mod input;
 pub mod linear;
 pub mod mistral;
+pub mod reuse;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use candle_core::{DType, Device};
 pub use config::{MistralConfig, DPA_LABELS};
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use mistral::{KvCache, Mistral};
+pub use reuse::{KvStore, ReuseOptions, ReuseStats};
 pub use weights::{Checkpoint, WeightFiles};
 
 /// Everything that can go wrong between a model directory and a score.
