@@ -394,3 +394,54 @@ fn score_command_groups_by_prompt_and_keeps_input_order() {
         }
     }
 }
+
+#[test]
+fn the_engine_rescores_edits_with_the_incremental_backend() {
+    use dpa_explorer::engine::{model_loader, Engine, EngineEvent};
+    use dpa_explorer::hub::{HubOptions, ModelSource};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = fixture("tiny-gqa-window");
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        dtype: DTypeChoice::F32,
+        max_tokens: 4096,
+    };
+    let loader = model_loader(
+        ModelSource::Local(dir.clone()),
+        HubOptions::from_env(),
+        options,
+    );
+    let (tx, rx) = mpsc::channel();
+    let engine = Engine::spawn(loader, 16, move |ev| {
+        let _ = tx.send(ev);
+    });
+    let reference = load(&dir, 4096);
+    let mut response = String::from("Paris is the capital");
+    for word in ["", " of", " France", ".", " It is large."] {
+        response.push_str(word);
+        let id = engine.score(vec![ScoreItem {
+            slot: 3,
+            prompt: "What is the capital of France?".into(),
+            response: response.clone(),
+        }]);
+        let scores = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("engine answers")
+            {
+                EngineEvent::Scored {
+                    request, result, ..
+                } if request == id => break result.expect("scored").scores,
+                EngineEvent::LoadFailed { error } => panic!("{error}"),
+                _ => {}
+            }
+        };
+        let full = reference
+            .score(&[("What is the capital of France?", &response)])
+            .unwrap()
+            .remove(0);
+        assert!(max_abs_diff(&scores, &full.scores) <= TOL, "{response:?}");
+    }
+}

@@ -112,6 +112,10 @@ impl ModelBackend {
     pub fn new(model: RewardModel) -> Self {
         Self { model }
     }
+
+    pub fn model(&self) -> &RewardModel {
+        &self.model
+    }
 }
 
 impl Backend for ModelBackend {

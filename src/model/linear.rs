@@ -26,7 +26,7 @@ impl Linear {
                     dims[dims.len() - 1],
                 );
                 let out = weight.dim(0)?;
-                let y = x.reshape((rows, k))?.matmul(&weight.t()?)?;
+                let y = dense_matmul(&x.reshape((rows, k))?, weight)?;
                 let mut shape = dims.to_vec();
                 *shape.last_mut().unwrap_or(&mut 0) = out;
                 Ok(y.reshape(shape)?)
@@ -38,6 +38,21 @@ impl Linear {
         match self {
             Linear::Dense { weight } => weight.dims()[0],
         }
+    }
+}
+
+/// Up to this many rows, `x Wᵀ` is computed as `(W xᵀ)ᵀ`.
+const FEW_ROWS: usize = 32;
+
+/// `x Wᵀ` for `x: [rows, in]`. With few rows (incremental rescoring feeds a handful of tokens)
+/// candle's gemm is 2–4× faster reading `W` as the left operand, in its stored row-major order,
+/// than as a transposed right operand; with many rows the usual order is faster.
+fn dense_matmul(x: &Tensor, weight: &Tensor) -> Result<Tensor, ModelError> {
+    let rows = x.dim(0)?;
+    if rows > 1 && rows <= FEW_ROWS && weight.device().is_cpu() {
+        Ok(weight.matmul(&x.t()?)?.t()?.contiguous()?)
+    } else {
+        Ok(x.matmul(&weight.t()?)?)
     }
 }
 
