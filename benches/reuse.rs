@@ -2,7 +2,8 @@
 //! on a random model with the real Mistral-7B widths and `DPA_BENCH_LAYERS` layers (default 2).
 //!
 //! `cargo bench --bench reuse [-- append|shared|file|ui]...` prints markdown tables.
-//! `DPA_BENCH_SMOKE=1` runs every part briefly on the tiny test fixture (checks, no numbers).
+//! `DPA_BENCH_SMOKE=1` runs every part briefly on the tiny test fixture (checks, no numbers);
+//! `DPA_BENCH_REPS`, `DPA_BENCH_UI_SECS` and `DPA_BENCH_UI_ROUNDS` shorten or lengthen the runs.
 
 mod support;
 
@@ -26,7 +27,10 @@ fn main() {
         .collect();
     let want = |part: &str| args.is_empty() || args.iter().any(|a| a == part);
     let dir = model_dir();
-    let reps = if smoke() { 1 } else { 5 };
+    let reps = std::env::var("DPA_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if smoke() { 1 } else { 5 });
     println!(
         "model: {} ({} layers), {} cores, f32 compute\n",
         dir.display(),
@@ -308,6 +312,7 @@ fn draw(term: &mut ratatui::Terminal<ratatui::backend::TestBackend>, frame: u64)
     .expect("draw");
 }
 
+/// Frame delays in ms, summarised.
 struct FrameStats {
     p50: f64,
     p99: f64,
@@ -316,9 +321,25 @@ struct FrameStats {
     frames: usize,
 }
 
+impl FrameStats {
+    fn of(mut delays: Vec<f64>) -> Self {
+        let late_frames = delays.iter().filter(|&&d| d > 16.0).count();
+        let n = delays.len().max(1);
+        delays.sort_by(f64::total_cmp);
+        delays.resize(n, 0.0);
+        FrameStats {
+            p50: delays[n / 2],
+            p99: delays[(n * 99 / 100).min(n - 1)],
+            worst: delays[n - 1],
+            late_frames,
+            frames: n,
+        }
+    }
+}
+
 /// A 60 Hz UI loop for `secs`: wake at each 16 ms deadline, draw a frame; the delay of a
-/// frame is from its deadline to the end of its drawing.
-fn ui_loop(secs: f64) -> FrameStats {
+/// frame is from its deadline to the end of its drawing. Returns every frame's delay in ms.
+fn ui_loop(secs: f64) -> Vec<f64> {
     let mut term =
         ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("terminal");
     let period = Duration::from_millis(16);
@@ -340,21 +361,71 @@ fn ui_loop(secs: f64) -> FrameStats {
             deadline += period;
         }
     }
-    let late_frames = delays.iter().filter(|&&d| d > 16.0).count();
-    let n = delays.len();
-    delays.sort_by(f64::total_cmp);
-    FrameStats {
-        p50: delays[n / 2],
-        p99: delays[(n * 99 / 100).min(n - 1)],
-        worst: delays[n - 1],
-        late_frames,
-        frames: n,
-    }
+    delays
 }
 
-/// Frame delays of a UI thread while an engine scores full passes back to back.
+/// Frame delays while an engine with `options` scores full passes back to back; returns the
+/// delays and the mean time of a pass.
+fn ui_under_load(
+    backend: &Arc<Mutex<ModelBackend>>,
+    options: EngineOptions,
+    prompt: &str,
+    base: &str,
+    secs: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (tx, rx) = mpsc::channel();
+    let shared = backend.clone();
+    let loader: Loader = Box::new(move |_| Ok(Box::new(SharedBackend(shared)) as Box<dyn Backend>));
+    let engine = Engine::spawn_with(loader, options, move |ev| {
+        let _ = tx.send(ev);
+    });
+    assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
+    // Keep the engine busy: a new request (a new text, so no cache hit) whenever one ends.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        let (prompt, base) = (prompt.to_string(), base.to_string());
+        std::thread::spawn(move || {
+            let request = |n: u64| {
+                vec![ScoreItem {
+                    slot: 0,
+                    prompt: prompt.clone(),
+                    response: format!("{base} {n}"),
+                }]
+            };
+            let mut n = 0u64;
+            let mut passes = Vec::new();
+            let mut id = engine.score(request(n));
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(EngineEvent::Finished {
+                    request: r,
+                    elapsed,
+                }) = rx.recv_timeout(Duration::from_millis(50))
+                {
+                    if r == id {
+                        passes.push(elapsed.as_secs_f64());
+                        n += 1;
+                        id = engine.score(request(n));
+                    }
+                }
+            }
+            passes
+        })
+    };
+    // Let the first pass get going before measuring.
+    std::thread::sleep(Duration::from_millis(300));
+    let delays = ui_loop(secs);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (delays, feeder.join().unwrap())
+}
+
+/// Frame delays of a UI thread while an engine scores full passes back to back, for each way
+/// of running the compute threads. The modes take turns over several rounds, so that load from
+/// outside the benchmark falls on all of them alike; the idle rows show that load alone.
 fn ui(dir: &std::path::Path) {
-    let secs: f64 = if smoke() { 1.0 } else { 20.0 };
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<f64>().ok());
+    let secs = env("DPA_BENCH_UI_SECS").unwrap_or(if smoke() { 0.5 } else { 10.0 });
+    let rounds = env("DPA_BENCH_UI_ROUNDS").unwrap_or(if smoke() { 1.0 } else { 3.0 }) as usize;
     let backend = Arc::new(Mutex::new(ModelBackend::new(load(dir, DTypeChoice::F32))));
     let mut rng = Rng(51);
     let (prompt, base) = {
@@ -366,76 +437,52 @@ fn ui(dir: &std::path::Path) {
         )
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let idle = ui_loop(secs.min(5.0));
-    let modes: Vec<(String, EngineOptions)> = vec![
-        ("all cores, normal priority".into(), opts(0, 0)),
-        ("all cores, nice +5".into(), opts(0, 5)),
-        ("all cores, nice +10 (default)".into(), opts(0, 10)),
-        ("all cores, nice +19".into(), opts(0, 19)),
+    let fewer = cores.saturating_sub(1).max(1);
+    let modes: Vec<(String, Option<EngineOptions>)> = vec![
+        ("idle (no scoring)".into(), None),
+        ("all cores, normal priority".into(), Some(opts(0, 0))),
+        ("all cores, nice +5".into(), Some(opts(0, 5))),
+        ("all cores, nice +10 (default)".into(), Some(opts(0, 10))),
+        ("all cores, nice +19".into(), Some(opts(0, 19))),
         (
-            format!(
-                "{} thread(s), normal priority",
-                cores.saturating_sub(1).max(1)
-            ),
-            opts(cores.saturating_sub(1).max(1), 0),
+            format!("{fewer} thread(s), normal priority"),
+            Some(opts(fewer, 0)),
         ),
     ];
+    let mut delays: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut passes: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for round in 0..rounds {
+        eprintln!("ui round {} of {rounds}", round + 1);
+        for (m, (_, options)) in modes.iter().enumerate() {
+            match options {
+                None => delays[m].extend(ui_loop(secs)),
+                Some(o) => {
+                    let (d, p) = ui_under_load(&backend, o.clone(), &prompt, &base, secs);
+                    delays[m].extend(d);
+                    passes[m].extend(p);
+                }
+            }
+        }
+    }
     println!("### UI frames (60 Hz, ratatui 120×40 into a TestBackend) while the engine scores\n");
-    println!("Each run: {secs:.0} s of back-to-back full passes of a ~300-token input.\n");
+    println!(
+        "Back-to-back full passes of a ~300-token input; {rounds} rounds of {secs} s per row, \
+         rows taking turns.\n"
+    );
     println!("| compute threads | frame delay p50 | p99 | worst | frames > 16 ms | s per pass |");
     println!("|---|---|---|---|---|---|");
-    println!(
-        "| idle (no scoring) | {:.2} ms | {:.2} ms | {:.2} ms | {} of {} | – |",
-        idle.p50, idle.p99, idle.worst, idle.late_frames, idle.frames
-    );
-    for (name, options) in modes {
-        let (tx, rx) = mpsc::channel();
-        let shared = backend.clone();
-        let loader: Loader =
-            Box::new(move |_| Ok(Box::new(SharedBackend(shared)) as Box<dyn Backend>));
-        let engine = Engine::spawn_with(loader, options, move |ev| {
-            let _ = tx.send(ev);
-        });
-        assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
-        // Keep the engine busy: a new request (a new text, so no cache hit) whenever one ends.
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let feeder = {
-            let stop = stop.clone();
-            let (prompt, base) = (prompt.clone(), base.clone());
-            std::thread::spawn(move || {
-                let request = |n: u64| {
-                    vec![ScoreItem {
-                        slot: 0,
-                        prompt: prompt.clone(),
-                        response: format!("{base} {n}"),
-                    }]
-                };
-                let mut n = 0u64;
-                let mut passes = Vec::new();
-                let mut id = engine.score(request(n));
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    if let Ok(EngineEvent::Finished {
-                        request: r,
-                        elapsed,
-                    }) = rx.recv_timeout(Duration::from_millis(50))
-                    {
-                        if r == id {
-                            passes.push(elapsed.as_secs_f64());
-                            n += 1;
-                            id = engine.score(request(n));
-                        }
-                    }
-                }
-                passes.iter().sum::<f64>() / passes.len().max(1) as f64
-            })
+    for (m, (name, _)) in modes.iter().enumerate() {
+        let s = FrameStats::of(std::mem::take(&mut delays[m]));
+        let per_pass = if passes[m].is_empty() {
+            "–".to_string()
+        } else {
+            format!(
+                "{:.2}",
+                passes[m].iter().sum::<f64>() / passes[m].len() as f64
+            )
         };
-        // Let the first pass get going before measuring.
-        std::thread::sleep(Duration::from_millis(300));
-        let s = ui_loop(secs);
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let per_pass = feeder.join().unwrap();
         println!(
-            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {} of {} | {per_pass:.2} |",
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {} of {} | {per_pass} |",
             s.p50, s.p99, s.worst, s.late_frames, s.frames
         );
     }
