@@ -120,7 +120,12 @@ fn append(dir: &std::path::Path, reps: usize) {
         mi * 1e3,
         mi / mf
     );
-    println!("\nmax |incremental - full| = {worst:.2e}; scores of the last input: {last:?}\n");
+    println!("\nmax |incremental - full| = {worst:.2e}; scores of the last input: {last:?}");
+    println!(
+        "cached keys and values for this slot: {:.1} MB ({} tokens)\n",
+        inc.store().bytes() as f64 / 1e6,
+        inc.store().slot_ids(0).map_or(0, |ids| ids.len())
+    );
 }
 
 /// Eight candidates of one prompt: eight independent passes, one padded batch, shared prefix.
