@@ -16,6 +16,8 @@ pub struct IncrementalBackend {
     store: KvStore,
     options: ReuseOptions,
     last: ReuseStats,
+    /// Notes about how the model was obtained (e.g. a cached copy used offline).
+    notes: Vec<String>,
 }
 
 impl IncrementalBackend {
@@ -30,7 +32,14 @@ impl IncrementalBackend {
             store: KvStore::new(budget_bytes),
             options,
             last: ReuseStats::default(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a note shown with the model's warnings when it is ready.
+    pub fn with_note(mut self, note: Option<String>) -> Self {
+        self.notes.extend(note);
+        self
     }
 
     pub fn model(&self) -> &RewardModel {
@@ -66,7 +75,9 @@ impl Backend for IncrementalBackend {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.model.warnings().to_vec()
+        let mut w = self.notes.clone();
+        w.extend_from_slice(self.model.warnings());
+        w
     }
 
     fn cache_bytes(&self) -> usize {

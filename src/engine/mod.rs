@@ -161,7 +161,7 @@ pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Box<dyn Backend>,
 /// The loader for a real model: fetch its files (downloading if needed), then load it.
 pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadOptions) -> Loader {
     Box::new(move |progress| {
-        let files = hub::resolve(&source, &hub_options, &|p| {
+        let resolved = hub::fetch(&source, &hub_options, &|p| {
             progress(LoadStage::Downloading {
                 file: p.file,
                 index: p.index,
@@ -171,6 +171,7 @@ pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadO
             })
         })
         .map_err(|e| e.to_string())?;
+        let files = resolved.files;
         progress(LoadStage::Loading {
             what: format!(
                 "weights from {}",
@@ -178,7 +179,9 @@ pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadO
             ),
         });
         let model = RewardModel::load(&files, &options).map_err(|e| e.to_string())?;
-        Ok(Box::new(IncrementalBackend::new(model, DEFAULT_KV_BUDGET)) as Box<dyn Backend>)
+        // Say so when the hub was unreachable and the cached copy is what the user gets.
+        let backend = IncrementalBackend::new(model, DEFAULT_KV_BUDGET).with_note(resolved.note);
+        Ok(Box::new(backend) as Box<dyn Backend>)
     })
 }
 
