@@ -1,0 +1,279 @@
+//! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4k`), made from the
+//! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
+//! checkpoint's identity and the format, so that the next start reads them instead of
+//! quantising again.
+
+use std::borrow::Cow;
+use std::io::{BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
+use candle_core::{DType, Device};
+
+use super::weights::{Checkpoint, WeightFiles};
+use super::ModelError;
+
+/// Rows quantised at a time: bounds the f32 copy a tensor needs while it is being quantised.
+const ROWS_PER_CHUNK: usize = 512;
+/// Changes whenever what is written changes, so that old cache files are never read.
+const CACHE_FORMAT: u32 = 1;
+
+/// The block format for a `[n, k]` weight: `want` where `k` is a whole number of its blocks,
+/// else the finer `q8_0` (32-value blocks), else none (the weight stays dense).
+pub fn format_for(want: GgmlDType, k: usize) -> Option<GgmlDType> {
+    [want, GgmlDType::Q8_0]
+        .into_iter()
+        .find(|d| k > 0 && k.is_multiple_of(d.block_size()))
+}
+
+/// Quantises rows of `[out_i, in_features]` weights, stacked, into one `dtype` tensor.
+pub fn quantize(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    dtype: GgmlDType,
+    device: &Device,
+) -> Result<QTensor, ModelError> {
+    let rows: usize = outs.iter().sum();
+    let row_bytes = in_features / dtype.block_size() * dtype.type_size();
+    let mut bytes = Vec::with_capacity(rows * row_bytes);
+    for (name, &out) in names.iter().zip(outs) {
+        let stored = ckpt.get_stored(name, &[out, in_features])?;
+        let mut start = 0;
+        while start < out {
+            let n = ROWS_PER_CHUNK.min(out - start);
+            let chunk = stored.narrow(0, start, n)?.to_dtype(DType::F32)?;
+            let q = QTensor::quantize(&chunk, dtype)?;
+            bytes.extend_from_slice(&q.data()?);
+            start += n;
+        }
+    }
+    let storage = QStorage::from_data(Cow::Owned(bytes), device, dtype)?;
+    Ok(QTensor::new(storage, (rows, in_features))?)
+}
+
+/// Quantised weights already made for one checkpoint and format, and those made now.
+pub struct QuantCache {
+    path: Option<PathBuf>,
+    dtype: GgmlDType,
+    existing: Option<(gguf_file::Content, std::fs::File)>,
+    made: Vec<(String, Arc<QTensor>)>,
+    /// Why the cache file could not be used, if it was there.
+    problem: Option<String>,
+}
+
+impl QuantCache {
+    /// The cache for `files` in `dtype` under `dir` (`None`: quantise every time, keep nothing).
+    pub fn open(dir: Option<&Path>, files: &WeightFiles, dtype: GgmlDType) -> Self {
+        let path = dir.map(|d| d.join(cache_name(files, dtype)));
+        let mut problem = None;
+        let existing = path.as_ref().filter(|p| p.is_file()).and_then(|p| {
+            let opened = std::fs::File::open(p)
+                .map_err(|e| e.to_string())
+                .and_then(|mut f| {
+                    gguf_file::Content::read(&mut f)
+                        .map(|c| (c, f))
+                        .map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok((content, file)) if format_matches(&content) => Some((content, file)),
+                Ok(_) => {
+                    problem = Some(format!("{} is of another format version", p.display()));
+                    None
+                }
+                Err(e) => {
+                    problem = Some(format!("{} is unreadable: {e}", p.display()));
+                    None
+                }
+            }
+        });
+        Self {
+            path,
+            dtype,
+            existing,
+            made: Vec::new(),
+            problem,
+        }
+    }
+
+    /// Whether a complete cache file was found.
+    pub fn is_warm(&self) -> bool {
+        self.existing.is_some()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// The weight `key` of shape `[n, k]` in `dtype`: from the cache file when it holds exactly
+    /// that, else made by `make` (and remembered, to be written by [`QuantCache::finish`]).
+    pub fn get_or_make(
+        &mut self,
+        key: &str,
+        shape: (usize, usize),
+        dtype: GgmlDType,
+        device: &Device,
+        make: impl FnOnce() -> Result<QTensor, ModelError>,
+    ) -> Result<Arc<QTensor>, ModelError> {
+        if let Some((content, file)) = &mut self.existing {
+            let fits = content
+                .tensor_infos
+                .get(key)
+                .is_some_and(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
+            match fits.then(|| content.tensor(file, key, device)) {
+                Some(Ok(t)) => {
+                    let t = Arc::new(t);
+                    self.made.push((key.to_string(), t.clone()));
+                    return Ok(t);
+                }
+                Some(Err(e)) => self.problem = Some(format!("cannot read `{key}`: {e}")),
+                None => self.problem = Some(format!("`{key}` is missing or differs")),
+            }
+            // The file does not belong to this model after all: make everything anew.
+            self.existing = None;
+        }
+        let t = Arc::new(make()?);
+        self.made.push((key.to_string(), t.clone()));
+        Ok(t)
+    }
+
+    /// Writes the cache file if anything had to be made (beside, then renamed into place).
+    pub fn finish(self) -> Result<Option<PathBuf>, ModelError> {
+        let Some(path) = self.path else {
+            return Ok(None);
+        };
+        if self.existing.is_some() || self.made.is_empty() {
+            return Ok(None);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> Result<(), ModelError> {
+            let file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
+            let mut w = BufWriter::new(file);
+            let version = gguf_file::Value::U32(CACHE_FORMAT);
+            let mode = gguf_file::Value::String(format!("{:?}", self.dtype));
+            let tensors: Vec<(&str, &QTensor)> = self
+                .made
+                .iter()
+                .map(|(k, t)| (k.as_str(), t.as_ref()))
+                .collect();
+            gguf_file::write(
+                &mut w,
+                &[
+                    ("dpa_explorer.cache_format", &version),
+                    ("dpa_explorer.mode", &mode),
+                ],
+                &tensors,
+            )?;
+            w.flush().map_err(|e| ModelError::io(&tmp, e))?;
+            w.stream_position().map_err(|e| ModelError::io(&tmp, e))?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
+        Ok(Some(path))
+    }
+}
+
+fn format_matches(content: &gguf_file::Content) -> bool {
+    matches!(
+        content.metadata.get("dpa_explorer.cache_format"),
+        Some(gguf_file::Value::U32(v)) if *v == CACHE_FORMAT
+    )
+}
+
+/// `<fingerprint>-<format>.gguf`: the fingerprint covers each weight file's resolved path,
+/// size and modification time, so a changed or different checkpoint never meets old weights.
+pub fn cache_name(files: &WeightFiles, dtype: GgmlDType) -> String {
+    let mut h = Fnv::default();
+    h.write(&CACHE_FORMAT.to_le_bytes());
+    for p in files.paths() {
+        let resolved = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        h.write(resolved.to_string_lossy().as_bytes());
+        if let Ok(meta) = std::fs::metadata(&resolved) {
+            h.write(&meta.len().to_le_bytes());
+            if let Ok(t) = meta.modified() {
+                let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                h.write(&since.as_nanos().to_le_bytes());
+            }
+        }
+    }
+    format!("{:016x}-{}.gguf", h.0, mode_name(dtype))
+}
+
+pub fn mode_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q4K => "q4k",
+        GgmlDType::Q6K => "q6k",
+        GgmlDType::Q5K => "q5k",
+        GgmlDType::Q4_0 => "q4_0",
+        _ => "other",
+    }
+}
+
+/// FNV-1a, 64-bit: a stable hash for file names (std's hasher may change between releases).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_fall_back_to_q8_0_then_dense() {
+        assert_eq!(format_for(GgmlDType::Q4K, 4096), Some(GgmlDType::Q4K));
+        assert_eq!(format_for(GgmlDType::Q4K, 14336), Some(GgmlDType::Q4K));
+        assert_eq!(format_for(GgmlDType::Q4K, 96), Some(GgmlDType::Q8_0));
+        assert_eq!(format_for(GgmlDType::Q8_0, 20), None);
+    }
+
+    #[test]
+    fn cache_names_differ_by_format_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.safetensors");
+        let b = dir.path().join("b.safetensors");
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"yy").unwrap();
+        let fa = WeightFiles::Safetensors(vec![a]);
+        let fb = WeightFiles::Safetensors(vec![b]);
+        assert_ne!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fa, GgmlDType::Q4K)
+        );
+        assert_ne!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fb, GgmlDType::Q8_0)
+        );
+        assert_eq!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fa, GgmlDType::Q8_0)
+        );
+        assert!(cache_name(&fa, GgmlDType::Q4K).ends_with("-q4k.gguf"));
+    }
+}
