@@ -180,8 +180,10 @@ fn smoke() -> anyhow::Result<()> {
         (DTypeChoice::F32, 0.0),
         (DTypeChoice::BF16, 0.03),
         (DTypeChoice::Q8_0, 0.05),
+        (DTypeChoice::Q4_0, 0.25),
         (DTypeChoice::Q4K, 0.25),
-        (DTypeChoice::Q4K, 0.25),
+        // Again: read back from the cache this time.
+        (DTypeChoice::Q4_0, 0.25),
     ] {
         let (rows, pass_s, bytes, load_s) = score(mode)?;
         let diff = rows
@@ -204,8 +206,8 @@ fn smoke() -> anyhow::Result<()> {
     }
     let cached = std::fs::read_dir(dir.path().join("quantized"))?.count();
     anyhow::ensure!(
-        cached == 2,
-        "expected 2 quantised cache files, found {cached}"
+        cached == 3,
+        "expected 3 quantised (q8_0, q4_0, q4k) cache files, found {cached}"
     );
     anyhow::ensure!(failed.is_empty(), "modes disagree with f32: {failed:?}");
     println!("smoke: ok");

@@ -254,7 +254,7 @@ def main() -> None:
     ap.add_argument("--batch", default="1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--modes", default="f32,bf16,q8_0,q4k", help="dpa-explorer modes")
+    ap.add_argument("--modes", default="f32,bf16,q8_0,q4_0,q4k", help="dpa-explorer modes")
     ap.add_argument("--torch-modes", default="f32,bf16")
     ap.add_argument("--dir", default=str(ROOT / "target/bench"))
     ap.add_argument("--bin", default=str(ROOT / "target/release/examples/bench_model"))
@@ -289,7 +289,7 @@ def main() -> None:
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
                "--quant-cache", str(qcache)] + common
         r = run_json(cmd, env=env)
-        if m in ("q8_0", "q4k"):
+        if m in ("q8_0", "q4_0", "q4k"):
             # The first load quantised and wrote the cache; time the start that reads it.
             first_load = r["load_s"]
             r = run_json(cmd, env=env)

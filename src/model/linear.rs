@@ -11,6 +11,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 
 use super::kernels::bf16::{f32_to_bf16, PackedBf16};
+use super::kernels::int8::{self, PackedQ, QFormat};
 use super::quant::{self, QuantCache};
 use super::weights::Checkpoint;
 use super::ModelError;
@@ -22,16 +23,25 @@ pub enum WeightFormat {
     Dense(DType),
     /// bf16, packed for this crate's CPU kernels (f32 activations).
     PackedBf16,
-    /// Candle's GGML block quantisation (f32 activations).
+    /// GGML block quantisation (f32 activations): `Q8_0` and `Q4_0` on this crate's AVX512-VNNI
+    /// kernels where the CPU has them, everything else on candle's.
     Quantized(GgmlDType),
 }
 
 /// `y = x Wᵀ` for a weight `W` of shape `[out, in]`.
 #[derive(Debug)]
 pub enum Linear {
-    Dense { weight: Tensor },
+    Dense {
+        weight: Tensor,
+    },
     PackedBf16(Arc<PackedBf16>),
-    Quantized { weight: QMatMul, out: usize },
+    /// 8/4-bit blocks packed for the AVX512-VNNI kernels.
+    PackedQ(Arc<PackedQ>),
+    /// Candle's quantised matrix product.
+    Quantized {
+        weight: QMatMul,
+        out: usize,
+    },
 }
 
 impl Linear {
@@ -48,6 +58,10 @@ impl Linear {
                 .to_dtype(DType::F32)?
                 .contiguous()?
                 .apply_op1_no_bwd(&PackedOp(w.clone()))?,
+            Linear::PackedQ(w) => x2
+                .to_dtype(DType::F32)?
+                .contiguous()?
+                .apply_op1_no_bwd(&PackedQOp(w.clone()))?,
             Linear::Quantized { weight, .. } => weight.forward(&x2.to_dtype(DType::F32)?)?,
         };
         let mut shape = dims.to_vec();
@@ -59,6 +73,7 @@ impl Linear {
         match self {
             Linear::Dense { weight } => weight.dims()[0],
             Linear::PackedBf16(w) => w.out_features(),
+            Linear::PackedQ(w) => w.out_features(),
             Linear::Quantized { out, .. } => *out,
         }
     }
@@ -68,6 +83,7 @@ impl Linear {
         match self {
             Linear::Dense { weight } => weight.elem_count() * weight.dtype().size_in_bytes(),
             Linear::PackedBf16(w) => w.bytes(),
+            Linear::PackedQ(w) => w.bytes(),
             Linear::Quantized { weight, .. } => match weight {
                 QMatMul::QTensor(t) => t.storage_size_in_bytes(),
                 QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
@@ -78,7 +94,52 @@ impl Linear {
     }
 }
 
-/// The packed bf16 product as a candle operation on a contiguous `[rows, in]` f32 tensor.
+/// A packed product on f32 activations: `(in, out, out[m, out] = x[m, in] · Wᵀ)`.
+trait PackedMatmul {
+    fn dims(&self) -> (usize, usize);
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]);
+}
+
+impl PackedMatmul for PackedBf16 {
+    fn dims(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+impl PackedMatmul for PackedQ {
+    fn dims(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+/// A packed product as a candle operation on a contiguous `[rows, in]` f32 tensor.
+fn packed_cpu_fwd(
+    w: &dyn PackedMatmul,
+    storage: &CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (m, k) = layout.shape().dims2()?;
+    let (inf, n) = w.dims();
+    if k != inf {
+        candle_core::bail!("packed linear takes {inf} inputs, got {k}")
+    }
+    let CpuStorage::F32(all) = storage else {
+        candle_core::bail!("packed linear takes f32 activations")
+    };
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("packed linear takes contiguous activations")
+    };
+    let mut out = vec![0f32; m * n];
+    w.run(&all[a..b], m, &mut out);
+    Ok((CpuStorage::F32(out), Shape::from((m, n))))
+}
+
 struct PackedOp(Arc<PackedBf16>);
 
 impl CustomOp1 for PackedOp {
@@ -86,28 +147,20 @@ impl CustomOp1 for PackedOp {
         "packed-bf16-linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (m, k) = layout.shape().dims2()?;
-        if k != self.0.in_features() {
-            candle_core::bail!(
-                "packed linear takes {} inputs, got {k}",
-                self.0.in_features()
-            )
-        }
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("packed linear takes f32 activations")
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed linear takes contiguous activations")
-        };
-        let n = self.0.out_features();
-        let mut out = vec![0f32; m * n];
-        self.0.matmul(&all[a..b], m, &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        packed_cpu_fwd(self.0.as_ref(), s, l)
+    }
+}
+
+struct PackedQOp(Arc<PackedQ>);
+
+impl CustomOp1 for PackedQOp {
+    fn name(&self) -> &'static str {
+        "packed-q-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        packed_cpu_fwd(self.0.as_ref(), s, l)
     }
 }
 
@@ -131,16 +184,28 @@ pub fn load(
             };
             let rows: usize = outs.iter().sum();
             let mut make = || quant::quantize(ckpt, names, outs, in_features, dtype, device);
-            let t: Arc<QTensor> = match cache {
+            let t: QTensor = match cache {
                 Some(cache) => {
                     cache.get_or_make(&names.join("+"), (rows, in_features), dtype, device, make)?
                 }
-                None => Arc::new(make()?),
+                None => make()?,
             };
-            Ok(Linear::Quantized {
-                weight: QMatMul::from_arc(t)?,
-                out: rows,
-            })
+            let own = match dtype {
+                GgmlDType::Q8_0 => Some(QFormat::Q8),
+                GgmlDType::Q4_0 => Some(QFormat::Q4),
+                _ => None,
+            };
+            match own {
+                Some(fmt) if device.is_cpu() && int8::vnni_available() => {
+                    let mut packed = PackedQ::zeroed(fmt, rows, in_features);
+                    packed.fill_ggml_rows(0, rows, &t.data()?);
+                    Ok(Linear::PackedQ(Arc::new(packed)))
+                }
+                _ => Ok(Linear::Quantized {
+                    weight: QMatMul::from_arc(Arc::new(t))?,
+                    out: rows,
+                }),
+            }
         }
     }
 }
@@ -280,6 +345,7 @@ mod tests {
         for (format, tol) in [
             (WeightFormat::PackedBf16, 1e-2),
             (WeightFormat::Quantized(GgmlDType::Q8_0), 2e-2),
+            (WeightFormat::Quantized(GgmlDType::Q4_0), 0.2),
             (WeightFormat::Quantized(GgmlDType::Q4K), 0.15),
         ] {
             let lin = load(&mut ckpt, &["a", "b"], &outs, k, format, &dev, None).unwrap();

@@ -202,7 +202,10 @@ pub enum DTypeChoice {
     F16,
     /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations: about 1.06 bytes per weight.
     Q8_0,
-    /// 4-bit super-blocks of 256 (GGML `Q4_K`), f32 activations: about 0.56 bytes per weight.
+    /// 4-bit blocks of 32 (GGML `Q4_0`), f32 activations: about 0.56 bytes per weight.
+    Q4_0,
+    /// 4-bit super-blocks of 256 (GGML `Q4_K`), f32 activations: about 0.56 bytes per weight,
+    /// finer than `Q4_0`, on candle's kernels (which keep a second, repacked copy in memory).
     /// Projections whose width is not a multiple of 256 use `Q8_0`.
     Q4K,
 }
@@ -216,9 +219,10 @@ impl FromStr for DTypeChoice {
             "bf16" | "bfloat16" => Ok(Self::BF16),
             "f16" | "float16" => Ok(Self::F16),
             "q8_0" | "q8" => Ok(Self::Q8_0),
+            "q4_0" | "q4" => Ok(Self::Q4_0),
             "q4k" | "q4_k" => Ok(Self::Q4K),
             _ => Err(format!(
-                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0 or q4k"
+                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0, q4_0 or q4k"
             )),
         }
     }
@@ -250,11 +254,15 @@ impl DTypeChoice {
         match self {
             DTypeChoice::F32 => dense(DType::F32),
             DTypeChoice::F16 => dense(DType::F16),
-            DTypeChoice::BF16 if device.is_cpu() && kernels::Isa::best() > kernels::Isa::Scalar => {
+            DTypeChoice::BF16
+                if device.is_cpu()
+                    && kernels::bf16::PackedBf16::best_isa() != kernels::Isa::Scalar =>
+            {
                 f32_with(WeightFormat::PackedBf16)
             }
             DTypeChoice::BF16 => dense(DType::BF16),
             DTypeChoice::Q8_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q8_0)),
+            DTypeChoice::Q4_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q4_0)),
             DTypeChoice::Q4K => f32_with(WeightFormat::Quantized(GgmlDType::Q4K)),
             DTypeChoice::Auto if device.is_cpu() => dense(DType::F32),
             DTypeChoice::Auto => dense(DType::BF16),
@@ -268,6 +276,7 @@ impl DTypeChoice {
             DTypeChoice::BF16 => "bf16",
             DTypeChoice::F16 => "f16",
             DTypeChoice::Q8_0 => "q8_0",
+            DTypeChoice::Q4_0 => "q4_0",
             DTypeChoice::Q4K => "q4k",
         }
     }
@@ -535,7 +544,9 @@ pub fn device_name(d: &Device) -> String {
 pub fn mode_name(choice: DTypeChoice, plan: ComputePlan) -> String {
     match plan.weights {
         WeightFormat::Dense(d) => dtype_name(d).to_string(),
-        WeightFormat::PackedBf16 => format!("bf16 ({})", kernels::Isa::best().name()),
+        WeightFormat::PackedBf16 => {
+            format!("bf16 ({})", kernels::bf16::PackedBf16::best_isa().name())
+        }
         WeightFormat::Quantized(_) => choice.name().to_string(),
     }
 }

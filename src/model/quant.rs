@@ -4,9 +4,8 @@
 //! quantising again.
 
 use std::borrow::Cow;
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device};
@@ -55,13 +54,26 @@ pub fn quantize(
 }
 
 /// Quantised weights already made for one checkpoint and format, and those made now.
+///
+/// Weights made now are spilled to a side file as they come (so that nothing is held twice in
+/// memory) and become the cache file in [`QuantCache::finish`].
 pub struct QuantCache {
     path: Option<PathBuf>,
     dtype: GgmlDType,
     existing: Option<(gguf_file::Content, std::fs::File)>,
-    made: Vec<(String, Arc<QTensor>)>,
+    spill: Option<Spill>,
+    /// The cache file turned out not to fit this model part-way through: remove it, write none.
+    stale: bool,
     /// Why the cache file could not be used, if it was there.
     problem: Option<String>,
+}
+
+struct Spill {
+    path: PathBuf,
+    file: BufWriter<std::fs::File>,
+    /// name, GGML type id, shape, offset in the data section
+    tensors: Vec<(String, u32, (usize, usize), u64)>,
+    len: u64,
 }
 
 impl QuantCache {
@@ -93,12 +105,13 @@ impl QuantCache {
             path,
             dtype,
             existing,
-            made: Vec::new(),
+            spill: None,
+            stale: false,
             problem,
         }
     }
 
-    /// Whether a complete cache file was found.
+    /// Whether a readable cache file was found.
     pub fn is_warm(&self) -> bool {
         self.existing.is_some()
     }
@@ -112,7 +125,7 @@ impl QuantCache {
     }
 
     /// The weight `key` of shape `[n, k]` in `dtype`: from the cache file when it holds exactly
-    /// that, else made by `make` (and remembered, to be written by [`QuantCache::finish`]).
+    /// that, else made by `make` (and spilled, to be kept by [`QuantCache::finish`]).
     pub fn get_or_make(
         &mut self,
         key: &str,
@@ -120,70 +133,160 @@ impl QuantCache {
         dtype: GgmlDType,
         device: &Device,
         make: impl FnOnce() -> Result<QTensor, ModelError>,
-    ) -> Result<Arc<QTensor>, ModelError> {
+    ) -> Result<QTensor, ModelError> {
         if let Some((content, file)) = &mut self.existing {
             let fits = content
                 .tensor_infos
                 .get(key)
                 .is_some_and(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
             match fits.then(|| content.tensor(file, key, device)) {
-                Some(Ok(t)) => {
-                    let t = Arc::new(t);
-                    self.made.push((key.to_string(), t.clone()));
-                    return Ok(t);
-                }
+                Some(Ok(t)) => return Ok(t),
                 Some(Err(e)) => self.problem = Some(format!("cannot read `{key}`: {e}")),
                 None => self.problem = Some(format!("`{key}` is missing or differs")),
             }
-            // The file does not belong to this model after all: make everything anew.
+            // The file does not belong to this model after all.
             self.existing = None;
+            self.stale = true;
         }
-        let t = Arc::new(make()?);
-        self.made.push((key.to_string(), t.clone()));
+        let t = make()?;
+        if !self.stale {
+            if let Err(e) = self.spill(key, &t) {
+                tracing::warn!("cannot keep quantised weights: {e}");
+                self.stale = true;
+            }
+        }
         Ok(t)
     }
 
-    /// Writes the cache file if anything had to be made (beside, then renamed into place).
-    pub fn finish(self) -> Result<Option<PathBuf>, ModelError> {
-        let Some(path) = self.path else {
+    fn spill(&mut self, key: &str, t: &QTensor) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let Some(type_id) = ggml_type_id(t.dtype()) else {
+            return Err(std::io::Error::other(format!(
+                "no GGUF id for {:?}",
+                t.dtype()
+            )));
+        };
+        if self.spill.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let spill_path = path.with_extension(format!("part{}", std::process::id()));
+            self.spill = Some(Spill {
+                file: BufWriter::new(std::fs::File::create(&spill_path)?),
+                path: spill_path,
+                tensors: Vec::new(),
+                len: 0,
+            });
+        }
+        let spill = self.spill.as_mut().expect("just made");
+        let data = t.data().map_err(std::io::Error::other)?;
+        let (n, k) = t.shape().dims2().map_err(std::io::Error::other)?;
+        spill.file.write_all(&data)?;
+        let padded = (data.len() as u64).div_ceil(ALIGN) * ALIGN;
+        spill
+            .file
+            .write_all(&vec![0u8; (padded - data.len() as u64) as usize])?;
+        spill
+            .tensors
+            .push((key.to_string(), type_id, (n, k), spill.len));
+        spill.len += padded;
+        Ok(())
+    }
+
+    /// Makes the spilled weights the cache file (header, then the data; written beside and
+    /// renamed into place), or removes a cache file found not to fit.
+    pub fn finish(mut self) -> Result<Option<PathBuf>, ModelError> {
+        let Some(path) = self.path.clone() else {
             return Ok(None);
         };
-        if self.existing.is_some() || self.made.is_empty() {
+        let spill = self.spill.take();
+        if self.stale {
+            let _ = std::fs::remove_file(&path);
+            if let Some(s) = spill {
+                let _ = std::fs::remove_file(&s.path);
+            }
             return Ok(None);
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        }
+        let Some(spill) = spill else {
+            return Ok(None);
+        };
+        let Spill {
+            path: spill_path,
+            file,
+            tensors,
+            ..
+        } = spill;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let write = || -> Result<(), ModelError> {
-            let file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-            let mut w = BufWriter::new(file);
-            let version = gguf_file::Value::U32(CACHE_FORMAT);
-            let mode = gguf_file::Value::String(format!("{:?}", self.dtype));
-            let tensors: Vec<(&str, &QTensor)> = self
-                .made
-                .iter()
-                .map(|(k, t)| (k.as_str(), t.as_ref()))
-                .collect();
-            gguf_file::write(
-                &mut w,
-                &[
-                    ("dpa_explorer.cache_format", &version),
-                    ("dpa_explorer.mode", &mode),
-                ],
-                &tensors,
-            )?;
-            w.flush().map_err(|e| ModelError::io(&tmp, e))?;
-            w.stream_position().map_err(|e| ModelError::io(&tmp, e))?;
+        let write = || -> std::io::Result<()> {
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+            write_gguf_header(&mut w, self.dtype, &tensors)?;
+            std::io::copy(&mut std::fs::File::open(&spill_path)?, &mut w)?;
+            w.flush()?;
             Ok(())
         };
-        if let Err(e) = write() {
+        let result = write();
+        let _ = std::fs::remove_file(&spill_path);
+        if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            return Err(ModelError::io(&tmp, e));
         }
         std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
         Ok(Some(path))
     }
+}
+
+/// GGUF's data alignment (its default, which the reader assumes when none is given).
+const ALIGN: u64 = 32;
+
+/// GGML's type ids for the formats made here.
+fn ggml_type_id(d: GgmlDType) -> Option<u32> {
+    Some(match d {
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q6K => 14,
+        _ => return None,
+    })
+}
+
+/// A GGUF v3 header: two metadata entries, then the tensor infos, padded to [`ALIGN`].
+fn write_gguf_header(
+    w: &mut impl Write,
+    dtype: GgmlDType,
+    tensors: &[(String, u32, (usize, usize), u64)],
+) -> std::io::Result<()> {
+    let mut h: Vec<u8> = Vec::new();
+    let string = |h: &mut Vec<u8>, s: &str| {
+        h.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        h.extend_from_slice(s.as_bytes());
+    };
+    h.extend_from_slice(b"GGUF");
+    h.extend_from_slice(&3u32.to_le_bytes());
+    h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    h.extend_from_slice(&2u64.to_le_bytes());
+    string(&mut h, "dpa_explorer.cache_format");
+    h.extend_from_slice(&4u32.to_le_bytes()); // u32
+    h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
+    string(&mut h, "dpa_explorer.mode");
+    h.extend_from_slice(&8u32.to_le_bytes()); // string
+    string(&mut h, mode_name(dtype));
+    for (name, type_id, (rows, cols), offset) in tensors {
+        string(&mut h, name);
+        h.extend_from_slice(&2u32.to_le_bytes());
+        // GGUF lists dimensions innermost first.
+        h.extend_from_slice(&(*cols as u64).to_le_bytes());
+        h.extend_from_slice(&(*rows as u64).to_le_bytes());
+        h.extend_from_slice(&type_id.to_le_bytes());
+        h.extend_from_slice(&offset.to_le_bytes());
+    }
+    h.resize(
+        (h.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
+        0,
+    );
+    w.write_all(&h)
 }
 
 fn format_matches(content: &gguf_file::Content) -> bool {

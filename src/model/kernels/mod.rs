@@ -3,6 +3,7 @@
 //! the processor reports, and each has a portable fallback computing the same thing.
 
 pub mod bf16;
+pub mod int8;
 
 use std::sync::OnceLock;
 
@@ -15,6 +16,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 with the BF16 dot-product instructions (Zen 4+, Cooper Lake, Sapphire Rapids+).
     Avx512Bf16,
+    /// x86-64 AVX-512 with the 8-bit integer dot-product instructions (Ice Lake+, Zen 4+).
+    Avx512Vnni,
 }
 
 impl Isa {
@@ -29,6 +32,12 @@ impl Isa {
             {
                 v.push(Isa::Avx512Bf16);
             }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                v.push(Isa::Avx512Vnni);
+            }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -39,10 +48,10 @@ impl Isa {
         v
     }
 
-    /// The best instruction set of this processor (detected once).
-    pub fn best() -> Isa {
-        static BEST: OnceLock<Isa> = OnceLock::new();
-        *BEST.get_or_init(|| Isa::available()[0])
+    /// Whether this processor runs `self` (detected once).
+    pub fn is_available(self) -> bool {
+        static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
+        AVAILABLE.get_or_init(Isa::available).contains(&self)
     }
 
     pub fn name(self) -> &'static str {
@@ -50,6 +59,7 @@ impl Isa {
             Isa::Scalar => "portable",
             Isa::Avx2 => "AVX2+FMA",
             Isa::Avx512Bf16 => "AVX512-BF16",
+            Isa::Avx512Vnni => "AVX512-VNNI",
         }
     }
 }
