@@ -5,6 +5,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dpa_explorer::model::kernels::bf16::PackedBf16;
+use dpa_explorer::model::kernels::int8::{PackedQ, QFormat};
 use dpa_explorer::model::kernels::Isa;
 use dpa_explorer::model::linear::Linear;
 
@@ -41,6 +42,16 @@ fn bench(c: &mut Criterion) {
             DType::F32,
         ),
     ];
+    for (fmt, g) in [(QFormat::Q8, GgmlDType::Q8_0), (QFormat::Q4, GgmlDType::Q4_0)] {
+        let t = QTensor::quantize(&w, g).unwrap();
+        let mut p = PackedQ::zeroed(fmt, n, k);
+        p.fill_ggml_rows(0, n, &t.data().unwrap());
+        formats.push((
+            format!("packed {fmt:?}"),
+            Linear::PackedQ(std::sync::Arc::new(p)),
+            DType::F32,
+        ));
+    }
     for q in [GgmlDType::Q8_0, GgmlDType::Q4K] {
         let t = QTensor::quantize(&w, q).unwrap();
         formats.push((
@@ -66,8 +77,8 @@ fn bench(c: &mut Criterion) {
         // The packed kernel on every instruction set this processor has, for comparison.
         let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let mut out = vec![0f32; m * n];
-        for isa in Isa::available() {
-            if isa == Isa::Scalar && m > 1 {
+        for isa in [Isa::Avx512Bf16, Isa::Avx2] {
+            if !isa.is_available() {
                 continue;
             }
             g.bench_function(BenchmarkId::new("packed bf16 kernel", isa.name()), |b| {

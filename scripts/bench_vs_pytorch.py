@@ -296,6 +296,8 @@ def main() -> None:
             r["first_load_s"] = first_load
         runs.append(r)
 
+    raw = Path(args.dir) / f"last-run-{args.device}.json"
+    raw.write_text(json.dumps(runs, indent=1))
     report = table(args, cfg, runs)
     print(report)
     if not args.no_write:
@@ -313,7 +315,8 @@ def table(args, cfg: dict, runs: list[dict]) -> str:
 
         best_torch = min(torch_runs, key=lambda r: res(r)["median_s"]) if torch_runs else None
         title = f"{tokens} tokens" + (f" × batch {batch}" if batch > 1 else "")
-        lines.append(f"\n**{title}**\n")
+        scale = max(abs(v) for v in res(ref)["scores"]) if ref else float("nan")
+        lines.append(f"\n**{title}** (largest abs(score) of PyTorch f32: {scale:.2f})\n")
         lines.append("| engine | mode | median ms | vs PyTorch f32 | vs PyTorch best "
                      f"({best_torch['mode'] if best_torch else '-'}) | GFLOP/s | "
                      "max abs(Δ score) vs PyTorch f32 |")
@@ -333,14 +336,15 @@ def table(args, cfg: dict, runs: list[dict]) -> str:
             lines.append(f"| {r['engine']} | {r['mode']} | {ms:.1f} | {vs_f32} | {vs_best} | "
                          f"{gf:.0f} | {diff} |")
     lines.append("\n**Memory and start-up** (each mode in its own process)\n")
-    lines.append("| engine | mode | weights in memory | peak RSS | peak RSS / weights | "
-                 "load s | first load s (quantising) |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    lines.append("| engine | mode | weights in memory | peak RSS after load | peak RSS | "
+                 "peak RSS / weights | load s | first load s (quantising) |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         ratio = (f"{r['peak_rss'] / r['weight_bytes']:.2f}"
                  if r.get("peak_rss") and r.get("weight_bytes") else "-")
         first = f"{r['first_load_s']:.1f}" if "first_load_s" in r else "-"
         lines.append(f"| {r['engine']} | {r['mode']} | {fmt_bytes(r['weight_bytes'])} | "
+                     f"{fmt_bytes(r.get('peak_rss_after_load'))} | "
                      f"{fmt_bytes(r.get('peak_rss'))} | {ratio} | {r['load_s']:.1f} | {first} |")
     return "\n".join(lines)
 

@@ -90,11 +90,17 @@ impl QuantCache {
                         .map_err(|e| e.to_string())
                 });
             match opened {
-                Ok((content, file)) if format_matches(&content) => Some((content, file)),
-                Ok(_) => {
+                Ok((content, file)) if !format_matches(&content) => {
+                    drop((content, file));
                     problem = Some(format!("{} is of another format version", p.display()));
                     None
                 }
+                Ok((content, file)) if !complete(&content, &file) => {
+                    drop((content, file));
+                    problem = Some(format!("{} is truncated", p.display()));
+                    None
+                }
+                Ok((content, file)) => Some((content, file)),
                 Err(e) => {
                     problem = Some(format!("{} is unreadable: {e}", p.display()));
                     None
@@ -287,6 +293,18 @@ fn write_gguf_header(
         0,
     );
     w.write_all(&h)
+}
+
+/// Whether every tensor's data lies inside the file (a crash or a full disk can cut it short).
+fn complete(content: &gguf_file::Content, file: &std::fs::File) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    content.tensor_infos.values().all(|i| {
+        let d = i.ggml_dtype;
+        let bytes = (i.shape.elem_count() / d.block_size() * d.type_size()) as u64;
+        content.tensor_data_offset + i.offset + bytes <= len
+    })
 }
 
 fn format_matches(content: &gguf_file::Content) -> bool {
