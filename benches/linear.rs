@@ -42,7 +42,10 @@ fn bench(c: &mut Criterion) {
             DType::F32,
         ),
     ];
-    for (fmt, g) in [(QFormat::Q8, GgmlDType::Q8_0), (QFormat::Q4, GgmlDType::Q4_0)] {
+    for (fmt, g) in [
+        (QFormat::Q8, GgmlDType::Q8_0),
+        (QFormat::Q4, GgmlDType::Q4_0),
+    ] {
         let t = QTensor::quantize(&w, g).unwrap();
         let mut p = PackedQ::zeroed(fmt, n, k);
         p.fill_ggml_rows(0, n, &t.data().unwrap());

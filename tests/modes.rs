@@ -82,7 +82,9 @@ fn quantised_weights_are_kept_and_read_back() {
     let dir = fixture("tiny-gqa-window");
     let case = &reference(&dir).cases[0];
     let pair = [(case.prompt.as_str(), case.response.as_str())];
-    let first = load(&dir, DTypeChoice::Q8_0, cache.path()).score(&pair).unwrap();
+    let first = load(&dir, DTypeChoice::Q8_0, cache.path())
+        .score(&pair)
+        .unwrap();
     let files: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -91,7 +93,9 @@ fn quantised_weights_are_kept_and_read_back() {
     assert!(files[0].to_string_lossy().ends_with("-q8_0.gguf"));
     let modified = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
 
-    let second = load(&dir, DTypeChoice::Q8_0, cache.path()).score(&pair).unwrap();
+    let second = load(&dir, DTypeChoice::Q8_0, cache.path())
+        .score(&pair)
+        .unwrap();
     assert_eq!(first[0].scores, second[0].scores, "read back exactly");
     assert_eq!(
         std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
@@ -107,9 +111,15 @@ fn quantised_weights_are_kept_and_read_back() {
         .unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
-    let third = load(&dir, DTypeChoice::Q8_0, cache.path()).score(&pair).unwrap();
+    let third = load(&dir, DTypeChoice::Q8_0, cache.path())
+        .score(&pair)
+        .unwrap();
     assert_eq!(first[0].scores, third[0].scores);
-    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), len, "file made anew");
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().len(),
+        len,
+        "file made anew"
+    );
 }
 
 #[test]
@@ -138,5 +148,9 @@ fn mode_names_parse_and_show() {
         DTypeChoice::BF16,
         tempfile::tempdir().unwrap().path(),
     );
-    assert!(model.info().dtype.starts_with("bf16"), "{}", model.info().dtype);
+    assert!(
+        model.info().dtype.starts_with("bf16"),
+        "{}",
+        model.info().dtype
+    );
 }

@@ -90,13 +90,27 @@ impl Shape {
     }
 }
 
-/// Writes `config.json`, `model.safetensors` (bf16, std 0.02 as transformers initialises) and
+/// Writes `config.json`, `model.safetensors` (bf16, deterministic, std 0.02) and
 /// the real tokenizer into `dir`.
 pub fn write_model(dir: &Path, s: &Shape) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let dev = Device::Cpu;
+    // Deterministic (a fixed generator), uniform with the standard deviation transformers
+    // initialises with (0.02).
+    let state = std::cell::Cell::new(0x2545_f491_4f6c_dd1du64);
     let randn = |shape: &[usize]| -> anyhow::Result<Tensor> {
-        Ok(Tensor::randn(0f32, 0.02, shape, &dev)?.to_dtype(DType::BF16)?)
+        let half_width = 0.02 * 3f32.sqrt();
+        let v: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                let s = state
+                    .get()
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                state.set(s);
+                ((s >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * half_width
+            })
+            .collect();
+        Ok(Tensor::from_vec(v, shape, &dev)?.to_dtype(DType::BF16)?)
     };
     let ones = |n: usize| -> anyhow::Result<Tensor> { Ok(Tensor::ones(n, DType::BF16, &dev)?) };
     let (h, q, kv) = (s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim);

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 
 use super::kernels::bf16::{f32_to_bf16, PackedBf16};
@@ -183,28 +183,43 @@ pub fn load(
                 return load_dense(ckpt, names, outs, in_features, DType::F32, device);
             };
             let rows: usize = outs.iter().sum();
-            let mut make = || quant::quantize(ckpt, names, outs, in_features, dtype, device);
-            let t: QTensor = match cache {
-                Some(cache) => {
-                    cache.get_or_make(&names.join("+"), (rows, in_features), dtype, device, make)?
-                }
-                None => make()?,
-            };
             let own = match dtype {
                 GgmlDType::Q8_0 => Some(QFormat::Q8),
                 GgmlDType::Q4_0 => Some(QFormat::Q4),
                 _ => None,
+            }
+            .filter(|_| device.is_cpu() && int8::vnni_available());
+            let mut make = |sink: &mut quant::RowSink<'_>| {
+                quant::quantize_rows(ckpt, names, outs, in_features, dtype, sink)
+            };
+            let key = names.join("+");
+            let shape = (rows, in_features);
+            let deliver = move |sink: &mut quant::RowSink<'_>| match cache {
+                Some(cache) => cache.rows(&key, shape, dtype, sink, make),
+                None => make(sink),
             };
             match own {
-                Some(fmt) if device.is_cpu() && int8::vnni_available() => {
+                // Rows go straight into the packed form: no second copy of the weight.
+                Some(fmt) => {
                     let mut packed = PackedQ::zeroed(fmt, rows, in_features);
-                    packed.fill_ggml_rows(0, rows, &t.data()?);
+                    deliver(&mut |r0, n, b| {
+                        packed.fill_ggml_rows(r0, n, b);
+                        Ok(())
+                    })?;
                     Ok(Linear::PackedQ(Arc::new(packed)))
                 }
-                _ => Ok(Linear::Quantized {
-                    weight: QMatMul::from_arc(Arc::new(t))?,
-                    out: rows,
-                }),
+                None => {
+                    let mut bytes = Vec::with_capacity(rows * quant::row_bytes(dtype, in_features));
+                    deliver(&mut |_, _, b| {
+                        bytes.extend_from_slice(b);
+                        Ok(())
+                    })?;
+                    let t = quant::qtensor(bytes, shape, dtype, device)?;
+                    Ok(Linear::Quantized {
+                        weight: QMatMul::from_arc(Arc::new(t))?,
+                        out: rows,
+                    })
+                }
             }
         }
     }

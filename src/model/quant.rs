@@ -26,18 +26,20 @@ pub fn format_for(want: GgmlDType, k: usize) -> Option<GgmlDType> {
         .find(|d| k > 0 && k.is_multiple_of(d.block_size()))
 }
 
-/// Quantises rows of `[out_i, in_features]` weights, stacked, into one `dtype` tensor.
-pub fn quantize(
+/// Receives quantised rows in order: `(first row, rows, GGML block bytes of those rows)`.
+pub type RowSink<'a> = dyn FnMut(usize, usize, &[u8]) -> Result<(), ModelError> + 'a;
+
+/// Quantises rows of `[out_i, in_features]` weights, stacked, to `dtype`, a chunk of rows at a
+/// time, so that no whole copy of the weight exists besides what `sink` keeps.
+pub fn quantize_rows(
     ckpt: &mut Checkpoint,
     names: &[&str],
     outs: &[usize],
     in_features: usize,
     dtype: GgmlDType,
-    device: &Device,
-) -> Result<QTensor, ModelError> {
-    let rows: usize = outs.iter().sum();
-    let row_bytes = in_features / dtype.block_size() * dtype.type_size();
-    let mut bytes = Vec::with_capacity(rows * row_bytes);
+    sink: &mut RowSink<'_>,
+) -> Result<(), ModelError> {
+    let mut row0 = 0;
     for (name, &out) in names.iter().zip(outs) {
         let stored = ckpt.get_stored(name, &[out, in_features])?;
         let mut start = 0;
@@ -45,12 +47,28 @@ pub fn quantize(
             let n = ROWS_PER_CHUNK.min(out - start);
             let chunk = stored.narrow(0, start, n)?.to_dtype(DType::F32)?;
             let q = QTensor::quantize(&chunk, dtype)?;
-            bytes.extend_from_slice(&q.data()?);
+            sink(row0 + start, n, &q.data()?)?;
             start += n;
         }
+        row0 += out;
     }
+    Ok(())
+}
+
+/// Bytes of one row of `k` values in `dtype`.
+pub fn row_bytes(dtype: GgmlDType, k: usize) -> usize {
+    k / dtype.block_size() * dtype.type_size()
+}
+
+/// A whole quantised tensor from its GGML block bytes.
+pub fn qtensor(
+    bytes: Vec<u8>,
+    shape: (usize, usize),
+    dtype: GgmlDType,
+    device: &Device,
+) -> Result<QTensor, ModelError> {
     let storage = QStorage::from_data(Cow::Owned(bytes), device, dtype)?;
-    Ok(QTensor::new(storage, (rows, in_features))?)
+    Ok(QTensor::new(storage, shape)?)
 }
 
 /// Quantised weights already made for one checkpoint and format, and those made now.
@@ -130,51 +148,88 @@ impl QuantCache {
         self.problem.as_deref()
     }
 
-    /// The weight `key` of shape `[n, k]` in `dtype`: from the cache file when it holds exactly
-    /// that, else made by `make` (and spilled, to be kept by [`QuantCache::finish`]).
-    pub fn get_or_make(
+    /// Delivers the weight `key` of shape `[n, k]` in `dtype` to `sink`, a chunk of rows at a
+    /// time: from the cache file when it holds exactly that, else as `make` quantises it
+    /// (spilled on the way, to be kept by [`QuantCache::finish`]).
+    pub fn rows(
         &mut self,
         key: &str,
         shape: (usize, usize),
         dtype: GgmlDType,
-        device: &Device,
-        make: impl FnOnce() -> Result<QTensor, ModelError>,
-    ) -> Result<QTensor, ModelError> {
+        sink: &mut RowSink<'_>,
+        make: impl FnOnce(&mut RowSink<'_>) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
         if let Some((content, file)) = &mut self.existing {
-            let fits = content
+            let info = content
                 .tensor_infos
                 .get(key)
-                .is_some_and(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
-            match fits.then(|| content.tensor(file, key, device)) {
-                Some(Ok(t)) => return Ok(t),
-                Some(Err(e)) => self.problem = Some(format!("cannot read `{key}`: {e}")),
-                None => self.problem = Some(format!("`{key}` is missing or differs")),
+                .filter(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
+            match info {
+                Some(info) => {
+                    let start = content.tensor_data_offset + info.offset;
+                    return read_rows(file, start, shape, dtype, sink).map_err(|e| {
+                        ModelError::Checkpoint {
+                            path: self.path.clone().unwrap_or_default(),
+                            message: format!("cannot read cached `{key}`: {e}"),
+                        }
+                    });
+                }
+                None => {
+                    // The file does not belong to this model after all.
+                    self.problem = Some(format!("`{key}` is missing or differs"));
+                    self.existing = None;
+                    self.stale = true;
+                }
             }
-            // The file does not belong to this model after all.
-            self.existing = None;
-            self.stale = true;
         }
-        let t = make()?;
-        if !self.stale {
-            if let Err(e) = self.spill(key, &t) {
+        if self.stale || self.path.is_none() {
+            return make(sink);
+        }
+        let spill = match self.spill_file() {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::warn!("cannot keep quantised weights: {e}");
+                self.stale = true;
+                return make(sink);
+            }
+        };
+        let offset = spill.len;
+        let mut written = 0u64;
+        let mut failed = None;
+        make(&mut |row0, n, bytes| {
+            if failed.is_none() {
+                match spill.file.write_all(bytes) {
+                    Ok(()) => written += bytes.len() as u64,
+                    Err(e) => failed = Some(e),
+                }
+            }
+            sink(row0, n, bytes)
+        })?;
+        let padded = written.div_ceil(ALIGN) * ALIGN;
+        if failed.is_none() {
+            if let Err(e) = spill
+                .file
+                .write_all(&vec![0u8; (padded - written) as usize])
+            {
+                failed = Some(e);
+            }
+        }
+        match (failed, ggml_type_id(dtype)) {
+            (None, Some(id)) => {
+                spill.tensors.push((key.to_string(), id, shape, offset));
+                spill.len += padded;
+            }
+            (e, _) => {
+                tracing::warn!("cannot keep quantised weights: {e:?}");
                 self.stale = true;
             }
         }
-        Ok(t)
+        Ok(())
     }
 
-    fn spill(&mut self, key: &str, t: &QTensor) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let Some(type_id) = ggml_type_id(t.dtype()) else {
-            return Err(std::io::Error::other(format!(
-                "no GGUF id for {:?}",
-                t.dtype()
-            )));
-        };
+    fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
         if self.spill.is_none() {
+            let path = self.path.as_ref().expect("checked by the caller");
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -186,19 +241,7 @@ impl QuantCache {
                 len: 0,
             });
         }
-        let spill = self.spill.as_mut().expect("just made");
-        let data = t.data().map_err(std::io::Error::other)?;
-        let (n, k) = t.shape().dims2().map_err(std::io::Error::other)?;
-        spill.file.write_all(&data)?;
-        let padded = (data.len() as u64).div_ceil(ALIGN) * ALIGN;
-        spill
-            .file
-            .write_all(&vec![0u8; (padded - data.len() as u64) as usize])?;
-        spill
-            .tensors
-            .push((key.to_string(), type_id, (n, k), spill.len));
-        spill.len += padded;
-        Ok(())
+        Ok(self.spill.as_mut().expect("just made"))
     }
 
     /// Makes the spilled weights the cache file (header, then the data; written beside and
@@ -242,6 +285,30 @@ impl QuantCache {
         std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
         Ok(Some(path))
     }
+}
+
+/// Reads a `[n, k]` tensor's rows from a GGUF file in chunks.
+fn read_rows(
+    file: &mut std::fs::File,
+    start: u64,
+    (n, k): (usize, usize),
+    dtype: GgmlDType,
+    sink: &mut RowSink<'_>,
+) -> Result<(), ModelError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let rb = row_bytes(dtype, k);
+    let io = |e: std::io::Error| ModelError::Input(e.to_string());
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut buf = vec![0u8; ROWS_PER_CHUNK.min(n) * rb];
+    let mut row0 = 0;
+    while row0 < n {
+        let rows = ROWS_PER_CHUNK.min(n - row0);
+        let b = &mut buf[..rows * rb];
+        file.read_exact(b).map_err(io)?;
+        sink(row0, rows, b)?;
+        row0 += rows;
+    }
+    Ok(())
 }
 
 /// GGUF's data alignment (its default, which the reader assumes when none is given).
