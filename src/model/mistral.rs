@@ -196,7 +196,7 @@ impl Mistral {
         ckpt: &mut Checkpoint,
         dtype: DType,
         device: &Device,
-        linear: &dyn Fn(&mut Checkpoint, &[&str], &[usize], usize) -> Result<Linear>,
+        linear: &super::linear::LoadLinear<'_>,
     ) -> Result<Self> {
         let h = cfg.hidden_size;
         let q_out = cfg.num_attention_heads * cfg.head_dim;
