@@ -253,7 +253,8 @@ def main() -> None:
     ap.add_argument("worker", nargs="?", choices=["torch-worker"])
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--tokens", default="128,512")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3, help="timed passes per process")
+    ap.add_argument("--rounds", type=int, default=2, help="processes per mode, order alternating")
     ap.add_argument("--batch", default="1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -273,7 +274,7 @@ def main() -> None:
     if args.worker == "torch-worker":
         return torch_worker(args)
     if args.smoke:
-        args.runs, args.no_write = 1, True
+        args.runs, args.rounds, args.no_write = 1, 1, True
 
     model_dir = build_model(args)
     lengths = [int(t) for t in args.tokens.split(",")]
@@ -282,23 +283,51 @@ def main() -> None:
     common = ["--inputs", str(inputs), "--runs", str(args.runs),
               "--batch", ",".join(map(str, args.batch))]
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    runs = []
-    for m in [m for m in args.torch_modes.split(",") if m]:
-        runs.append(run_json([sys.executable, __file__, "torch-worker", "--model", str(model_dir),
-                              "--dtype", m, "--device", args.device,
-                              "--threads", str(args.threads)] + common))
-    qcache = Path(args.dir) / "quantized"
-    for m in [m for m in args.modes.split(",") if m]:
+    # A fresh cache directory, so that the first start of a quantised mode really quantises.
+    qcache = Path(args.dir) / f"quantized-{os.getpid()}"
+    jobs = [("pytorch", m) for m in args.torch_modes.split(",") if m]
+    jobs += [("dpa-explorer", m) for m in args.modes.split(",") if m]
+
+    def run_one(engine: str, m: str) -> dict:
+        if engine == "pytorch":
+            return run_json([sys.executable, __file__, "torch-worker", "--model", str(model_dir),
+                             "--dtype", m, "--device", args.device,
+                             "--threads", str(args.threads)] + common)
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
                "--quant-cache", str(qcache)] + common
-        r = run_json(cmd, env=env)
-        if m in ("q8_0", "q4_0", "q4k"):
-            # The first load quantised and wrote the cache; time the start that reads it.
-            first_load = r["load_s"]
-            r = run_json(cmd, env=env)
-            r["first_load_s"] = first_load
-        runs.append(r)
+        return run_json(cmd, env=env)
 
+    # Quantise once first (timing that start), so that every timed start reads the cache.
+    first_loads = {}
+    for engine, m in jobs:
+        if engine == "dpa-explorer" and m in ("q8_0", "q4_0", "q4k"):
+            first_loads[m] = run_one(engine, m)["load_s"]
+    # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
+    # shared machine does not favour whoever runs first; each mode's passes are pooled.
+    merged: dict = {}
+    for rnd in range(args.rounds):
+        for engine, m in (jobs if rnd % 2 == 0 else list(reversed(jobs))):
+            r = run_one(engine, m)
+            key = (engine, m)
+            if key not in merged:
+                merged[key] = r
+                continue
+            acc = merged[key]
+            for x, y in zip(acc["results"], r["results"]):
+                x["times_s"] += y["times_s"]
+                x["median_s"] = statistics.median(x["times_s"])
+                x["min_s"] = min(x["times_s"])
+            for f in ("peak_rss", "peak_rss_after_load"):
+                if r.get(f):
+                    acc[f] = max(acc.get(f) or 0, r[f])
+            acc["load_s"] = min(acc["load_s"], r["load_s"])
+    runs = [merged[k] for k in jobs]
+    for r in runs:
+        if r["engine"] == "dpa-explorer" and r["requested"] in first_loads:
+            r["first_load_s"] = first_loads[r["requested"]]
+
+    import shutil
+    shutil.rmtree(qcache, ignore_errors=True)
     raw = Path(args.dir) / f"last-run-{args.device}.json"
     raw.write_text(json.dumps(runs, indent=1))
     report = table(args, cfg, runs)
@@ -361,7 +390,8 @@ def write_report(path: Path, args, report: str) -> None:
         f"{marker}\n### {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
         f"{', batch ' + ','.join(map(str, args.batch)) if args.batch != [1] else ''}\n\n"
         f"Measured {datetime.date.today().isoformat()} on {where}; PyTorch {torch.__version__} "
-        f"({args.threads} threads), median of {args.runs} passes after one warm-up.\n"
+        f"({args.threads} threads); median of {args.runs * args.rounds} passes ({args.rounds} "
+        f"processes per mode in alternating order, {args.runs} passes each after a warm-up).\n"
         f"{report}\n{marker}\n"
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"
