@@ -28,6 +28,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 missing=$(ldd "$BIN" | grep "not found" || true)
 if [ -n "$missing" ]; then echo "missing libraries: $missing"; exit 1; fi
 "$PY" scripts/bench_vs_pytorch.py --device cuda --layers 32 --tokens 300 --batch 1,32 \
-    --runs 5 --modes bf16 --torch-modes bf16 --bin "$BIN" --dir /tmp/dpa-bench \
+    --runs 5 --rounds 1 --modes bf16 --torch-modes bf16 --bin "$BIN" --dir /tmp/dpa-bench \
     --out "$OUT/BENCHMARKS.gpu.md" "$@"
 cp /tmp/dpa-bench/last-run-cuda.json "$OUT/" 2>/dev/null || true
