@@ -23,10 +23,9 @@ fn bench(c: &mut Criterion) {
         let opts = LoadOptions {
             device: DeviceChoice::Cpu,
             dtype,
-            quant_cache: None,
             ..LoadOptions::default()
         };
-        let model = RewardModel::load(&files, &opts).unwrap();
+        let model = RewardModel::load_with_cache(&files, &opts, None).unwrap();
         g.bench_function(BenchmarkId::from_parameter(dtype.name()), |b| {
             b.iter(|| {
                 model

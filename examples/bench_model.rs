@@ -73,14 +73,14 @@ fn main() -> anyhow::Result<()> {
     let opts = LoadOptions {
         device: args.device,
         dtype: args.dtype,
-        quant_cache: args
-            .quant_cache
-            .clone()
-            .or_else(|| LoadOptions::default().quant_cache),
         ..LoadOptions::default()
     };
+    let cache = args
+        .quant_cache
+        .clone()
+        .unwrap_or_else(dpa_explorer::model::default_quant_cache);
     let t0 = Instant::now();
-    let model = RewardModel::load(&files, &opts)?;
+    let model = RewardModel::load_with_cache(&files, &opts, Some(&cache))?;
     let load_s = t0.elapsed().as_secs_f64();
     let rss_loaded = common::peak_rss();
     let decoder = model.decoder();
@@ -144,11 +144,11 @@ fn smoke() -> anyhow::Result<()> {
         let opts = LoadOptions {
             device: DeviceChoice::Cpu,
             dtype,
-            quant_cache: Some(dir.path().join("quantized")),
             ..LoadOptions::default()
         };
         let t = Instant::now();
-        let model = RewardModel::load(&files, &opts)?;
+        let model =
+            RewardModel::load_with_cache(&files, &opts, Some(&dir.path().join("quantized")))?;
         let load_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut rows = Vec::new();

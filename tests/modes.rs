@@ -14,10 +14,9 @@ fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> RewardModel {
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
         dtype,
-        quant_cache: Some(cache.to_path_buf()),
         ..LoadOptions::default()
     };
-    RewardModel::load(&files, &opts).expect("model loads")
+    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
 }
 
 /// Max |score − transformers f32 score| over a fixture's cases, and the largest |score|.

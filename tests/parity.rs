@@ -16,7 +16,6 @@ fn load(dir: &std::path::Path, dtype: DTypeChoice, max_tokens: usize) -> RewardM
         device: DeviceChoice::Cpu,
         dtype,
         max_tokens,
-        ..LoadOptions::default()
     };
     RewardModel::load(&files, &opts).expect("model loads")
 }

@@ -107,7 +107,6 @@ impl ModelArgs {
             device: self.device,
             dtype: self.dtype,
             max_tokens: self.max_tokens,
-            ..LoadOptions::default()
         }
     }
 

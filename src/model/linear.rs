@@ -28,8 +28,8 @@ pub enum WeightFormat {
     Quantized(GgmlDType),
 }
 
-/// Builds one projection from the named `[out_i, in]` weights: `(checkpoint, names, outs, in)`.
-pub type LoadLinear<'a> =
+/// Builds one projection from the named `[out_i, in]` checkpoint tensors, stacked along `out`.
+pub type LinearLoader<'a> =
     dyn Fn(&mut Checkpoint, &[&str], &[usize], usize) -> Result<Linear, ModelError> + 'a;
 
 /// `y = x Wᵀ` for a weight `W` of shape `[out, in]`.

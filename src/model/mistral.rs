@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::MistralConfig;
-use super::linear::Linear;
+use super::linear::{Linear, LinearLoader};
 use super::weights::Checkpoint;
 use super::ModelError;
 
@@ -196,7 +196,7 @@ impl Mistral {
         ckpt: &mut Checkpoint,
         dtype: DType,
         device: &Device,
-        linear: &super::linear::LoadLinear<'_>,
+        linear: &LinearLoader,
     ) -> Result<Self> {
         let h = cfg.hidden_size;
         let q_out = cfg.num_attention_heads * cfg.head_dim;

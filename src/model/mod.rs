@@ -288,8 +288,6 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     pub dtype: DTypeChoice,
     pub max_tokens: usize,
-    /// Where quantised weights are kept between runs (`None`: quantise at every load).
-    pub quant_cache: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -298,7 +296,6 @@ impl Default for LoadOptions {
             device: DeviceChoice::Auto,
             dtype: DTypeChoice::Auto,
             max_tokens: DEFAULT_MAX_TOKENS,
-            quant_cache: Some(default_quant_cache()),
         }
     }
 }
@@ -340,7 +337,18 @@ pub struct RewardModel {
 }
 
 impl RewardModel {
+    /// Loads a model; quantised weights are kept under [`default_quant_cache`].
     pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self, ModelError> {
+        Self::load_with_cache(files, opts, Some(&default_quant_cache()))
+    }
+
+    /// [`RewardModel::load`] keeping quantised weights in `quant_cache` (`None`: quantise at
+    /// every load, keep nothing).
+    pub fn load_with_cache(
+        files: &ModelFiles,
+        opts: &LoadOptions,
+        quant_cache: Option<&Path>,
+    ) -> Result<Self, ModelError> {
         let cfg = MistralConfig::from_file(&files.config)?;
         if opts.max_tokens > cfg.max_position_embeddings {
             return Err(ModelError::Input(format!(
@@ -368,7 +376,7 @@ impl RewardModel {
         let cache =
             match plan.weights {
                 WeightFormat::Quantized(q) => Some(std::cell::RefCell::new(
-                    quant::QuantCache::open(opts.quant_cache.as_deref(), &files.weights, q),
+                    quant::QuantCache::open(quant_cache, &files.weights, q),
                 )),
                 _ => None,
             };
