@@ -7,6 +7,7 @@ Outputs (all committed, a few MB in total; CI never runs this script):
   tests/fixtures/tiny-gqa-window/        GQA, explicit head_dim != hidden/heads, sliding window 24
   tests/fixtures/<model>/config.v4.json  the same config in the transformers 4.x dialect
   tests/fixtures/<model>/reference.json  token ids and logits from transformers (f32 and bf16 compute)
+  tests/fixtures/tiny-mha-bin/           tiny-mha's weights as a PyTorch pickle (pytorch_model.bin)
   assets/demo/                           the random-weight demo model (score head with a bias)
 
 Requirements (only to regenerate): torch, transformers>=5, tokenizers, mistral-common, safetensors,
@@ -325,6 +326,20 @@ def main() -> None:
                       num_key_value_heads=4, sliding_window=None)
     write_model_dir("tiny-mha", fixtures / "tiny-mha", mha, seed=1, shard="1MB", tok_dir=tok_dir,
                     score_std=4.0)
+
+    # The same weights as a PyTorch pickle, for checkpoints that ship only pytorch_model.bin.
+    from safetensors.torch import load_file
+
+    bin_dir = fixtures / "tiny-mha-bin"
+    if bin_dir.exists():
+        shutil.rmtree(bin_dir)
+    bin_dir.mkdir()
+    state = {}
+    for f in sorted((fixtures / "tiny-mha").glob("*.safetensors")):
+        state.update(load_file(f))
+    torch.save(state, bin_dir / "pytorch_model.bin")
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(fixtures / "tiny-mha" / name, bin_dir / name)
 
     gqa = make_config(hidden_size=32, intermediate_size=80, num_hidden_layers=3, num_attention_heads=4,
                       num_key_value_heads=2, head_dim=16, sliding_window=24)

@@ -51,3 +51,10 @@ pub fn config_root() -> PathBuf {
         .map(|d| d.config_dir().to_path_buf())
         .unwrap_or_else(|| std::env::temp_dir().join("dpa-explorer-config"))
 }
+
+/// Where dpa-explorer keeps the user's own data (the explorer's autosave).
+pub fn data_root() -> PathBuf {
+    directories::ProjectDirs::from("", "", "dpa-explorer")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| std::env::temp_dir().join("dpa-explorer-data"))
+}

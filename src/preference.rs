@@ -253,6 +253,71 @@ pub fn reward_at(point: (f64, f64), degrees: f64) -> f64 {
     c * point.0 + s * point.1
 }
 
+/// An angle in degrees folded into (−180°, 180°].
+pub fn wrap_degrees(deg: f64) -> f64 {
+    let d = deg.rem_euclid(360.0);
+    if d > 180.0 {
+        d - 360.0
+    } else {
+        d
+    }
+}
+
+/// The foot of the perpendicular from `point` onto the line through the origin at `degrees`:
+/// (R · cos θ, R · sin θ), where R is the point's reward under that direction.
+pub fn projection(point: (f64, f64), degrees: f64) -> (f64, f64) {
+    let r = reward_at(point, degrees);
+    let (s, c) = degrees.to_radians().sin_cos();
+    (r * c, r * s)
+}
+
+/// R(θ) sampled every `step` degrees over [from, to], both ends included.
+pub fn sweep(point: (f64, f64), from: f64, to: f64, step: f64) -> Vec<(f64, f64)> {
+    if step.is_nan() || step <= 0.0 || from > to {
+        return Vec::new();
+    }
+    let n = ((to - from) / step).floor() as usize;
+    let mut out: Vec<(f64, f64)> = (0..=n)
+        .map(|i| {
+            let d = from + i as f64 * step;
+            (d, reward_at(point, d))
+        })
+        .collect();
+    if out.last().is_some_and(|(d, _)| (to - d).abs() > 1e-9) {
+        out.push((to, reward_at(point, to)));
+    }
+    out
+}
+
+/// The weights of `direction` as a raw vector over `labels` (not normalised), for editing.
+pub fn raw_weights(direction: &Direction, labels: &[String]) -> Result<Vec<f64>, PreferenceError> {
+    match direction {
+        Direction::Angle { .. } => direction.resolve(labels),
+        Direction::Weights { weights } => {
+            let mut v = vec![0.0; labels.len()];
+            for (name, w) in weights {
+                if !w.is_finite() {
+                    return Err(PreferenceError::NotFinite);
+                }
+                v[find_attribute(labels, name)?] += w;
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// A weight vector over `labels` as a [`Direction`], leaving out zero weights.
+pub fn weights_direction(labels: &[String], weights: &[f64]) -> Direction {
+    Direction::Weights {
+        weights: labels
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| **w != 0.0)
+            .map(|(l, w)| (l.clone(), *w))
+            .collect(),
+    }
+}
+
 /// The best candidate on each stretch of θ over [from, to]: (start, end, index) runs, which
 /// is where best-of-n picks a different response.
 pub fn leaders(points: &[(f64, f64)], from: f64, to: f64) -> Vec<(f64, f64, usize)> {
@@ -395,6 +460,63 @@ mod tests {
     #[test]
     fn equal_verbosity_never_crosses() {
         assert!(crossings(&[(10.0, 5.0), (20.0, 5.0)]).is_empty());
+    }
+
+    #[test]
+    fn wrap_degrees_folds_into_a_half_open_turn() {
+        assert_eq!(wrap_degrees(0.0), 0.0);
+        assert_eq!(wrap_degrees(180.0), 180.0);
+        assert_eq!(wrap_degrees(-180.0), 180.0);
+        assert_eq!(wrap_degrees(185.0), -175.0);
+        assert_eq!(wrap_degrees(-185.0), 175.0);
+        assert_eq!(wrap_degrees(725.0), 5.0);
+    }
+
+    #[test]
+    fn projection_lies_on_the_direction_at_distance_r() {
+        let p = (70.0, 35.0);
+        for deg in [-37.0, 0.0, 15.0, 90.0] {
+            let (fx, fy) = projection(p, deg);
+            let r = reward_at(p, deg);
+            assert!(((fx * fx + fy * fy).sqrt() - r.abs()).abs() < 1e-9);
+            // The residual is perpendicular to the direction.
+            let (s, c) = f64::to_radians(deg).sin_cos();
+            assert!(((p.0 - fx) * c + (p.1 - fy) * s).abs() < 1e-9);
+        }
+        assert_eq!(projection(p, 0.0), (70.0, 0.0));
+    }
+
+    #[test]
+    fn sweep_covers_both_ends() {
+        let s = sweep((1.0, 0.0), -90.0, 90.0, 1.0);
+        assert_eq!(s.len(), 181);
+        assert_eq!(s[0].0, -90.0);
+        assert_eq!(s[180].0, 90.0);
+        assert!((s[90].1 - 1.0).abs() < 1e-12);
+        let odd = sweep((1.0, 0.0), 0.0, 10.0, 4.0);
+        assert_eq!(
+            odd.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![0.0, 4.0, 8.0, 10.0]
+        );
+        assert!(sweep((1.0, 0.0), 0.0, 1.0, 0.0).is_empty());
+    }
+
+    #[test]
+    fn raw_weights_round_trip_through_a_direction() {
+        let l = labels();
+        let d = Direction::Weights {
+            weights: vec![
+                ("correctness".into(), 2.0),
+                ("helpsteer-verbosity".into(), -1.0),
+            ],
+        };
+        let raw = raw_weights(&d, &l).unwrap();
+        assert_eq!(raw[1], 2.0);
+        assert_eq!(raw[4], -1.0);
+        let back = weights_direction(&l, &raw);
+        assert_eq!(back.resolve(&l).unwrap(), d.resolve(&l).unwrap());
+        let a = raw_weights(&Direction::Angle { degrees: 90.0 }, &l).unwrap();
+        assert!((a[4] - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{DirectionArgs, ModelArgs};
 use crate::hub::DownloadProgress;
-use crate::model::{Encoded, RewardModel, Scored};
+use crate::model::reuse::{self, Job, DEFAULT_KV_BUDGET};
+use crate::model::{Encoded, KvStore, ReuseOptions, RewardModel, Scored};
 use crate::preference::weighted;
 
 #[derive(Debug, Clone, Args)]
@@ -142,54 +143,64 @@ fn error_object(line: usize, error: &str) -> Value {
     Value::Object(m)
 }
 
-/// Scores the pairs among `records` in batches of `batch`, in order; a failed pair becomes
-/// an error for its own line only.
+/// Scores the pairs among `records`, at most `batch` inputs per forward pass; results come in
+/// the records' order and a failed pair becomes an error for its own line only.
 pub fn score_records(
     model: &RewardModel,
     records: &[Record],
     batch: usize,
 ) -> Vec<Result<Scored, String>> {
+    score_records_with(model, &mut KvStore::new(DEFAULT_KV_BUDGET), records, batch)
+}
+
+/// As [`score_records`], reusing and adding to the prefix caches in `store`. Pairs that share a
+/// prompt compute the template and the prompt once and batch their responses, longest first;
+/// every pair shares the template's head, with the pairs of earlier calls too.
+pub fn score_records_with(
+    model: &RewardModel,
+    store: &mut KvStore,
+    records: &[Record],
+    batch: usize,
+) -> Vec<Result<Scored, String>> {
     let mut out: Vec<Option<Result<Scored, String>>> = vec![None; records.len()];
-    let mut pending: Vec<(usize, Encoded)> = Vec::new();
-    let flush = |pending: &mut Vec<(usize, Encoded)>,
-                 out: &mut Vec<Option<Result<Scored, String>>>| {
-        if pending.is_empty() {
-            return;
-        }
-        let refs: Vec<&Encoded> = pending.iter().map(|(_, e)| e).collect();
-        match model.score_encoded(&refs) {
-            Ok(rows) => {
-                for ((i, e), row) in pending.iter().zip(rows) {
-                    out[*i] = Some(Ok(model.scored(e, row)));
-                }
-            }
-            Err(err) => {
-                for (i, _) in pending.iter() {
-                    out[*i] = Some(Err(err.to_string()));
-                }
-            }
-        }
-        pending.clear();
-    };
+    let mut encoded: Vec<(usize, Encoded)> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         match r {
             Record::Bad { error, .. } => out[i] = Some(Err(error.clone())),
             Record::Pair {
                 prompt, response, ..
             } => match model.encode(prompt, response) {
-                Ok(e) => {
-                    pending.push((i, e));
-                    if pending.len() >= batch {
-                        flush(&mut pending, &mut out);
-                    }
-                }
+                Ok(e) => encoded.push((i, e)),
                 Err(e) => out[i] = Some(Err(e.to_string())),
             },
         }
     }
-    flush(&mut pending, &mut out);
+    let jobs: Vec<Job> = encoded
+        .iter()
+        .map(|(_, e)| Job {
+            ids: &e.ids,
+            slot: None,
+        })
+        .collect();
+    let options = ReuseOptions {
+        max_batch: batch.max(1),
+        keep_slots: false,
+        ..ReuseOptions::default()
+    };
+    let outcome = reuse::score(
+        model.decoder(),
+        store,
+        &jobs,
+        &options,
+        &|| false,
+        &mut |j, result| {
+            let (i, e) = &encoded[j];
+            out[*i] = Some(result.map(|row| model.scored(e, row)));
+        },
+    );
+    let failure = outcome.err().map(|e| e.to_string());
     out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not scored".into())))
+        .map(|r| r.unwrap_or_else(|| Err(failure.clone().unwrap_or_else(|| "not scored".into()))))
         .collect()
 }
 
@@ -282,8 +293,11 @@ pub fn run(
     let mut failed = 0usize;
     // Score in windows so that results stream out and memory stays bounded on big files.
     let window = (args.batch_size as usize) * 8;
+    // Prefixes computed for one window serve the next (a prompt's pairs split by the window
+    // boundary, the template head).
+    let mut store = KvStore::new(DEFAULT_KV_BUDGET);
     for chunk in records.chunks(window) {
-        let results = score_records(&model, chunk, args.batch_size as usize);
+        let results = score_records_with(&model, &mut store, chunk, args.batch_size as usize);
         for (record, result) in chunk.iter().zip(results) {
             let value = match (record, result) {
                 (Record::Pair { fields, .. }, Ok(s)) => {

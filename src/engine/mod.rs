@@ -6,6 +6,8 @@
 //! the engine with a stand-in.
 
 mod cache;
+mod incremental;
+pub mod priority;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -14,8 +16,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use cache::ScoreCache;
+pub use incremental::IncrementalBackend;
 
 use crate::hub::{self, HubOptions, ModelSource};
+use crate::model::reuse::DEFAULT_KV_BUDGET;
 use crate::model::{LoadOptions, ModelError, ModelInfo, RewardModel, Scored};
 
 /// Identifies a request; later requests have larger ids.
@@ -92,9 +96,14 @@ pub trait Backend: Send {
         stop: &dyn Fn() -> bool,
         done: &mut dyn FnMut(usize, Result<Scored, String>),
     ) -> Result<(), ModelError>;
+    /// Bytes the backend keeps between requests (cached keys and values).
+    fn cache_bytes(&self) -> usize {
+        0
+    }
 }
 
-/// The plain backend: the reward model, each item scored on its own.
+/// The plain backend: the reward model, each item scored on its own from scratch (the
+/// reference for [`IncrementalBackend`], which the engine uses).
 pub struct ModelBackend {
     model: RewardModel,
 }
@@ -102,6 +111,10 @@ pub struct ModelBackend {
 impl ModelBackend {
     pub fn new(model: RewardModel) -> Self {
         Self { model }
+    }
+
+    pub fn model(&self) -> &RewardModel {
+        &self.model
     }
 }
 
@@ -165,9 +178,36 @@ pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadO
             ),
         });
         let model = RewardModel::load(&files, &options).map_err(|e| e.to_string())?;
-        Ok(Box::new(ModelBackend::new(model)) as Box<dyn Backend>)
+        Ok(Box::new(IncrementalBackend::new(model, DEFAULT_KV_BUDGET)) as Box<dyn Backend>)
     })
 }
+
+/// How the engine thread computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Scores kept by input text.
+    pub cache_capacity: usize,
+    /// Compute threads; 0 means one per core.
+    pub threads: usize,
+    /// How many nice levels below the rest of the process the compute threads run (0 leaves
+    /// them alone). With every core busy computing, the UI thread then gets a core as soon as
+    /// it wakes instead of waiting for a time slice to end (see docs/bench-incremental.md).
+    pub nice: i32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 256,
+            threads: 0,
+            nice: DEFAULT_NICE,
+        }
+    }
+}
+
+/// The compute threads' default priority drop, measured to keep frames on time while a pass
+/// runs on every core.
+pub const DEFAULT_NICE: i32 = 10;
 
 enum Command {
     Score(RequestId, Vec<ScoreItem>),
@@ -189,12 +229,36 @@ impl Engine {
         cache_capacity: usize,
         events: impl Fn(EngineEvent) + Send + 'static,
     ) -> Self {
+        let options = EngineOptions {
+            cache_capacity,
+            ..EngineOptions::default()
+        };
+        Self::spawn_with(loader, options, events)
+    }
+
+    /// As [`Engine::spawn`], with every option.
+    pub fn spawn_with(
+        loader: Loader,
+        options: EngineOptions,
+        events: impl Fn(EngineEvent) + Send + 'static,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         let latest = Arc::new(AtomicU64::new(0));
         let latest_in = latest.clone();
         let thread = std::thread::Builder::new()
             .name("dpa-engine".into())
-            .spawn(move || run(loader, rx, latest_in, cache_capacity, &events))
+            .spawn(move || {
+                let capacity = options.cache_capacity;
+                // candle's kernels and gemm run on the rayon pool they are called from: run
+                // the whole engine inside a pool of lowered-priority threads.
+                match priority::compute_pool(options.threads, options.nice) {
+                    Ok(pool) => pool.install(move || run(loader, rx, latest_in, capacity, &events)),
+                    Err(error) => {
+                        tracing::warn!(%error, "no compute pool; scoring at normal priority");
+                        run(loader, rx, latest_in, capacity, &events)
+                    }
+                }
+            })
             .ok();
         Self { tx, latest, thread }
     }
@@ -326,6 +390,7 @@ fn run(
                 t0 = Instant::now();
             })
         }));
+        tracing::debug!(cache_bytes = b.cache_bytes(), "request done");
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(ModelError::Cancelled)) => {

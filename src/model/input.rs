@@ -151,6 +151,25 @@ impl InputEncoder {
         })
     }
 
+    /// How many tokens the template's tail (` [/INST]`) takes at the end of an input. Every
+    /// rescoring feeds at least these, however much of the input is cached.
+    pub fn tail_tokens(&self) -> usize {
+        let ids = |response: &str| {
+            self.tokenizer
+                .encode(render("x", response), false)
+                .map(|e| e.get_ids().to_vec())
+                .unwrap_or_default()
+        };
+        let (a, b) = (ids("yes"), ids("no"));
+        let common = a
+            .iter()
+            .rev()
+            .zip(b.iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        common.max(1)
+    }
+
     /// The text of a token id, for display.
     pub fn token_text(&self, id: u32) -> Option<String> {
         self.tokenizer.id_to_token(id)

@@ -434,10 +434,17 @@ fn split_caches(
     for (i, &l) in lens.iter().enumerate() {
         let mut layers = Vec::with_capacity(stacked.len());
         for (k, v) in stacked {
-            // `k` and `v` hold prefix + padded batch; keep prefix + this sequence's tokens.
-            let k = k.narrow(0, i, 1)?.narrow(2, 0, p + l)?.contiguous()?;
-            let v = v.narrow(0, i, 1)?.narrow(2, 0, p + l)?.contiguous()?;
-            layers.push((k, v));
+            // `k` and `v` hold prefix + padded batch; keep prefix + this sequence's tokens. In a
+            // batch, a view would keep the whole batch's tensors alive: copy it out.
+            let own = |t: &Tensor| -> Result<Tensor> {
+                let t = t.narrow(0, i, 1)?.narrow(2, 0, p + l)?;
+                Ok(if lens.len() > 1 {
+                    t.force_contiguous()?
+                } else {
+                    t.contiguous()?
+                })
+            };
+            layers.push((own(k)?, own(v)?));
         }
         out.push(KvCache { layers, len: p + l });
     }
@@ -494,8 +501,10 @@ impl Attention {
         let (k, v) = match past {
             Some((pk, pv)) => {
                 let p = pk.dim(2)?;
-                let pk = pk.broadcast_as((b, kvh, p, d))?;
-                let pv = pv.broadcast_as((b, kvh, p, d))?;
+                // Contiguous parts make a contiguous concatenation, as the matmuls below need
+                // (a broadcast or truncated prefix is a strided view).
+                let pk = pk.broadcast_as((b, kvh, p, d))?.contiguous()?;
+                let pv = pv.broadcast_as((b, kvh, p, d))?.contiguous()?;
                 (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?)
             }
             None => (k, v),

@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod linear;
 pub mod mistral;
 pub mod quant;
+pub mod reuse;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use config::{MistralConfig, DPA_LABELS};
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
+pub use reuse::{KvStore, ReuseOptions, ReuseStats};
 pub use weights::{Checkpoint, WeightFiles};
 
 /// Everything that can go wrong between a model directory and a score.

@@ -1,9 +1,260 @@
-//! The terminal explorer.
+//! The terminal explorer: type a prompt and candidate responses, see their ten attribute
+//! scores, turn a preference direction and watch the weighted reward and the ranking change.
+//!
+//! Shape: [`app`] holds the state and applies events; [`keys`] maps input to actions;
+//! [`view`] draws the state; [`widgets`] are the pieces it draws with. This module owns the
+//! terminal and the event loop: terminal input, engine events and timers meet in one
+//! `select!`, and the screen is redrawn after whatever changed.
+
+pub mod app;
+pub mod keys;
+pub mod layout;
+pub mod presets;
+pub mod session;
+pub mod view;
+pub mod widgets;
+
+use std::io::{stdout, Write};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream,
+};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use crossterm::{cursor, execute};
+use futures::{FutureExt, StreamExt};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+pub use app::{App, AppConfig, Event, Paths, Scorer};
 
 use crate::cli::Cli;
+use crate::engine::{self, Engine, EngineEvent};
+use crate::hub::HubOptions;
+use crate::model::DPA_LABELS;
+
+/// Results kept by the engine, by input text.
+const CACHE_CAPACITY: usize = 512;
+
+/// The shortest pause between two frames while events stream in.
+const FRAME: Duration = Duration::from_millis(16);
 
 /// Runs the explorer until the user quits.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    let _ = cli;
-    anyhow::bail!("the explorer is not built yet; use `dpa-explorer score`")
+    // Refuse bad arguments before the screen is taken over, where the message can be read.
+    let direction = cli.direction.direction()?;
+    let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
+    direction
+        .resolve(&labels)
+        .context("the starting direction (--angle/--weights)")?;
+    let source = cli.model.source()?;
+    let model_name = if cli.model.is_demo() {
+        "demo (assets/demo)".to_string()
+    } else {
+        cli.model.model.clone()
+    };
+    let data = crate::assets::data_root();
+    let paths = Paths {
+        autosave: Some(data.join(session::autosave_name(
+            cli.model.is_demo(),
+            cli.ui.session.as_deref(),
+        ))),
+        presets: Some(crate::assets::config_root().join("presets.json")),
+        session: cli.ui.session.clone(),
+    };
+    let config = AppConfig {
+        model_name,
+        demo: cli.model.is_demo(),
+        direction,
+        device: format!("{:?}", cli.model.device).to_lowercase(),
+        dtype: format!("{:?}", cli.model.dtype).to_lowercase(),
+        paths,
+    };
+    let loader = engine::model_loader(source, HubOptions::from_env(), cli.model.load_options());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The engine calls back on its own thread; the channel hands events to the loop.
+        let engine = Engine::spawn(loader, CACHE_CAPACITY, move |e| {
+            let _ = tx.send(e);
+        });
+        let mut app = App::new(config, Box::new(engine));
+        app.restore_start(Instant::now());
+        let mut guard = TerminalGuard::enter()?;
+        let outcome = AssertUnwindSafe(event_loop(&mut guard.terminal, &mut app, rx))
+            .catch_unwind()
+            .await;
+        // Whatever happened, keep the typed text.
+        app.autosave(Instant::now());
+        drop(guard);
+        match outcome {
+            Ok(r) => {
+                // Dropping the engine waits for its thread, which cannot stop part way
+                // through loading weights; the process exits next, which ends it.
+                std::mem::forget(app);
+                r
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
+
+type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
+
+/// Puts the terminal in raw mode on the alternate screen with mouse and bracketed paste, and
+/// restores it when dropped; a panic hook restores it before the panic message prints.
+struct TerminalGuard {
+    terminal: Term,
+}
+
+fn restore_terminal() {
+    let mut out = stdout();
+    let _ = execute!(
+        out,
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
+    let _ = disable_raw_mode();
+    let _ = out.flush();
+}
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            tracing::error!("panic: {info}");
+            previous(info);
+        }));
+        enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        let entered = execute!(
+            stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste,
+            cursor::Hide
+        );
+        if let Err(e) = entered {
+            restore_terminal();
+            return Err(e).context("cannot set up the terminal");
+        }
+        match Terminal::new(CrosstermBackend::new(stdout())) {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(e) => {
+                restore_terminal();
+                Err(e).context("cannot size the terminal")
+            }
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+        // Leave the default hook for whatever runs after the explorer.
+        let _ = std::panic::take_hook();
+    }
+}
+
+async fn event_loop(
+    terminal: &mut Term,
+    app: &mut App,
+    mut engine_rx: mpsc::UnboundedReceiver<EngineEvent>,
+) -> anyhow::Result<()> {
+    let mut input = EventStream::new();
+    let size = terminal.size()?;
+    app.size = (size.width, size.height);
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        if dirty {
+            let wait = FRAME.saturating_sub(last_draw.elapsed());
+            // Coalesce bursts (download progress, key repeat) into one frame.
+            if wait.is_zero() || app.quit {
+                terminal.draw(|f| view::view(app, f))?;
+                last_draw = Instant::now();
+                dirty = false;
+            }
+        }
+        if app.quit {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut deadline = app.deadline(now).unwrap_or(now + Duration::from_secs(3600));
+        if dirty {
+            deadline = deadline.min(last_draw + FRAME);
+        }
+        let sleep = tokio::time::sleep_until(deadline.into());
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => {
+                    if let Some(ev) = translate(ev) {
+                        app.handle(ev, Instant::now());
+                        dirty = true;
+                    }
+                }
+                Some(Err(e)) => return Err(e).context("reading terminal input"),
+                // The terminal went away: quit (the caller autosaves).
+                None => return Ok(()),
+            },
+            Some(ev) = engine_rx.recv() => {
+                app.handle(Event::Engine(ev), Instant::now());
+                while let Ok(ev) = engine_rx.try_recv() {
+                    app.handle(Event::Engine(ev), Instant::now());
+                }
+                dirty = true;
+            },
+            // Asked to stop (terminal closed, kill): quit as with Ctrl-Q, keeping the text.
+            () = &mut shutdown => return Ok(()),
+            _ = sleep => {
+                app.handle(Event::Tick, Instant::now());
+                dirty = true;
+            },
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGHUP; never elsewhere.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+fn translate(ev: TermEvent) -> Option<Event> {
+    match ev {
+        TermEvent::Key(k) => Some(Event::Key(k)),
+        TermEvent::Mouse(m) => Some(Event::Mouse(m)),
+        TermEvent::Paste(s) => Some(Event::Paste(s)),
+        TermEvent::Resize(w, h) => Some(Event::Resize(w, h)),
+        TermEvent::FocusGained | TermEvent::FocusLost => None,
+    }
+}
+
+#[cfg(test)]
+mod render_tests;

@@ -1,0 +1,336 @@
+//! The preference dial: a circle with the direction vector in the (helpfulness, verbosity)
+//! plane, and the line `θ = 15°  v = (0.97, 0.26)  R = 57.41`; in weights mode, the ten
+//! weights with the one under the cursor highlighted.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::canvas::{Canvas, Circle, Line as CanvasLine};
+use ratatui::widgets::{Block, Paragraph, Widget};
+
+use super::{bars::display_name, fmt2, focus_style, stale_style};
+use crate::preference::fmt_angle;
+use crate::tui::app::{CandidateView, Dial, DialMode, Freshness};
+
+/// The parts of the dial panel's inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// The circle (angle mode; empty in weights mode).
+    pub canvas: Rect,
+    /// The weight rows (weights mode; empty in angle mode).
+    pub list: Rect,
+    /// The θ/v/R text.
+    pub text: Rect,
+}
+
+/// How many rows the θ/v/R text needs at this width.
+fn text_rows(width: u16) -> u16 {
+    if width >= 36 {
+        1
+    } else if width >= 25 {
+        2
+    } else {
+        3
+    }
+}
+
+pub fn split(inner: Rect, mode: DialMode) -> Parts {
+    let rows = match mode {
+        DialMode::Angle => text_rows(inner.width),
+        DialMode::Weights => 1,
+    }
+    .min(inner.height);
+    let body = Rect {
+        height: inner.height - rows,
+        ..inner
+    };
+    let text = Rect {
+        y: inner.y + inner.height - rows,
+        height: rows,
+        ..inner
+    };
+    match mode {
+        DialMode::Angle => Parts {
+            canvas: body,
+            list: Rect::default(),
+            text,
+        },
+        DialMode::Weights => Parts {
+            canvas: Rect::default(),
+            list: body,
+            text,
+        },
+    }
+}
+
+/// Canvas bounds around the unit circle that keep it round: a terminal cell is about twice
+/// as tall as it is wide.
+pub fn bounds(canvas: Rect) -> ([f64; 2], [f64; 2]) {
+    let r = 1.2;
+    let w = canvas.width.max(1) as f64;
+    let h = canvas.height.max(1) as f64 * 2.0;
+    if w >= h {
+        let x = r * w / h;
+        ([-x, x], [-r, r])
+    } else {
+        let y = r * h / w;
+        ([-r, r], [-y, y])
+    }
+}
+
+/// The angle (whole degrees) pointed at by a click at (x, y) on the dial's canvas, or `None`
+/// off the canvas or at its centre.
+pub fn angle_at(canvas: Rect, x: u16, y: u16) -> Option<f64> {
+    if canvas.width == 0 || canvas.height == 0 {
+        return None;
+    }
+    let (xb, yb) = bounds(canvas);
+    // The cell's centre, in canvas coordinates; clamped so a drag past the edge still turns.
+    let cx = (x.clamp(canvas.x, canvas.right() - 1) - canvas.x) as f64 + 0.5;
+    let cy = (y.clamp(canvas.y, canvas.bottom() - 1) - canvas.y) as f64 + 0.5;
+    let wx = xb[0] + cx / canvas.width as f64 * (xb[1] - xb[0]);
+    let wy = yb[1] - cy / canvas.height as f64 * (yb[1] - yb[0]);
+    if wx.hypot(wy) < 1e-6 {
+        return None;
+    }
+    Some(wy.atan2(wx).to_degrees().round())
+}
+
+/// The first weight row shown so that the cursor is visible in `rows` rows.
+pub fn weights_scroll(rows: u16, n: usize, cursor: usize) -> usize {
+    let rows = rows.max(1) as usize;
+    if n <= rows {
+        0
+    } else {
+        cursor.saturating_sub(rows - 1).min(n - rows)
+    }
+}
+
+/// `θ = 15°  v = (0.97, 0.26)  R = 57.41` split over as many lines as the width needs.
+pub fn angle_text(degrees: f64, reward: Option<f64>, width: u16) -> Vec<String> {
+    let (s, c) = degrees.to_radians().sin_cos();
+    let theta = format!("θ = {}°", fmt_angle(degrees));
+    let v = format!("v = ({c:.2}, {s:.2})");
+    let r = format!("R = {}", fmt2(reward));
+    match text_rows(width) {
+        1 => vec![format!("{theta}  {v}  {r}")],
+        2 => vec![format!("{theta}  {v}"), r],
+        _ => vec![theta, v, r],
+    }
+}
+
+pub struct DialWidget<'a> {
+    pub dial: &'a Dial,
+    pub labels: &'a [String],
+    /// The selected candidate, whose R the dial shows.
+    pub candidate: Option<&'a CandidateView>,
+    pub focused: bool,
+    /// Why there is no direction (weights all zero, attributes missing).
+    pub problem: Option<String>,
+}
+
+impl Widget for DialWidget<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let mode = match self.dial.mode {
+            DialMode::Angle => " Direction · angle θ ",
+            DialMode::Weights => " Direction · weights ",
+        };
+        let roomy = area.width >= 42;
+        let hint = match (self.focused, self.dial.mode, roomy) {
+            (false, _, _) => " Tab here to turn ",
+            (true, DialMode::Angle, true) => " ←→ 5° · ⇧ 1° · p presets · F4 weights ",
+            (true, DialMode::Angle, false) => " ←→ turn · p presets ",
+            (true, DialMode::Weights, true) => " ↑↓ pick · ←→ ±0.1 · F4 angle ",
+            (true, DialMode::Weights, false) => " ↑↓ pick · ←→ ±0.1 ",
+        };
+        let block = Block::bordered()
+            .title(mode)
+            .title_bottom(Line::from(hint).right_aligned())
+            .border_style(focus_style(self.focused));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if inner.width == 0 || inner.height == 0 {
+            return;
+        }
+        let parts = split(inner, self.dial.mode);
+        let reward = self.candidate.and_then(|c| c.reward);
+        let stale = self
+            .candidate
+            .is_some_and(|c| !matches!(c.freshness, Freshness::Fresh));
+        let r_style = if stale {
+            stale_style()
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        };
+        match self.dial.mode {
+            DialMode::Angle => {
+                render_circle(self.dial.degrees, parts.canvas, buf);
+                let lines: Vec<Line> = angle_text(self.dial.degrees, reward, parts.text.width)
+                    .into_iter()
+                    .map(|l| match l.find("R = ") {
+                        Some(at) => Line::from(vec![
+                            Span::raw(l[..at].to_string()),
+                            Span::styled(l[at..].to_string(), r_style),
+                        ]),
+                        None => Line::raw(l),
+                    })
+                    .collect();
+                Paragraph::new(lines).render(parts.text, buf);
+            }
+            DialMode::Weights => {
+                self.render_weights(parts.list, buf);
+                let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
+                let line = Line::from(vec![
+                    Span::raw(format!("|w| = {norm:.2}  ")),
+                    Span::styled(format!("R = {}", fmt2(reward)), r_style),
+                ]);
+                Paragraph::new(line).render(parts.text, buf);
+            }
+        }
+        if let Some(p) = self.problem {
+            let r = Rect {
+                y: parts.text.y,
+                height: 1,
+                ..parts.text
+            };
+            Paragraph::new(Line::styled(p, Style::default().fg(Color::LightRed))).render(r, buf);
+        }
+    }
+}
+
+fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
+    if canvas.width < 4 || canvas.height < 2 {
+        return;
+    }
+    let (xb, yb) = bounds(canvas);
+    let (s, c) = degrees.to_radians().sin_cos();
+    let labels = canvas.width >= 20 && canvas.height >= 6;
+    Canvas::default()
+        .marker(Marker::Braille)
+        .x_bounds(xb)
+        .y_bounds(yb)
+        .paint(move |ctx| {
+            ctx.draw(&CanvasLine::new(-1.1, 0.0, 1.1, 0.0, Color::DarkGray));
+            ctx.draw(&CanvasLine::new(0.0, -1.1, 0.0, 1.1, Color::DarkGray));
+            ctx.draw(&Circle {
+                x: 0.0,
+                y: 0.0,
+                radius: 1.0,
+                color: Color::Gray,
+            });
+            ctx.layer();
+            ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Yellow));
+            ctx.print(c, s, Span::styled("●", Style::default().fg(Color::Yellow)));
+            // Axis names outside the circle, where they fit.
+            let cell = (xb[1] - xb[0]) / canvas.width as f64;
+            if labels && 1.1 + 4.0 * cell <= xb[1] {
+                ctx.print(
+                    1.1,
+                    0.0,
+                    Span::styled("help", Style::default().fg(Color::DarkGray)),
+                );
+            }
+            if labels {
+                ctx.print(
+                    0.05,
+                    yb[1] - 0.02,
+                    Span::styled("verb", Style::default().fg(Color::DarkGray)),
+                );
+            }
+        })
+        .render(canvas, buf);
+}
+
+impl DialWidget<'_> {
+    fn render_weights(&self, list: Rect, buf: &mut Buffer) {
+        if list.height == 0 {
+            return;
+        }
+        let n = self.dial.weights.len();
+        let first = weights_scroll(list.height, n, self.dial.cursor);
+        let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
+        let name_w = (list.width as usize).saturating_sub(16).min(24);
+        let lines: Vec<Line> = (first..n)
+            .take(list.height as usize)
+            .map(|i| {
+                let w = self.dial.weights[i];
+                let unit = if norm > 0.0 { w / norm } else { 0.0 };
+                let name = self
+                    .labels
+                    .get(i)
+                    .map(|l| display_name(l, false))
+                    .unwrap_or_default();
+                let cursor = i == self.dial.cursor;
+                let text = format!(
+                    "{}{:<name_w$} {w:>+6.2} {unit:>+6.2}",
+                    if cursor { "▸" } else { " " },
+                    super::clip(&name, name_w),
+                );
+                let mut style = Style::default();
+                if w == 0.0 {
+                    style = style.fg(Color::DarkGray);
+                }
+                if cursor && self.focused {
+                    style = style.add_modifier(Modifier::REVERSED);
+                } else if cursor {
+                    style = style.add_modifier(Modifier::BOLD);
+                }
+                Line::styled(text, style)
+            })
+            .collect();
+        Paragraph::new(lines).render(list, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_reads_like_the_paper() {
+        assert_eq!(
+            angle_text(15.0, Some(57.4149), 40),
+            vec!["θ = 15°  v = (0.97, 0.26)  R = 57.41"]
+        );
+        assert_eq!(
+            angle_text(-15.0, None, 30),
+            vec!["θ = -15°  v = (0.97, -0.26)", "R = —"]
+        );
+        assert_eq!(angle_text(90.0, Some(1.0), 10).len(), 3);
+    }
+
+    #[test]
+    fn clicks_point_the_dial_where_they_land() {
+        // Odd sizes put a cell's centre on the dial's centre.
+        let canvas = Rect::new(10, 5, 41, 21);
+        // Right of centre: 0°; above: 90°; left: 180°; below: −90°.
+        let (cx, cy) = (10 + 20, 5 + 10);
+        assert_eq!(angle_at(canvas, cx + 15, cy), Some(0.0));
+        assert_eq!(angle_at(canvas, cx, cy - 8), Some(90.0));
+        assert_eq!(angle_at(canvas, cx - 16, cy), Some(180.0));
+        assert_eq!(angle_at(canvas, cx, cy + 8), Some(-90.0));
+        // Cells are twice as tall as wide, so one row up and two columns right is 45°.
+        let d = angle_at(canvas, cx + 8, cy - 4).unwrap();
+        assert!((d - 45.0).abs() <= 1.0, "{d}");
+        assert_eq!(angle_at(Rect::default(), 0, 0), None);
+    }
+
+    #[test]
+    fn bounds_keep_the_circle_round() {
+        let (x, y) = bounds(Rect::new(0, 0, 40, 10));
+        // 40 columns ≈ 20 rows of height: x spans twice the y range per cell.
+        assert!(((x[1] - x[0]) / 40.0 - (y[1] - y[0]) / 20.0).abs() < 1e-9);
+        let (x, y) = bounds(Rect::new(0, 0, 10, 40));
+        assert!(((x[1] - x[0]) / 10.0 - (y[1] - y[0]) / 80.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_weight_cursor_stays_in_view() {
+        assert_eq!(weights_scroll(12, 10, 9), 0);
+        assert_eq!(weights_scroll(4, 10, 0), 0);
+        assert_eq!(weights_scroll(4, 10, 5), 2);
+        assert_eq!(weights_scroll(4, 10, 9), 6);
+    }
+}

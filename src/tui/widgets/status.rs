@@ -1,0 +1,151 @@
+//! The status line: model state, model, device, dtype, tokens, last latency, and a message.
+
+use std::time::Duration;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::clip_left;
+use crate::tui::app::{Flash, Latency, ModelState};
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// The short state word: `downloading 45%`, `loading`, `ready`, `scoring 1/3`, `error`.
+pub fn state_text(model: &ModelState, scoring: Option<(usize, usize)>) -> String {
+    match model {
+        ModelState::Starting => "starting".into(),
+        ModelState::Downloading { bytes, total, .. } if *total > 0 => {
+            format!("downloading {}%", bytes * 100 / total)
+        }
+        ModelState::Downloading { .. } => "downloading".into(),
+        ModelState::Loading { .. } => "loading".into(),
+        ModelState::Failed { .. } => "error".into(),
+        ModelState::Ready => match scoring {
+            Some((done, total)) => format!("scoring {done}/{total}"),
+            None => "ready".into(),
+        },
+    }
+}
+
+/// A duration as `850 ms` or `2.4 s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+pub struct StatusLine<'a> {
+    pub model: &'a ModelState,
+    pub model_name: &'a str,
+    pub device: &'a str,
+    pub dtype: &'a str,
+    pub tokens: Option<usize>,
+    pub latency: Option<Latency>,
+    pub scoring: Option<(usize, usize)>,
+    pub flash: Option<&'a Flash>,
+    pub spinner: u64,
+}
+
+impl Widget for StatusLine<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let state = state_text(self.model, self.scoring);
+        let busy = !matches!(self.model, ModelState::Ready | ModelState::Failed { .. })
+            || self.scoring.is_some();
+        let badge = match self.model {
+            ModelState::Failed { .. } => Style::default().bg(Color::Red).fg(Color::White),
+            ModelState::Ready if self.scoring.is_none() => {
+                Style::default().bg(Color::Green).fg(Color::Black)
+            }
+            _ => Style::default().bg(Color::Yellow).fg(Color::Black),
+        }
+        .add_modifier(Modifier::BOLD);
+        let spin = if busy {
+            format!(
+                "{} ",
+                SPINNER[(self.spinner % SPINNER.len() as u64) as usize]
+            )
+        } else {
+            String::new()
+        };
+        let sep = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
+        let mut spans = vec![
+            Span::styled(format!(" {spin}{state} "), badge),
+            Span::raw(" "),
+            Span::raw(clip_left(self.model_name, 48)),
+            sep(),
+            Span::raw(self.device.to_string()),
+            sep(),
+            Span::raw(self.dtype.to_string()),
+            sep(),
+            Span::raw(match self.tokens {
+                Some(t) => format!("{t} tokens"),
+                None => "– tokens".into(),
+            }),
+            sep(),
+            Span::raw(match self.latency {
+                Some(Latency { cached: true, .. }) => "last: cached".to_string(),
+                Some(l) => format!("last: {}", fmt_duration(l.elapsed)),
+                None => "last: –".into(),
+            }),
+        ];
+        if let Some(f) = self.flash {
+            spans.push(sep());
+            let style = if f.error {
+                Style::default()
+                    .fg(Color::LightRed)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                Style::default().fg(Color::LightCyan)
+            };
+            spans.push(Span::styled(f.text.clone(), style));
+        }
+        let line = Line::from(spans);
+        let line_w = line.width() as u16;
+        let hint = Line::from(Span::styled(
+            " F1 help · Ctrl-Q quit ",
+            Style::default().fg(Color::DarkGray),
+        ));
+        Paragraph::new(line)
+            .style(Style::default().bg(Color::Rgb(30, 30, 30)))
+            .render(area, buf);
+        let w = hint.width() as u16;
+        if line_w + w < area.width {
+            buf.set_line(area.right() - w, area.y, &hint, w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_as_the_issue_lists_them() {
+        let dl = ModelState::Downloading {
+            file: "m.safetensors".into(),
+            index: 1,
+            files: 3,
+            bytes: 45,
+            total: 100,
+        };
+        assert_eq!(state_text(&dl, None), "downloading 45%");
+        assert_eq!(
+            state_text(&ModelState::Loading { what: "x".into() }, None),
+            "loading"
+        );
+        assert_eq!(state_text(&ModelState::Ready, None), "ready");
+        assert_eq!(state_text(&ModelState::Ready, Some((1, 3))), "scoring 1/3");
+        assert_eq!(
+            state_text(&ModelState::Failed { error: "x".into() }, None),
+            "error"
+        );
+        assert_eq!(fmt_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(fmt_duration(Duration::from_millis(2400)), "2.4 s");
+    }
+}

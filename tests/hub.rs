@@ -1,0 +1,636 @@
+//! Hub downloads against a stand-in hub on 127.0.0.1 (never the network): the cache layout,
+//! progress, cache reuse, offline use, resume after a cut connection, revisions, tokens and
+//! the errors a user sees; and `score` through the real binary with a hub model.
+
+mod common;
+mod hub_server;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use dpa_explorer::hub::{fetch, DownloadProgress, HubError, HubOptions, ModelSource, Resolved};
+use dpa_explorer::model::WeightFiles;
+use hub_server::{Server, State};
+
+const MAIN: &str = "1111111111111111111111111111111111111111";
+const V2: &str = "2222222222222222222222222222222222222222";
+const CHUNK: usize = 256 * 1024;
+const SHARDS: [&str; 2] = [
+    "model-00001-of-00002.safetensors",
+    "model-00002-of-00002.safetensors",
+];
+
+/// `org/tiny`: tiny-mha at `main`, tiny-gqa-window at `v2`, plus remote code that must never
+/// be fetched. `org/demo`: one `model.safetensors`; `org/bin`: one `pytorch_model.bin`.
+/// `org/gated`: needs a token.
+fn hub_state() -> State {
+    let mut st = State::default();
+    let code: &[(&str, &[u8])] = &[
+        (
+            "modeling_custom.py",
+            b"raise SystemExit('remote code ran')\n",
+        ),
+        ("README.md", b"# tiny\n"),
+    ];
+    st.add("org/tiny", "main", MAIN, &fixture("tiny-mha"), code);
+    st.add("org/tiny", "v2", V2, &fixture("tiny-gqa-window"), &[]);
+    st.add("org/demo", "main", MAIN, &demo(), &[]);
+    st.add("org/bin", "main", MAIN, &fixture("tiny-mha-bin"), &[]);
+    st.add("org/gated", "main", MAIN, &fixture("tiny-mha"), &[]);
+    st.gated.insert("org/gated".into(), "hf_secret".into());
+    st
+}
+
+fn options(endpoint: &str, hf_home: &Path) -> HubOptions {
+    let mut o = HubOptions::with_cache(hf_home.join("hub"));
+    o.endpoint = endpoint.to_string();
+    o.chunk_size = CHUNK;
+    o.parallel = 1;
+    o.retries = 0;
+    o.retry_delay = Duration::from_millis(10);
+    o.stall_timeout = Duration::from_secs(20);
+    o.request_timeout = Duration::from_secs(20);
+    o
+}
+
+fn hub(repo: &str, revision: &str) -> ModelSource {
+    ModelSource::Hub {
+        repo: repo.into(),
+        revision: revision.into(),
+    }
+}
+
+/// Fetches, collecting the progress events.
+fn fetch_logged(
+    source: &ModelSource,
+    opts: &HubOptions,
+) -> (Result<Resolved, HubError>, Vec<DownloadProgress>) {
+    let events = RefCell::new(Vec::new());
+    let r = fetch(source, opts, &|p| events.borrow_mut().push(p));
+    (r, events.into_inner())
+}
+
+fn repo_dir(hf_home: &Path, repo: &str) -> PathBuf {
+    hf_home
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")))
+}
+
+fn file_requests(server: &Server) -> Vec<hub_server::Request> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/resolve/"))
+        .collect()
+}
+
+#[test]
+fn fresh_download_lands_in_the_standard_cache_with_progress_then_is_reused() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let opts = options(&server.endpoint(), home.path());
+    let (r, events) = fetch_logged(&hub("org/tiny", "main"), &opts);
+    let r = r.expect("download works");
+
+    // blobs/ + snapshots/<commit>/ (links into blobs/) + refs/main, as huggingface_hub lays it out.
+    let repo = repo_dir(home.path(), "org/tiny");
+    let snapshot = repo.join("snapshots").join(MAIN);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        MAIN
+    );
+    assert_eq!(r.commit.as_deref(), Some(MAIN));
+    assert_eq!(r.files.config, snapshot.join("config.json"));
+    assert_eq!(r.files.tokenizer, snapshot.join("tokenizer.json"));
+    assert_eq!(
+        r.files.weights,
+        WeightFiles::Safetensors(SHARDS.iter().map(|s| snapshot.join(s)).collect())
+    );
+    assert_eq!(r.note, None);
+    let expected = [
+        "model.safetensors.index.json",
+        "config.json",
+        "tokenizer.json",
+        SHARDS[0],
+        SHARDS[1],
+    ];
+    assert_eq!(r.downloaded, expected);
+    for name in expected {
+        let link = std::fs::read_link(snapshot.join(name)).expect("snapshot entry is a link");
+        assert!(
+            link.starts_with("../../blobs"),
+            "{name} -> {}",
+            link.display()
+        );
+        assert_eq!(
+            std::fs::read(snapshot.join(name)).unwrap(),
+            std::fs::read(fixture("tiny-mha").join(name)).unwrap(),
+            "{name} differs from what the hub served"
+        );
+    }
+    // The shard's blob is named by its SHA-256 (the hub's linked etag).
+    let shard = std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap();
+    assert!(repo
+        .join("blobs")
+        .join(hub_server::sha256_hex(&shard))
+        .is_file());
+
+    // Progress: every file reported, with its place in the list, up to its full size.
+    for (i, name) in expected.iter().enumerate() {
+        let size = std::fs::metadata(fixture("tiny-mha").join(name))
+            .unwrap()
+            .len();
+        let mine: Vec<&DownloadProgress> = events.iter().filter(|e| e.file == *name).collect();
+        assert!(!mine.is_empty(), "no progress for {name}");
+        assert!(mine.iter().all(|e| e.total == size && e.bytes <= e.total));
+        assert!(mine.windows(2).all(|w| w[0].bytes <= w[1].bytes));
+        let last = mine.last().unwrap();
+        assert_eq!(
+            (last.bytes, last.index, last.files),
+            (size, i, expected.len())
+        );
+    }
+
+    // Only what the model needs was asked for: no remote code, no README.
+    let asked = file_requests(&server);
+    for skipped in [
+        "modeling_custom.py",
+        "README.md",
+        "reference.json",
+        "config.v4.json",
+    ] {
+        assert!(
+            !asked.iter().any(|r| r.is_file(skipped)),
+            "{skipped} was requested"
+        );
+    }
+    // Chunked: the tokenizer (3.5 MB) came in several ranged requests.
+    let tokenizer_chunks = asked
+        .iter()
+        .filter(|r| r.is_file("tokenizer.json") && r.data_range_start().is_some())
+        .count();
+    assert!(tokenizer_chunks > 10, "{tokenizer_chunks} chunks");
+
+    // Second time: one listing request to learn the commit, no file requests.
+    let before = server.requests().len();
+    let (again, events) = fetch_logged(&hub("org/tiny", "main"), &opts);
+    let again = again.expect("cached");
+    assert_eq!(again.files, r.files);
+    assert!(again.downloaded.is_empty());
+    let new: Vec<_> = server.requests()[before..].to_vec();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(new[0]
+        .path
+        .starts_with("/api/models/org/tiny/revision/main"));
+    assert_eq!(events.len(), expected.len());
+    assert!(events.iter().all(|e| e.bytes == e.total));
+}
+
+#[test]
+fn downloaded_model_scores_like_the_local_one() {
+    use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let files = fetch(
+        &hub("org/demo", "main"),
+        &options(&server.endpoint(), home.path()),
+        &|_| {},
+    )
+    .expect("download works")
+    .files;
+    assert_eq!(
+        files.weights,
+        WeightFiles::Safetensors(vec![repo_dir(home.path(), "org/demo")
+            .join("snapshots")
+            .join(MAIN)
+            .join("model.safetensors")])
+    );
+    let opts = LoadOptions {
+        device: DeviceChoice::Cpu,
+        dtype: DTypeChoice::F32,
+        max_tokens: 512,
+    };
+    let pair = [("What is 2+2?", "4.")];
+    let from_hub = RewardModel::load(&files, &opts)
+        .unwrap()
+        .score(&pair)
+        .unwrap();
+    let local = RewardModel::load(&ModelFiles::from_dir(&demo()).unwrap(), &opts)
+        .unwrap()
+        .score(&pair)
+        .unwrap();
+    assert_eq!(from_hub, local);
+}
+
+#[test]
+fn a_pytorch_only_repository_gets_its_pickle() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let (r, events) = fetch_logged(
+        &hub("org/bin", "main"),
+        &options(&server.endpoint(), home.path()),
+    );
+    let r = r.expect("download works");
+    let snapshot = repo_dir(home.path(), "org/bin")
+        .join("snapshots")
+        .join(MAIN);
+    assert_eq!(
+        r.files.weights,
+        WeightFiles::PyTorch(vec![snapshot.join("pytorch_model.bin")])
+    );
+    assert_eq!(
+        r.downloaded,
+        ["config.json", "tokenizer.json", "pytorch_model.bin"]
+    );
+    assert!(events.iter().all(|e| e.files == 3));
+}
+
+#[test]
+fn offline_with_an_empty_cache_names_what_is_missing_and_where() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of this test: were it contacted, the error would differ.
+    let mut opts = options("http://127.0.0.1:9", home.path());
+    opts.offline = true;
+    let (r, events) = fetch_logged(&hub("org/tiny", "main"), &opts);
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("HF_HUB_OFFLINE is set"), "{e}");
+    assert!(e.contains("`org/tiny` at revision `main`"), "{e}");
+    assert!(e.contains("nothing is cached"), "{e}");
+    assert!(
+        e.contains(&repo_dir(home.path(), "org/tiny").display().to_string()),
+        "{e}"
+    );
+    assert!(e.contains("unset HF_HUB_OFFLINE"), "{e}");
+    assert!(events.is_empty());
+}
+
+#[test]
+fn a_filled_cache_works_offline_and_when_the_hub_is_down() {
+    let mut server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+    let online = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("download works");
+    server.stop();
+
+    // Offline by choice: the cache only, no note.
+    opts.offline = true;
+    let offline = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("offline works");
+    assert_eq!(offline.files, online.files);
+    assert_eq!(offline.commit.as_deref(), Some(MAIN));
+    assert_eq!(offline.note, None);
+    // By commit too.
+    let by_commit = fetch(&hub("org/tiny", MAIN), &opts, &|_| {}).expect("by commit");
+    assert_eq!(by_commit.files, online.files);
+
+    // Online but the hub is unreachable: the cached copy, with a note saying so.
+    opts.offline = false;
+    let fallback = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("falls back");
+    assert_eq!(fallback.files, online.files);
+    let note = fallback.note.expect("the fallback is reported");
+    assert!(note.contains("cannot reach"), "{note}");
+    assert!(note.contains("using the cached copy of org/tiny"), "{note}");
+
+    // A revision never downloaded is not served from another one's snapshot.
+    let e = fetch(&hub("org/tiny", "v2"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot reach"), "{e}");
+    assert!(e.contains("nothing is cached"), "{e}");
+
+    // A snapshot with a shard gone is named precisely.
+    let snapshot = repo_dir(home.path(), "org/tiny")
+        .join("snapshots")
+        .join(MAIN);
+    std::fs::remove_file(snapshot.join(SHARDS[1])).unwrap();
+    opts.offline = true;
+    let e = fetch(&hub("org/tiny", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("missing {}", SHARDS[1])), "{e}");
+}
+
+#[test]
+fn an_interrupted_download_resumes_from_the_committed_bytes_on_the_next_run() {
+    let mut st = hub_state();
+    // The first attempt at the tokenizer is cut after 3.8 chunks.
+    st.cut.insert("tokenizer.json".into(), 1_000_000);
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let opts = options(&server.endpoint(), home.path());
+
+    let e = fetch(&hub("org/tiny", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("downloading tokenizer.json from `org/tiny` failed"),
+        "{e}"
+    );
+    assert!(e.contains("run again to resume"), "{e}");
+    let blobs = repo_dir(home.path(), "org/tiny").join("blobs");
+    let partial: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sync.part"))
+        .collect();
+    assert_eq!(partial.len(), 1, "one partial download is kept");
+    let cut_at = server.requests().len();
+
+    let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("second run completes");
+    let resumed: Vec<u64> = server.requests()[cut_at..]
+        .iter()
+        .filter(|r| r.is_file("tokenizer.json"))
+        .filter_map(|r| r.data_range_start())
+        .collect();
+    // Three whole chunks were committed before the cut: the next run starts after them.
+    assert_eq!(
+        resumed.first().copied(),
+        Some(3 * CHUNK as u64),
+        "{resumed:?}"
+    );
+    assert!(!resumed.contains(&0), "{resumed:?}");
+    assert_eq!(
+        std::fs::read(&r.files.tokenizer).unwrap(),
+        std::fs::read(fixture("tiny-mha").join("tokenizer.json")).unwrap()
+    );
+    assert!(!r.downloaded.contains(&"config.json".to_string()));
+    assert!(r.downloaded.contains(&"tokenizer.json".to_string()));
+}
+
+#[test]
+fn a_dropped_connection_is_retried_in_the_same_run_and_resumes() {
+    let mut st = hub_state();
+    st.cut.insert(SHARDS[0].into(), 600_000);
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+    opts.retries = 2;
+    let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("retry completes");
+    let starts: Vec<u64> = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_file(SHARDS[0]))
+        .filter_map(|r| r.data_range_start())
+        .collect();
+    // Chunks 0 and 1, chunk 2 cut, then chunk 2 again: resumed, not restarted.
+    assert_eq!(
+        &starts[..4],
+        &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
+    );
+    assert_eq!(
+        std::fs::read(&r.files.weights.paths()[0]).unwrap(),
+        std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
+    );
+}
+
+#[test]
+fn a_stalled_download_is_abandoned_and_resumed() {
+    let mut st = hub_state();
+    st.stall.insert(SHARDS[0].into(), 600_000);
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+    opts.retries = 1;
+    opts.stall_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("the retry completes");
+    // Long before the server (silent for 30 s) would have closed the connection itself.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let starts: Vec<u64> = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_file(SHARDS[0]))
+        .filter_map(|r| r.data_range_start())
+        .collect();
+    assert_eq!(
+        &starts[..4],
+        &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
+    );
+    assert_eq!(
+        std::fs::read(&r.files.weights.paths()[0]).unwrap(),
+        std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
+    );
+}
+
+#[test]
+fn a_corrupt_download_is_caught_by_its_sha256_and_not_kept() {
+    let mut st = hub_state();
+    st.corrupt.insert("model.safetensors".into());
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let e = fetch(
+        &hub("org/demo", "main"),
+        &options(&server.endpoint(), home.path()),
+        &|_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+    assert!(e.contains("corrupt (SHA-256"), "{e}");
+    let snapshot = repo_dir(home.path(), "org/demo")
+        .join("snapshots")
+        .join(MAIN);
+    assert!(!snapshot.join("model.safetensors").exists());
+    assert!(snapshot.join("config.json").is_file());
+}
+
+#[test]
+fn a_non_main_revision_gets_its_own_snapshot_and_ref() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let opts = options(&server.endpoint(), home.path());
+    let r = fetch(&hub("org/tiny", "v2"), &opts, &|_| {}).expect("v2");
+    let repo = repo_dir(home.path(), "org/tiny");
+    assert_eq!(r.commit.as_deref(), Some(V2));
+    assert_eq!(
+        r.files.config,
+        repo.join("snapshots").join(V2).join("config.json")
+    );
+    assert_eq!(
+        std::fs::read(&r.files.config).unwrap(),
+        std::fs::read(fixture("tiny-gqa-window").join("config.json")).unwrap()
+    );
+    assert_eq!(std::fs::read_to_string(repo.join("refs/v2")).unwrap(), V2);
+    assert!(!repo.join("refs/main").exists());
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.path.contains("/revision/v2") || r.path.contains("/resolve/v2/")));
+
+    // A commit works as a revision; an unknown one is named.
+    let by_commit = fetch(&hub("org/tiny", V2), &opts, &|_| {}).expect("by commit");
+    assert_eq!(by_commit.files, r.files);
+    let e = fetch(&hub("org/tiny", "nope"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "revision `nope` was not found in `org/tiny` (a branch, tag or commit of the repository)"
+    );
+}
+
+#[test]
+fn the_token_is_sent_as_a_bearer_and_its_absence_explained() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+
+    let e = fetch(&hub("org/gated", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`org/gated` is gated"), "{e}");
+    assert!(e.contains("set HF_TOKEN"), "{e}");
+
+    opts.token = Some("hf_wrong".into());
+    let e = fetch(&hub("org/gated", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the current token has no access"), "{e}");
+
+    opts.token = Some("hf_secret".into());
+    let before = server.requests().len();
+    fetch(&hub("org/gated", "main"), &opts, &|_| {}).expect("with the token");
+    let sent = &server.requests()[before..];
+    assert!(sent.len() > 5);
+    assert!(
+        sent.iter()
+            .all(|r| r.auth.as_deref() == Some("Bearer hf_secret")),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn an_unknown_repository_or_missing_file_is_a_clear_error() {
+    let mut st = hub_state();
+    st.add("org/no-tokenizer", "main", MAIN, &fixture("tiny-mha"), &[]);
+    for rev in st.repos.get_mut("org/no-tokenizer").unwrap().values_mut() {
+        rev.files.remove("tokenizer.json");
+    }
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let opts = options(&server.endpoint(), home.path());
+    let e = fetch(&hub("org/nope", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "repository `org/nope` was not found on {}: check the name; if it is private, set HF_TOKEN",
+            server.endpoint()
+        )
+    );
+    let e = fetch(&hub("org/no-tokenizer", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "`org/no-tokenizer` at revision `main` has no tokenizer.json (the fast tokenizer file)"
+    );
+    // Nothing was downloaded for a repository that cannot be used.
+    assert!(file_requests(&server).is_empty());
+}
+
+fn binary() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dpa-explorer"));
+    for var in [
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_OFFLINE",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_ENDPOINT",
+        "HF_HOME",
+        "DPA_LOG",
+    ] {
+        c.env_remove(var);
+    }
+    // The stand-in hub is local: a proxy from the environment must not come between.
+    c.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    c
+}
+
+fn score_json(
+    model: &str,
+    home: &Path,
+    endpoint: &str,
+    extra_env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut c = binary();
+    c.env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", home)
+        .env("XDG_CACHE_HOME", home.join("xdg"))
+        .args(["score", "--model", model])
+        .args(["--prompt", "Is the sky blue?\nAnswer briefly."])
+        .args(["--response", "Yes – on a clear day 🌤"])
+        .args(["--device", "cpu", "--dtype", "f32"])
+        .arg("--log")
+        .arg(home.join("log.txt"));
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run dpa-explorer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn score_through_the_binary_with_a_hub_model_equals_the_local_model() {
+    let server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let (code, hub_out, err) = score_json("org/tiny", home.path(), &server.endpoint(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(repo_dir(home.path(), "org/tiny")
+        .join("snapshots")
+        .join(MAIN)
+        .join(SHARDS[1])
+        .is_file());
+    let local_dir = fixture("tiny-mha");
+    let (code, local_out, err) = score_json(
+        local_dir.to_str().unwrap(),
+        home.path(),
+        "http://127.0.0.1:9",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let hub: serde_json::Value = serde_json::from_str(hub_out.trim()).unwrap();
+    let local: serde_json::Value = serde_json::from_str(local_out.trim()).unwrap();
+    assert_eq!(hub["scores"], local["scores"]);
+    assert_eq!(hub["tokens"], local["tokens"]);
+    assert_eq!(hub["scores"].as_object().unwrap().len(), 10);
+
+    // Offline with the cache filled: same answer, no request.
+    let before = server.requests().len();
+    let (code, offline_out, err) = score_json(
+        "org/tiny",
+        home.path(),
+        &server.endpoint(),
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.requests().len(), before);
+    let offline: serde_json::Value = serde_json::from_str(offline_out.trim()).unwrap();
+    assert_eq!(offline["scores"], local["scores"]);
+
+    // Offline with another, empty cache: refused with the reason.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, err) = score_json(
+        "org/tiny",
+        empty.path(),
+        &server.endpoint(),
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("HF_HUB_OFFLINE is set"), "{err}");
+}
