@@ -289,12 +289,20 @@ mod avx512 {
 
     /// Activations rounded to bf16, each row padded to `kp` pairs, as 32-bit pairs.
     pub fn to_bf16_pairs(x: &[f32], m: usize, k: usize, kp: usize) -> Vec<u32> {
+        use rayon::prelude::*;
         let mut a = vec![0u32; m * kp];
-        let pairs = a.as_mut_ptr() as *mut u16;
-        for r in 0..m {
-            let src = &x[r * k..(r + 1) * k];
-            // SAFETY: row r of `a` holds 2·kp ≥ k u16 values; the caller checked avx512bf16.
-            unsafe { convert_row(src, pairs.add(r * 2 * kp)) };
+        let convert = |(src, row): (&[f32], &mut [u32])| {
+            // SAFETY: `row` holds 2·kp ≥ k u16 values; the caller checked avx512bf16.
+            unsafe { convert_row(src, row.as_mut_ptr() as *mut u16) }
+        };
+        if m * k >= super::PARALLEL_MIN {
+            x.par_chunks_exact(k)
+                .zip(a.par_chunks_exact_mut(kp))
+                .for_each(convert);
+        } else {
+            x.chunks_exact(k)
+                .zip(a.chunks_exact_mut(kp))
+                .for_each(convert);
         }
         a
     }

@@ -301,22 +301,37 @@ impl QuantizedActs {
         let mut q = vec![0i8; m * k];
         let mut d = vec![0f32; m * nb];
         let mut corr = vec![0i32; m * nb];
-        for ((xb, qb), (db, cb)) in x
-            .chunks_exact(QK)
-            .zip(q.chunks_exact_mut(QK))
-            .zip(d.iter_mut().zip(corr.iter_mut()))
-        {
-            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let scale = amax / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            let mut sum = 0i32;
-            for (o, &v) in qb.iter_mut().zip(xb) {
-                let r = (v * inv).round() as i8;
-                *o = r;
-                sum += r as i32;
+        let row = |(((xr, qr), dr), cr): (((&[f32], &mut [i8]), &mut [f32]), &mut [i32])| {
+            for ((xb, qb), (db, cb)) in xr
+                .chunks_exact(QK)
+                .zip(qr.chunks_exact_mut(QK))
+                .zip(dr.iter_mut().zip(cr.iter_mut()))
+            {
+                let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let scale = amax / 127.0;
+                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                let mut sum = 0i32;
+                for (o, &v) in qb.iter_mut().zip(xb) {
+                    let r = (v * inv).round() as i8;
+                    *o = r;
+                    sum += r as i32;
+                }
+                *db = scale;
+                *cb = offset * sum;
             }
-            *db = scale;
-            *cb = offset * sum;
+        };
+        if m * k >= PARALLEL_MIN {
+            x.par_chunks_exact(k)
+                .zip(q.par_chunks_exact_mut(k))
+                .zip(d.par_chunks_exact_mut(nb))
+                .zip(corr.par_chunks_exact_mut(nb))
+                .for_each(row);
+        } else {
+            x.chunks_exact(k)
+                .zip(q.chunks_exact_mut(k))
+                .zip(d.chunks_exact_mut(nb))
+                .zip(corr.chunks_exact_mut(nb))
+                .for_each(row);
         }
         Self { q, d, corr, k, nb }
     }
