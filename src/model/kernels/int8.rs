@@ -301,7 +301,8 @@ impl QuantizedActs {
         let mut q = vec![0i8; m * k];
         let mut d = vec![0f32; m * nb];
         let mut corr = vec![0i32; m * nb];
-        let row = |(((xr, qr), dr), cr): (((&[f32], &mut [i8]), &mut [f32]), &mut [i32])| {
+        type Row<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
+        let row = |(((xr, qr), dr), cr): Row<'_>| {
             for ((xb, qb), (db, cb)) in xr
                 .chunks_exact(QK)
                 .zip(qr.chunks_exact_mut(QK))
