@@ -52,7 +52,8 @@ pub struct ModelArgs {
     /// Compute device: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceChoice,
-    /// Compute dtype: auto (f32 on CPU, bf16 on GPU), f32, bf16 or f16.
+    /// Weights/compute: auto (f32 on CPU, bf16 on GPU), f32, bf16, f16, or the quantised
+    /// q8_0, q4_0 and q4k (made once, then kept under the cache directory).
     #[arg(long, global = true, default_value = "auto", value_name = "DTYPE")]
     pub dtype: DTypeChoice,
     /// Longest input in tokens; longer inputs are truncated from the left, as in training.

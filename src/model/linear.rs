@@ -1,10 +1,32 @@
 //! The projections of the decoder. Projections that read the same input (q/k/v, gate/up) are
 //! stored as one matrix so that each is a single matrix product.
+//!
+//! A projection's weights are held in one of several formats (see [`WeightFormat`]); every
+//! format takes and returns activations in the model's compute dtype except the CPU-specific
+//! ones (packed bf16, quantised), which take and return f32.
 
-use candle_core::{DType, Device, Tensor};
+use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
+
+use super::kernels::bf16::{f32_to_bf16, PackedBf16};
+use super::kernels::int8::{self, PackedQ, QFormat};
+use super::quant::{self, QuantCache};
 use super::weights::Checkpoint;
 use super::ModelError;
+
+/// How projection weights are held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// A plain tensor in this dtype, multiplied by candle (any device).
+    Dense(DType),
+    /// bf16, packed for this crate's CPU kernels (f32 activations).
+    PackedBf16,
+    /// GGML block quantisation (f32 activations): `Q8_0` and `Q4_0` on this crate's AVX512-VNNI
+    /// kernels where the CPU has them, everything else on candle's.
+    Quantized(GgmlDType),
+}
 
 /// Builds one projection from the named `[out_i, in]` checkpoint tensors, stacked along `out`.
 pub type LinearLoader<'a> =
@@ -13,30 +35,196 @@ pub type LinearLoader<'a> =
 /// `y = x Wᵀ` for a weight `W` of shape `[out, in]`.
 #[derive(Debug)]
 pub enum Linear {
-    Dense { weight: Tensor },
+    Dense {
+        weight: Tensor,
+    },
+    PackedBf16(Arc<PackedBf16>),
+    /// 8/4-bit blocks packed for the AVX512-VNNI kernels.
+    PackedQ(Arc<PackedQ>),
+    /// Candle's quantised matrix product.
+    Quantized {
+        weight: QMatMul,
+        out: usize,
+    },
 }
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        match self {
-            Linear::Dense { weight } => {
-                let dims = x.dims();
-                let (rows, k) = (
-                    dims[..dims.len() - 1].iter().product::<usize>(),
-                    dims[dims.len() - 1],
-                );
-                let out = weight.dim(0)?;
-                let y = dense_matmul(&x.reshape((rows, k))?, weight)?;
-                let mut shape = dims.to_vec();
-                *shape.last_mut().unwrap_or(&mut 0) = out;
-                Ok(y.reshape(shape)?)
-            }
-        }
+        let dims = x.dims();
+        let (rows, k) = (
+            dims[..dims.len() - 1].iter().product::<usize>(),
+            dims[dims.len() - 1],
+        );
+        let x2 = x.reshape((rows, k))?;
+        let y = match self {
+            Linear::Dense { weight } => dense_matmul(&x2, weight)?,
+            Linear::PackedBf16(w) => x2
+                .to_dtype(DType::F32)?
+                .contiguous()?
+                .apply_op1_no_bwd(&PackedOp(w.clone()))?,
+            Linear::PackedQ(w) => x2
+                .to_dtype(DType::F32)?
+                .contiguous()?
+                .apply_op1_no_bwd(&PackedQOp(w.clone()))?,
+            Linear::Quantized { weight, .. } => weight.forward(&x2.to_dtype(DType::F32)?)?,
+        };
+        let mut shape = dims.to_vec();
+        *shape.last_mut().unwrap_or(&mut 0) = self.out_features();
+        Ok(y.reshape(shape)?)
     }
 
     pub fn out_features(&self) -> usize {
         match self {
             Linear::Dense { weight } => weight.dims()[0],
+            Linear::PackedBf16(w) => w.out_features(),
+            Linear::PackedQ(w) => w.out_features(),
+            Linear::Quantized { out, .. } => *out,
+        }
+    }
+
+    /// Bytes the weights occupy in memory.
+    pub fn weight_bytes(&self) -> usize {
+        match self {
+            Linear::Dense { weight } => weight.elem_count() * weight.dtype().size_in_bytes(),
+            Linear::PackedBf16(w) => w.bytes(),
+            Linear::PackedQ(w) => w.bytes(),
+            Linear::Quantized { weight, .. } => match weight {
+                QMatMul::QTensor(t) => t.storage_size_in_bytes(),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+                    t.elem_count() * t.dtype().size_in_bytes()
+                }
+            },
+        }
+    }
+}
+
+/// A packed product on f32 activations: `(in, out, out[m, out] = x[m, in] · Wᵀ)`.
+trait PackedMatmul {
+    fn dims(&self) -> (usize, usize);
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]);
+}
+
+impl PackedMatmul for PackedBf16 {
+    fn dims(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+impl PackedMatmul for PackedQ {
+    fn dims(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+/// A packed product as a candle operation on a contiguous `[rows, in]` f32 tensor.
+fn packed_cpu_fwd(
+    w: &dyn PackedMatmul,
+    storage: &CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (m, k) = layout.shape().dims2()?;
+    let (inf, n) = w.dims();
+    if k != inf {
+        candle_core::bail!("packed linear takes {inf} inputs, got {k}")
+    }
+    let CpuStorage::F32(all) = storage else {
+        candle_core::bail!("packed linear takes f32 activations")
+    };
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("packed linear takes contiguous activations")
+    };
+    let mut out = vec![0f32; m * n];
+    w.run(&all[a..b], m, &mut out);
+    Ok((CpuStorage::F32(out), Shape::from((m, n))))
+}
+
+struct PackedOp(Arc<PackedBf16>);
+
+impl CustomOp1 for PackedOp {
+    fn name(&self) -> &'static str {
+        "packed-bf16-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        packed_cpu_fwd(self.0.as_ref(), s, l)
+    }
+}
+
+struct PackedQOp(Arc<PackedQ>);
+
+impl CustomOp1 for PackedQOp {
+    fn name(&self) -> &'static str {
+        "packed-q-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        packed_cpu_fwd(self.0.as_ref(), s, l)
+    }
+}
+
+/// Loads the named `[out_i, in_features]` weights as one projection in `format`.
+pub fn load(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    format: WeightFormat,
+    device: &Device,
+    cache: Option<&mut QuantCache>,
+) -> Result<Linear, ModelError> {
+    match format {
+        WeightFormat::Dense(dtype) => load_dense(ckpt, names, outs, in_features, dtype, device),
+        WeightFormat::PackedBf16 => load_packed_bf16(ckpt, names, outs, in_features),
+        WeightFormat::Quantized(want) => {
+            let Some(dtype) = quant::format_for(want, in_features) else {
+                // Too narrow for any block format: stays exact.
+                return load_dense(ckpt, names, outs, in_features, DType::F32, device);
+            };
+            let rows: usize = outs.iter().sum();
+            let own = match dtype {
+                GgmlDType::Q8_0 => Some(QFormat::Q8),
+                GgmlDType::Q4_0 => Some(QFormat::Q4),
+                _ => None,
+            }
+            .filter(|_| device.is_cpu() && int8::vnni_available());
+            let mut make = |sink: &mut quant::RowSink<'_>| {
+                quant::quantize_rows(ckpt, names, outs, in_features, dtype, sink)
+            };
+            let key = names.join("+");
+            let shape = (rows, in_features);
+            let deliver = move |sink: &mut quant::RowSink<'_>| match cache {
+                Some(cache) => cache.rows(&key, shape, dtype, sink, make),
+                None => make(sink),
+            };
+            match own {
+                // Rows go straight into the packed form: no second copy of the weight.
+                Some(fmt) => {
+                    let mut packed = PackedQ::zeroed(fmt, rows, in_features);
+                    deliver(&mut |r0, n, b| {
+                        packed.fill_ggml_rows(r0, n, b);
+                        Ok(())
+                    })?;
+                    Ok(Linear::PackedQ(Arc::new(packed)))
+                }
+                None => {
+                    let mut bytes = Vec::with_capacity(rows * quant::row_bytes(dtype, in_features));
+                    deliver(&mut |_, _, b| {
+                        bytes.extend_from_slice(b);
+                        Ok(())
+                    })?;
+                    let t = quant::qtensor(bytes, shape, dtype, device)?;
+                    Ok(Linear::Quantized {
+                        weight: QMatMul::from_arc(Arc::new(t))?,
+                        out: rows,
+                    })
+                }
+            }
         }
     }
 }
@@ -79,4 +267,149 @@ pub fn load_dense(
         Tensor::cat(&parts, 0)?
     };
     Ok(Linear::Dense { weight })
+}
+
+/// Loads the named weights into one packed bf16 projection, one part at a time so that only
+/// one part is ever held twice.
+pub fn load_packed_bf16(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+) -> Result<Linear, ModelError> {
+    let rows: usize = outs.iter().sum();
+    let mut packed = PackedBf16::zeroed(rows, in_features);
+    let mut row0 = 0;
+    for (name, &out) in names.iter().zip(outs) {
+        let part = ckpt.get_stored(name, &[out, in_features])?;
+        let part = match part.dtype() {
+            DType::BF16 => part,
+            // An f32 or f16 checkpoint: round once, here.
+            _ => part.to_dtype(DType::F32)?,
+        };
+        let (storage, layout) = part.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Err(ModelError::Device("packed weights live on the CPU".into()));
+        };
+        let (a, b) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| ModelError::Input("non-contiguous weight".into()))?;
+        let k = in_features;
+        match cpu {
+            CpuStorage::BF16(v) => {
+                let v = &v[a..b];
+                packed.fill_rows(row0, out, |i, dst| {
+                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                        *d = s.to_bits();
+                    }
+                })
+            }
+            CpuStorage::F32(v) => {
+                let v = &v[a..b];
+                packed.fill_rows(row0, out, |i, dst| {
+                    for (d, &s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                        *d = f32_to_bf16(s);
+                    }
+                })
+            }
+            _ => return Err(ModelError::Input("unexpected weight dtype".into())),
+        }
+        row0 += out;
+    }
+    Ok(Linear::PackedBf16(Arc::new(packed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(n: usize, k: usize, seed: u64) -> Tensor {
+        let mut s = seed;
+        let v: Vec<f32> = (0..n * k)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 0.1
+            })
+            .collect();
+        Tensor::from_vec(v, (n, k), &Device::Cpu).unwrap()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap() / s.to_scalar::<f32>().unwrap()
+    }
+
+    /// Writes weights to a safetensors file and opens it as a checkpoint.
+    fn checkpoint(parts: &[(&str, &Tensor)], dtype: DType) -> (tempfile::TempDir, Checkpoint) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let map: std::collections::HashMap<String, Tensor> = parts
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_dtype(dtype).unwrap()))
+            .collect();
+        candle_core::safetensors::save(&map, &path).unwrap();
+        let ckpt = Checkpoint::open(&super::super::WeightFiles::Safetensors(vec![path])).unwrap();
+        (dir, ckpt)
+    }
+
+    #[test]
+    fn every_format_computes_the_dense_product() {
+        let (k, outs) = (512, [96, 32]);
+        let w0 = tensor(outs[0], k, 1);
+        let w1 = tensor(outs[1], k, 2);
+        let x = tensor(2 * 5, k, 3).reshape((2, 5, k)).unwrap();
+        let (_dir, mut ckpt) = checkpoint(&[("a", &w0), ("b", &w1)], DType::BF16);
+        let dev = Device::Cpu;
+        let dense = load(
+            &mut ckpt,
+            &["a", "b"],
+            &outs,
+            k,
+            WeightFormat::Dense(DType::F32),
+            &dev,
+            None,
+        )
+        .unwrap();
+        let want = dense.forward(&x).unwrap();
+        assert_eq!(want.dims(), &[2, 5, 128]);
+        // Tolerances: bf16 rounding of activations; 8-bit blocks; 4-bit blocks.
+        for (format, tol) in [
+            (WeightFormat::PackedBf16, 1e-2),
+            (WeightFormat::Quantized(GgmlDType::Q8_0), 2e-2),
+            (WeightFormat::Quantized(GgmlDType::Q4_0), 0.2),
+            (WeightFormat::Quantized(GgmlDType::Q4K), 0.15),
+        ] {
+            let lin = load(&mut ckpt, &["a", "b"], &outs, k, format, &dev, None).unwrap();
+            assert_eq!(lin.out_features(), 128);
+            let got = lin.forward(&x).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let err = max_rel(&got, &want);
+            assert!(err <= tol, "{format:?}: relative error {err}");
+        }
+    }
+
+    #[test]
+    fn packed_bf16_from_an_f32_checkpoint_rounds_the_weights_once() {
+        let (k, n) = (64, 20);
+        let w = tensor(n, k, 7);
+        let x = tensor(3, k, 8);
+        let (_dir, mut ckpt) = checkpoint(&[("w", &w)], DType::F32);
+        let lin = load_packed_bf16(&mut ckpt, &["w"], &[n], k).unwrap();
+        let rounded = w
+            .to_dtype(DType::BF16)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let want = x.matmul(&rounded.t().unwrap()).unwrap();
+        let got = lin.forward(&x).unwrap();
+        assert!(max_rel(&got, &want) <= 1e-2);
+        assert_eq!(
+            lin.weight_bytes(),
+            2 * k * 32,
+            "two panels of 16 rows, bf16"
+        );
+    }
 }

@@ -148,6 +148,8 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    #[cfg_attr(not(feature = "flash-attn"), allow(dead_code))]
+    window: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -199,10 +201,15 @@ impl Mistral {
         let h = cfg.hidden_size;
         let q_out = cfg.num_attention_heads * cfg.head_dim;
         let kv_out = cfg.num_key_value_heads * cfg.head_dim;
+        // Only a few rows are read per pass: a 16-bit table stays 16-bit (widening is exact).
+        let embed_dtype = match ckpt.dtype_of("model.embed_tokens.weight") {
+            Some(d @ (DType::BF16 | DType::F16)) if dtype == DType::F32 => d,
+            _ => dtype,
+        };
         let embed = ckpt.get(
             "model.embed_tokens.weight",
             &[cfg.vocab_size, h],
-            dtype,
+            embed_dtype,
             device,
         )?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -230,6 +237,7 @@ impl Mistral {
                     heads: cfg.num_attention_heads,
                     kv_heads: cfg.num_key_value_heads,
                     head_dim: cfg.head_dim,
+                    window: cfg.sliding_window,
                 },
                 post_norm: RmsNorm::load(
                     ckpt,
@@ -292,6 +300,28 @@ impl Mistral {
         &self.device
     }
 
+    /// Bytes of all weights as held in memory.
+    pub fn weight_bytes(&self) -> usize {
+        let t = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                t(&l.input_norm.weight)
+                    + t(&l.post_norm.weight)
+                    + l.attn.qkv.weight_bytes()
+                    + l.attn.o_proj.weight_bytes()
+                    + l.mlp.gate_up.weight_bytes()
+                    + l.mlp.down.weight_bytes()
+            })
+            .sum();
+        t(&self.embed)
+            + layers
+            + t(&self.norm.weight)
+            + t(&self.score_w)
+            + self.score_b.as_ref().map_or(0, t)
+    }
+
     /// Scores `seqs` (token ids after `prefix`, each non-empty) in one right-padded batch.
     ///
     /// Every sequence continues the same `prefix`. `keep_caches` returns, per sequence, the
@@ -344,6 +374,7 @@ impl Mistral {
         let mut x = self
             .embed
             .index_select(&ids, 0)?
+            .to_dtype(self.dtype)?
             .reshape((b, t, self.cfg.hidden_size))?;
 
         let (cos, sin) = {
@@ -478,6 +509,10 @@ impl Attention {
             }
             None => (k, v),
         };
+        #[cfg(feature = "flash-attn")]
+        if let Some(out) = super::flash::attend(&q, &k, &v, self.window)? {
+            return Ok((self.o_proj.forward(&out)?, k, v));
+        }
         let total = k.dim(2)?;
         // Grouped-query attention without repeating keys: the n_rep query heads that share a
         // key/value head are stacked along the query axis of that head.

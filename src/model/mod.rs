@@ -2,19 +2,25 @@
 //! head, and the scoring input. Synchronous; no UI and no async runtime here.
 
 pub mod config;
+#[cfg(feature = "flash-attn")]
+pub mod flash;
 pub mod input;
+pub mod kernels;
 pub mod linear;
 pub mod mistral;
+pub mod quant;
 pub mod reuse;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 pub use config::{MistralConfig, DPA_LABELS};
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
+pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
 pub use reuse::{KvStore, ReuseOptions, ReuseStats};
 pub use weights::{Checkpoint, WeightFiles};
@@ -185,38 +191,95 @@ impl DeviceChoice {
     }
 }
 
-/// The dtype the model computes in.
+/// How the model computes: the dtype of its weights (and, on a GPU, of its activations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
     /// f32 on the CPU, bf16 on a GPU.
     #[default]
     Auto,
     F32,
+    /// bf16 weights. On the CPU the activations stay f32 and the projections run on this
+    /// crate's bf16 kernels; on a GPU everything is bf16.
     BF16,
     F16,
+    /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations: about 1.06 bytes per weight.
+    Q8_0,
+    /// 4-bit blocks of 32 (GGML `Q4_0`), f32 activations: about 0.56 bytes per weight.
+    Q4_0,
+    /// 4-bit super-blocks of 256 (GGML `Q4_K`), f32 activations: about 0.56 bytes per weight,
+    /// finer than `Q4_0`, on candle's kernels (which keep a second, repacked copy in memory).
+    /// Projections whose width is not a multiple of 256 use `Q8_0`.
+    Q4K,
 }
 
 impl FromStr for DTypeChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(Self::Auto),
             "f32" | "float32" => Ok(Self::F32),
             "bf16" | "bfloat16" => Ok(Self::BF16),
             "f16" | "float16" => Ok(Self::F16),
-            _ => Err(format!("unknown dtype {s:?}: use auto, f32, bf16 or f16")),
+            "q8_0" | "q8" => Ok(Self::Q8_0),
+            "q4_0" | "q4" => Ok(Self::Q4_0),
+            "q4k" | "q4_k" => Ok(Self::Q4K),
+            _ => Err(format!(
+                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0, q4_0 or q4k"
+            )),
         }
     }
 }
 
+/// What a [`DTypeChoice`] means on one device: the dtype activations flow in between the
+/// projections, and how the projections' weights are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputePlan {
+    pub activations: DType,
+    pub weights: WeightFormat,
+}
+
 impl DTypeChoice {
+    /// The dtype activations flow in on `device`.
     pub fn resolve(self, device: &Device) -> DType {
+        self.plan(device).activations
+    }
+
+    pub fn plan(self, device: &Device) -> ComputePlan {
+        let dense = |d: DType| ComputePlan {
+            activations: d,
+            weights: WeightFormat::Dense(d),
+        };
+        let f32_with = |weights| ComputePlan {
+            activations: DType::F32,
+            weights,
+        };
         match self {
-            DTypeChoice::F32 => DType::F32,
-            DTypeChoice::BF16 => DType::BF16,
-            DTypeChoice::F16 => DType::F16,
-            DTypeChoice::Auto if device.is_cpu() => DType::F32,
-            DTypeChoice::Auto => DType::BF16,
+            DTypeChoice::F32 => dense(DType::F32),
+            DTypeChoice::F16 => dense(DType::F16),
+            DTypeChoice::BF16
+                if device.is_cpu()
+                    && kernels::bf16::PackedBf16::best_isa() != kernels::Isa::Scalar =>
+            {
+                f32_with(WeightFormat::PackedBf16)
+            }
+            DTypeChoice::BF16 => dense(DType::BF16),
+            DTypeChoice::Q8_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q8_0)),
+            DTypeChoice::Q4_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q4_0)),
+            DTypeChoice::Q4K => f32_with(WeightFormat::Quantized(GgmlDType::Q4K)),
+            DTypeChoice::Auto if device.is_cpu() => dense(DType::F32),
+            DTypeChoice::Auto => dense(DType::BF16),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DTypeChoice::Auto => "auto",
+            DTypeChoice::F32 => "f32",
+            DTypeChoice::BF16 => "bf16",
+            DTypeChoice::F16 => "f16",
+            DTypeChoice::Q8_0 => "q8_0",
+            DTypeChoice::Q4_0 => "q4_0",
+            DTypeChoice::Q4K => "q4k",
         }
     }
 }
@@ -237,6 +300,11 @@ impl Default for LoadOptions {
             max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
+}
+
+/// `quantized/` under dpa-explorer's cache directory.
+pub fn default_quant_cache() -> PathBuf {
+    crate::assets::cache_root().join("quantized")
 }
 
 /// A short description of a loaded model, for status lines and outputs.
@@ -271,7 +339,18 @@ pub struct RewardModel {
 }
 
 impl RewardModel {
+    /// Loads a model; quantised weights are kept under [`default_quant_cache`].
     pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self, ModelError> {
+        Self::load_with_cache(files, opts, Some(&default_quant_cache()))
+    }
+
+    /// [`RewardModel::load`] keeping quantised weights in `quant_cache` (`None`: quantise at
+    /// every load, keep nothing).
+    pub fn load_with_cache(
+        files: &ModelFiles,
+        opts: &LoadOptions,
+        quant_cache: Option<&Path>,
+    ) -> Result<Self, ModelError> {
         let cfg = MistralConfig::from_file(&files.config)?;
         if opts.max_tokens > cfg.max_position_embeddings {
             return Err(ModelError::Input(format!(
@@ -292,11 +371,28 @@ impl RewardModel {
             });
         }
         let device = opts.device.resolve()?;
-        let dtype = opts.dtype.resolve(&device);
+        let plan = opts.dtype.plan(&device);
+        let dtype = plan.activations;
         let mut ckpt = Checkpoint::open(&files.weights)?;
         let stored = ckpt.stored_dtype().unwrap_or(DType::F32);
+        let cache =
+            match plan.weights {
+                WeightFormat::Quantized(q) => Some(std::cell::RefCell::new(
+                    quant::QuantCache::open(quant_cache, &files.weights, q),
+                )),
+                _ => None,
+            };
         let loaded = Mistral::load(&cfg, &mut ckpt, dtype, &device, &|c, names, outs, inf| {
-            linear::load_dense(c, names, outs, inf, dtype, &device)
+            let mut cache = cache.as_ref().map(|c| c.borrow_mut());
+            linear::load(
+                c,
+                names,
+                outs,
+                inf,
+                plan.weights,
+                &device,
+                cache.as_deref_mut(),
+            )
         });
         let model = match loaded {
             Ok(m) => m,
@@ -316,6 +412,15 @@ impl RewardModel {
             Err(e) => return Err(e),
         };
         let mut warnings = Vec::new();
+        if let Some(cache) = cache.map(|c| c.into_inner()) {
+            if let Some(problem) = cache.problem() {
+                tracing::warn!("quantised weights re-made: {problem}");
+            }
+            // A cache that cannot be written costs only time at the next start.
+            if let Err(e) = cache.finish() {
+                tracing::warn!("cannot keep the quantised weights: {e}");
+            }
+        }
         let unknown = ckpt.untaken();
         if !unknown.is_empty() {
             warnings.push(format!(
@@ -327,7 +432,7 @@ impl RewardModel {
         let info = ModelInfo {
             labels: cfg.labels.clone(),
             device: device_name(&device),
-            dtype: dtype_name(dtype).into(),
+            dtype: mode_name(opts.dtype, plan),
             stored_dtype: dtype_name(stored).into(),
             parameters: cfg.parameter_count(),
             layers: cfg.num_hidden_layers,
@@ -442,6 +547,17 @@ pub fn device_name(d: &Device) -> String {
         Device::Cpu => "cpu".into(),
         Device::Cuda(_) => "cuda".into(),
         Device::Metal(_) => "metal".into(),
+    }
+}
+
+/// The compute mode as shown to the user, e.g. `f32`, `bf16 (AVX512-BF16)`, `q4k`.
+pub fn mode_name(choice: DTypeChoice, plan: ComputePlan) -> String {
+    match plan.weights {
+        WeightFormat::Dense(d) => dtype_name(d).to_string(),
+        WeightFormat::PackedBf16 => {
+            format!("bf16 ({})", kernels::bf16::PackedBf16::best_isa().name())
+        }
+        WeightFormat::Quantized(_) => choice.name().to_string(),
     }
 }
 

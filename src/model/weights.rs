@@ -201,6 +201,11 @@ impl Checkpoint {
         self.entries.get(name).map(|e| e.shape.as_slice())
     }
 
+    /// The dtype one tensor is stored in.
+    pub fn dtype_of(&self, name: &str) -> Option<DType> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+
     /// The dtype most of the checkpoint's bytes are stored in.
     pub fn stored_dtype(&self) -> Option<DType> {
         let mut bytes: HashMap<DType, usize> = HashMap::new();

@@ -1,0 +1,215 @@
+//! Times dpa-explorer's forward pass on fixed token ids, one model in one mode per process (so
+//! that its peak memory is that mode's own), and prints one JSON object. Driven by
+//! `scripts/bench_vs_pytorch.py`, which times transformers on the same files and inputs.
+//!
+//! ```text
+//! bench_model --model DIR --dtype q8_0 --inputs inputs.json --runs 5
+//! bench_model --smoke        # tiny random model, every CPU mode, a few seconds
+//! ```
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Model directory (config.json, tokenizer.json, weights).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value = "f32")]
+    dtype: DTypeChoice,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    /// JSON file `{"inputs": [[token ids], ...]}`; without it, random ids of `--tokens` lengths.
+    #[arg(long)]
+    inputs: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',', default_value = "128,512")]
+    tokens: Vec<usize>,
+    /// Timed passes per input (after one warm-up pass).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Batch sizes: each input is scored as this many copies in one pass.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    batch: Vec<usize>,
+    /// Where quantised weights are kept (default: dpa-explorer's cache directory).
+    #[arg(long)]
+    quant_cache: Option<PathBuf>,
+    /// Build a tiny random model, run every CPU mode on it, check they agree; seconds.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Inputs {
+    inputs: Vec<Vec<u32>>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.smoke {
+        return smoke();
+    }
+    let dir = args.model.clone().context("--model DIR is needed")?;
+    let inputs: Vec<Vec<u32>> = match &args.inputs {
+        Some(p) => {
+            serde_json::from_str::<Inputs>(&std::fs::read_to_string(p)?)
+                .with_context(|| format!("reading {}", p.display()))?
+                .inputs
+        }
+        None => args
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| common::token_ids(n, i as u64))
+            .collect(),
+    };
+    let files = ModelFiles::from_dir(&dir)?;
+    let opts = LoadOptions {
+        device: args.device,
+        dtype: args.dtype,
+        ..LoadOptions::default()
+    };
+    let cache = args
+        .quant_cache
+        .clone()
+        .unwrap_or_else(dpa_explorer::model::default_quant_cache);
+    let t0 = Instant::now();
+    let model = RewardModel::load_with_cache(&files, &opts, Some(&cache))?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let rss_loaded = common::peak_rss();
+    let decoder = model.decoder();
+    let mut results = Vec::new();
+    for ids in &inputs {
+        for &b in &args.batch {
+            let seqs: Vec<&[u32]> = (0..b).map(|_| ids.as_slice()).collect();
+            let run = || -> anyhow::Result<(f64, Vec<f32>)> {
+                let t = Instant::now();
+                let out = decoder.forward(None, &seqs, false, &|| false)?;
+                // Reading the logits waits for the device.
+                let logits = out.logits.to_vec2::<f32>()?;
+                Ok((t.elapsed().as_secs_f64(), logits[0].clone()))
+            };
+            run()?;
+            let mut times = Vec::with_capacity(args.runs);
+            let mut scores = Vec::new();
+            for _ in 0..args.runs.max(1) {
+                let (t, s) = run()?;
+                times.push(t);
+                scores = s;
+            }
+            let mut sorted = times.clone();
+            sorted.sort_by(f64::total_cmp);
+            results.push(serde_json::json!({
+                "tokens": ids.len(),
+                "batch": b,
+                "median_s": sorted[sorted.len() / 2],
+                "min_s": sorted[0],
+                "times_s": times,
+                "scores": scores,
+            }));
+        }
+    }
+    let info = model.info();
+    let out = serde_json::json!({
+        "engine": "dpa-explorer",
+        "mode": info.dtype,
+        "requested": args.dtype.name(),
+        "device": info.device,
+        "load_s": load_s,
+        "weight_bytes": decoder.weight_bytes(),
+        "peak_rss_after_load": rss_loaded,
+        "peak_rss": common::peak_rss(),
+        "threads": rayon::current_num_threads(),
+        "results": results,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+/// Every CPU mode on a tiny random model: runs, agrees with f32, and the quantised cache is
+/// read back on a second load.
+fn smoke() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let shape = common::Shape::smoke();
+    common::write_model(dir.path(), &shape)?;
+    let files = ModelFiles::from_dir(dir.path())?;
+    let inputs = [common::token_ids(24, 1), common::token_ids(90, 2)];
+    let score = |dtype: DTypeChoice| -> anyhow::Result<(Vec<Vec<f32>>, f64, usize, f64)> {
+        let opts = LoadOptions {
+            device: DeviceChoice::Cpu,
+            dtype,
+            ..LoadOptions::default()
+        };
+        let t = Instant::now();
+        let model =
+            RewardModel::load_with_cache(&files, &opts, Some(&dir.path().join("quantized")))?;
+        let load_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut rows = Vec::new();
+        for ids in &inputs {
+            let out = model.decoder().forward(None, &[ids], false, &|| false)?;
+            rows.push(out.logits.to_vec2::<f32>()?.remove(0));
+        }
+        Ok((
+            rows,
+            t.elapsed().as_secs_f64(),
+            model.decoder().weight_bytes(),
+            load_s,
+        ))
+    };
+    let (reference, ..) = score(DTypeChoice::F32)?;
+    let scale = reference
+        .iter()
+        .flatten()
+        .map(|v| v.abs())
+        .fold(0f32, f32::max);
+    println!("smoke: {shape:?}; max |f32 score| = {scale:.4}");
+    println!(
+        "{:<6} {:>9} {:>9} {:>12} {:>10}",
+        "mode", "load ms", "pass ms", "weights", "max |Δ|"
+    );
+    let mut failed = Vec::new();
+    // Allowed error relative to the largest score: bf16 activations, 8-bit, 4-bit weights.
+    for (mode, tol) in [
+        (DTypeChoice::F32, 0.0),
+        (DTypeChoice::BF16, 0.03),
+        (DTypeChoice::Q8_0, 0.05),
+        (DTypeChoice::Q4_0, 0.35),
+        (DTypeChoice::Q4K, 0.35),
+        // Again: read back from the cache this time.
+        (DTypeChoice::Q4_0, 0.35),
+    ] {
+        let (rows, pass_s, bytes, load_s) = score(mode)?;
+        let diff = rows
+            .iter()
+            .flatten()
+            .zip(reference.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!(
+            "{:<6} {:>9.1} {:>9.1} {:>12} {:>10.2e}",
+            mode.name(),
+            load_s * 1e3,
+            pass_s * 1e3 / inputs.len() as f64,
+            bytes,
+            diff
+        );
+        if diff > tol * scale {
+            failed.push(format!("{}: {diff} > {}", mode.name(), tol * scale));
+        }
+    }
+    let cached = std::fs::read_dir(dir.path().join("quantized"))?.count();
+    anyhow::ensure!(
+        cached == 3,
+        "expected 3 quantised (q8_0, q4_0, q4k) cache files, found {cached}"
+    );
+    anyhow::ensure!(failed.is_empty(), "modes disagree with f32: {failed:?}");
+    println!("smoke: ok");
+    Ok(())
+}

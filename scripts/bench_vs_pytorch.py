@@ -1,0 +1,409 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: dpa-explorer against transformers/PyTorch on the same files and inputs.
+
+Builds ONE random-weight MistralForSequenceClassification with Mistral-7B's widths (hidden 4096,
+intermediate 14336, 32 heads, 8 key/value heads, head dim 128, vocab 32001, 10 labels) and
+--layers layers, saved once as bf16 safetensors with config.json and the real tokenizer; then
+times, each in its own process (so that peak memory is that mode's own):
+  - transformers (PyTorch) f32 and bf16,
+  - dpa-explorer in each of its modes (target/release/examples/bench_model),
+on inputs of --tokens tokens, and prints a table (median of --runs passes, ratio to PyTorch,
+achieved GFLOP/s, peak RSS, max |score - PyTorch f32 score|) that it writes into BENCHMARKS.md.
+
+  python3 scripts/bench_vs_pytorch.py                       # CPU, 2 layers, 128 and 512 tokens
+  python3 scripts/bench_vs_pytorch.py --smoke               # tiny widths: checks the harness
+  python3 scripts/bench_vs_pytorch.py --device cuda --layers 32 --tokens 300 --batch 1,32 \
+      --modes bf16 --torch-modes bf16 --bin ./bench_model   # GPU: latency and throughput
+
+Needs torch, transformers, safetensors, tokenizers (not needed by the Rust build or its tests).
+Build the Rust side first: cargo build --release --example bench_model
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = (
+    "[INST] You must read the following conversation carefully and rate the assistant's response "
+    "from score 0-100 in these aspects: helpfulness, correctness, coherence, honesty, complexity, "
+    "verbosity\n\nUser: {prompt}\n\nAssistant: {response} [/INST]"
+)
+FILLER = (
+    "The committee reviewed the proposal in detail, weighing its costs against the expected "
+    "benefits for the community, and asked for a clearer schedule, a risk register and a plan "
+    "for maintenance after the first year. "
+)
+
+
+def shape(args) -> dict:
+    if args.smoke:
+        return dict(hidden_size=256, intermediate_size=512, num_attention_heads=4,
+                    num_key_value_heads=2, head_dim=64)
+    return dict(hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128)
+
+
+def config(args) -> dict:
+    c = dict(
+        architectures=["MistralForSequenceClassification"],
+        model_type="mistral",
+        num_hidden_layers=args.layers,
+        vocab_size=32001,
+        num_labels=10,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-5,
+        rope_theta=1000000.0,
+        sliding_window=None,
+        pad_token_id=32000,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+        torch_dtype="bfloat16",
+    )
+    c.update(shape(args))
+    return c
+
+
+def build_model(args) -> Path:
+    """The random model, made once per configuration under --dir."""
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = config(args)
+    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    out = Path(args.dir) / f"mistral-{args.layers}l-{key}"
+    if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"building the random model in {out} ...", file=sys.stderr)
+    # Drawn on the GPU when benchmarking one (7B values take minutes on a CPU).
+    dev = args.device if args.device.startswith("cuda") else "cpu"
+    g = torch.Generator(device=dev).manual_seed(0)
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    q = cfg["num_attention_heads"] * cfg["head_dim"]
+    kv = cfg["num_key_value_heads"] * cfg["head_dim"]
+
+    def randn(*s):
+        # std 0.02 as transformers initialises; drawn in f32 a slice at a time, kept as bf16.
+        t = torch.empty(*s, dtype=torch.bfloat16)
+        for a in range(0, s[0], 4096):
+            b = min(s[0], a + 4096)
+            t[a:b] = (torch.randn(b - a, *s[1:], generator=g, device=dev) * 0.02).to(
+                torch.bfloat16).cpu()
+        return t
+
+    ones = lambda n: torch.ones(n, dtype=torch.bfloat16)
+    t = {"model.embed_tokens.weight": randn(cfg["vocab_size"], h)}
+    for li in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{li}"
+        t[f"{p}.input_layernorm.weight"] = ones(h)
+        t[f"{p}.post_attention_layernorm.weight"] = ones(h)
+        t[f"{p}.self_attn.q_proj.weight"] = randn(q, h)
+        t[f"{p}.self_attn.k_proj.weight"] = randn(kv, h)
+        t[f"{p}.self_attn.v_proj.weight"] = randn(kv, h)
+        t[f"{p}.self_attn.o_proj.weight"] = randn(h, q)
+        t[f"{p}.mlp.gate_proj.weight"] = randn(i, h)
+        t[f"{p}.mlp.up_proj.weight"] = randn(i, h)
+        t[f"{p}.mlp.down_proj.weight"] = randn(h, i)
+    t["model.norm.weight"] = ones(h)
+    t["score.weight"] = randn(cfg["num_labels"], h)
+    save_file(t, str(out / "model.safetensors"), metadata={"format": "pt"})
+    del t
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    tok = ROOT / "assets/tokenizer/tokenizer.json"
+    (out / "tokenizer.json").write_bytes(tok.read_bytes())
+    return out
+
+
+def make_inputs(model_dir: Path, lengths: list[int]) -> Path:
+    """Token ids of the scoring template, cut from the left (as training did) to each length."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    inputs = []
+    for n in lengths:
+        reps = n // 30 + 2
+        text = TEMPLATE.format(prompt="Summarise the committee's view. " + FILLER * (reps // 2),
+                               response=FILLER * reps)
+        ids = tok.encode(text, add_special_tokens=False).ids
+        inputs.append([1] + ids[len(ids) - (n - 1):])
+    path = model_dir / f"inputs-{'-'.join(map(str, lengths))}.json"
+    path.write_text(json.dumps({"inputs": inputs}))
+    return path
+
+
+def peak_rss() -> int | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def torch_worker(args) -> None:
+    """One transformers mode in this process; prints the same JSON as bench_model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(args.threads)
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+    dev = torch.device(args.device)
+    t0 = time.perf_counter()
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, dtype=dtype)
+    model = model.to(dev).eval()
+    load_s = time.perf_counter() - t0
+    rss_loaded = peak_rss()
+    inputs = json.loads(Path(args.inputs).read_text())["inputs"]
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    results = []
+    with torch.inference_mode():
+        for ids in inputs:
+            for b in args.batch:
+                x = torch.tensor([ids] * b, device=dev)
+
+                def run():
+                    sync()
+                    t = time.perf_counter()
+                    logits = model(input_ids=x).logits.float().cpu()
+                    sync()
+                    return time.perf_counter() - t, logits[0].tolist()
+
+                run()
+                times, scores = [], []
+                for _ in range(max(1, args.runs)):
+                    t, scores = run()
+                    times.append(t)
+                results.append(dict(tokens=len(ids), batch=b, median_s=statistics.median(times),
+                                    min_s=min(times), times_s=times, scores=scores))
+    print(json.dumps(dict(engine="pytorch", mode=args.dtype, requested=args.dtype,
+                          device=args.device, load_s=load_s, weight_bytes=weight_bytes,
+                          peak_rss_after_load=rss_loaded, peak_rss=peak_rss(),
+                          threads=torch.get_num_threads(), torch=torch.__version__,
+                          results=results)))
+
+
+def run_json(cmd: list[str], env=None, timeout=3600) -> dict:
+    print("$ " + " ".join(cmd), file=sys.stderr)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr[-4000:])
+        raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def flops(cfg: dict, tokens: int) -> float:
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    q = cfg["num_attention_heads"] * cfg["head_dim"]
+    kv = cfg["num_key_value_heads"] * cfg["head_dim"]
+    proj = h * (q + 2 * kv) + q * h + 3 * h * i
+    attn = 2 * tokens * q
+    return cfg["num_hidden_layers"] * 2.0 * tokens * (proj + attn)
+
+
+def machine() -> str:
+    model, flags = platform.processor(), []
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == "Model name":
+                model = v.strip()
+            if k.strip() == "Flags":
+                have = set(v.split())
+                flags = [f for f in ["avx2", "fma", "avx512f", "avx512bw", "avx512_bf16",
+                                     "avx512_vnni", "avx512_fp16", "amx_bf16", "amx_int8"]
+                         if f in have]
+        cores = os.cpu_count()
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        return f"{model}, {cores} cores, {mem:.0f} GiB; {' '.join(flags) or 'no AVX2'}"
+    except Exception:  # noqa: BLE001 - a description only
+        return model or platform.machine()
+
+
+def gpu_name() -> str:
+    try:
+        import torch
+        return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def fmt_bytes(n) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("worker", nargs="?", choices=["torch-worker"])
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--tokens", default="128,512")
+    ap.add_argument("--runs", type=int, default=3, help="timed passes per process")
+    ap.add_argument("--rounds", type=int, default=2, help="processes per mode, order alternating")
+    ap.add_argument("--batch", default="1")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--modes", default="f32,bf16,q8_0,q4_0,q4k", help="dpa-explorer modes")
+    ap.add_argument("--torch-modes", default="f32,bf16")
+    ap.add_argument("--dir", default=str(ROOT / "target/bench"))
+    ap.add_argument("--bin", default=str(ROOT / "target/release/examples/bench_model"))
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    ap.add_argument("--smoke", action="store_true", help="tiny widths, 1 run: checks the harness")
+    # worker-only
+    ap.add_argument("--model")
+    ap.add_argument("--dtype")
+    ap.add_argument("--inputs")
+    args = ap.parse_args()
+    args.batch = [int(b) for b in args.batch.split(",")]
+    if args.worker == "torch-worker":
+        return torch_worker(args)
+    if args.smoke:
+        args.runs, args.rounds, args.no_write = 1, 1, True
+
+    model_dir = build_model(args)
+    lengths = [int(t) for t in args.tokens.split(",")]
+    inputs = make_inputs(model_dir, lengths)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    common = ["--inputs", str(inputs), "--runs", str(args.runs),
+              "--batch", ",".join(map(str, args.batch))]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    # A fresh cache directory, so that the first start of a quantised mode really quantises.
+    qcache = Path(args.dir) / f"quantized-{os.getpid()}"
+    jobs = [("pytorch", m) for m in args.torch_modes.split(",") if m]
+    jobs += [("dpa-explorer", m) for m in args.modes.split(",") if m]
+
+    def run_one(engine: str, m: str) -> dict:
+        if engine == "pytorch":
+            return run_json([sys.executable, __file__, "torch-worker", "--model", str(model_dir),
+                             "--dtype", m, "--device", args.device,
+                             "--threads", str(args.threads)] + common)
+        cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
+               "--quant-cache", str(qcache)] + common
+        return run_json(cmd, env=env)
+
+    # Quantise once first (timing that start), so that every timed start reads the cache.
+    first_loads = {}
+    for engine, m in jobs:
+        if engine == "dpa-explorer" and m in ("q8_0", "q4_0", "q4k"):
+            first_loads[m] = run_one(engine, m)["load_s"]
+    # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
+    # shared machine does not favour whoever runs first; each mode's passes are pooled.
+    merged: dict = {}
+    for rnd in range(args.rounds):
+        for engine, m in (jobs if rnd % 2 == 0 else list(reversed(jobs))):
+            r = run_one(engine, m)
+            key = (engine, m)
+            if key not in merged:
+                merged[key] = r
+                continue
+            acc = merged[key]
+            for x, y in zip(acc["results"], r["results"]):
+                x["times_s"] += y["times_s"]
+                x["median_s"] = statistics.median(x["times_s"])
+                x["min_s"] = min(x["times_s"])
+            for f in ("peak_rss", "peak_rss_after_load"):
+                if r.get(f):
+                    acc[f] = max(acc.get(f) or 0, r[f])
+            acc["load_s"] = min(acc["load_s"], r["load_s"])
+    runs = [merged[k] for k in jobs]
+    for r in runs:
+        if r["engine"] == "dpa-explorer" and r["requested"] in first_loads:
+            r["first_load_s"] = first_loads[r["requested"]]
+
+    import shutil
+    shutil.rmtree(qcache, ignore_errors=True)
+    raw = Path(args.dir) / f"last-run-{args.device}.json"
+    raw.write_text(json.dumps(runs, indent=1))
+    report = table(args, cfg, runs)
+    print(report)
+    if not args.no_write:
+        write_report(Path(args.out), args, report)
+
+
+def table(args, cfg: dict, runs: list[dict]) -> str:
+    ref = next((r for r in runs if r["engine"] == "pytorch" and r["mode"] == "f32"), None)
+    # Without a PyTorch f32 run (the GPU benchmark), scores are compared with PyTorch's first.
+    ref = ref or next((r for r in runs if r["engine"] == "pytorch"), None)
+    torch_runs = [r for r in runs if r["engine"] == "pytorch"]
+    lines = []
+    keys = sorted({(x["tokens"], x["batch"]) for r in runs for x in r["results"]})
+    for tokens, batch in keys:
+        def res(r):
+            return next(x for x in r["results"] if x["tokens"] == tokens and x["batch"] == batch)
+
+        best_torch = min(torch_runs, key=lambda r: res(r)["median_s"]) if torch_runs else None
+        title = f"{tokens} tokens" + (f" × batch {batch}" if batch > 1 else "")
+        scale = max(abs(v) for v in res(ref)["scores"]) if ref else float("nan")
+        rm = ref["mode"] if ref else "-"
+        lines.append(f"\n**{title}** (largest abs(score) of PyTorch {rm}: {scale:.2f})\n")
+        lines.append(f"| engine | mode | median ms | inputs/s | vs PyTorch {rm} | vs PyTorch best "
+                     f"({best_torch['mode'] if best_torch else '-'}) | GFLOP/s | "
+                     f"max abs(Δ score) vs PyTorch {rm} |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in runs:
+            x = res(r)
+            ms = x["median_s"] * 1e3
+            gf = flops(cfg, tokens) * batch / x["median_s"] / 1e9
+            vs_f32 = (f"{x['median_s'] / res(ref)['median_s']:.2f}×"
+                      if ref and r is not ref else ("1.00×" if r is ref else "-"))
+            vs_best = f"{x['median_s'] / res(best_torch)['median_s']:.2f}×" if best_torch else "-"
+            if ref and r is not ref:
+                d = max(abs(a - b) for a, b in zip(x["scores"], res(ref)["scores"]))
+                diff = f"{d:.2e}"
+            else:
+                diff = "-"
+            lines.append(f"| {r['engine']} | {r['mode']} | {ms:.1f} | {batch / x['median_s']:.2f} | "
+                         f"{vs_f32} | {vs_best} | "
+                         f"{gf:.0f} | {diff} |")
+    lines.append("\n**Memory and start-up** (each mode in its own process)\n")
+    lines.append("| engine | mode | weights in memory | peak RSS after load | peak RSS | "
+                 "peak RSS / weights | load s | first load s (quantising) |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        ratio = (f"{r['peak_rss'] / r['weight_bytes']:.2f}"
+                 if r.get("peak_rss") and r.get("weight_bytes") else "-")
+        first = f"{r['first_load_s']:.1f}" if "first_load_s" in r else "-"
+        lines.append(f"| {r['engine']} | {r['mode']} | {fmt_bytes(r['weight_bytes'])} | "
+                     f"{fmt_bytes(r.get('peak_rss_after_load'))} | "
+                     f"{fmt_bytes(r.get('peak_rss'))} | {ratio} | {r['load_s']:.1f} | {first} |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, args, report: str) -> None:
+    import torch
+
+    where = gpu_name() if args.device.startswith("cuda") else machine()
+    marker = f"<!-- bench:{args.device}:{args.layers}l:{args.tokens}:{args.batch} -->"
+    section = (
+        f"{marker}\n### {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
+        f"{', batch ' + ','.join(map(str, args.batch)) if args.batch != [1] else ''}\n\n"
+        f"Measured {datetime.date.today().isoformat()} on {where}; PyTorch {torch.__version__} "
+        f"({args.threads} threads); median of {args.runs * args.rounds} passes ({args.rounds} "
+        f"processes per mode in alternating order, {args.runs} passes each after a warm-up).\n"
+        f"{report}\n{marker}\n"
+    )
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(marker) + r".*?" + re.escape(marker) + r"\n", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + "\n" + section
+    path.write_text(text)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

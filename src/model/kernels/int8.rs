@@ -1,0 +1,663 @@
+//! `y = x Wᵀ` with 8- or 4-bit block-quantised weights (GGML's `Q8_0` and `Q4_0` blocks of 32,
+//! each with an f16 scale) and f32 activations, which are quantised per row and block of 32 to
+//! 8 bits (as GGML does for these formats) so that the products are integer dot products.
+//!
+//! The weights are repacked once into panels of 16 output columns: for each block, the 16
+//! scales, then the quantised values four k at a time per column, which is the operand layout
+//! of AVX512-VNNI's `vpdpbusd` (u8 × i8, four products summed into each 32-bit lane). That
+//! instruction wants the weight operand unsigned, so weights are stored with an offset (128 for
+//! 8-bit, 8 for 4-bit nibbles) that is taken back out exactly, in integers, per block through
+//! the sum of the block's activations. Only the packed form is kept (no second copy).
+
+use rayon::prelude::*;
+
+use super::{Isa, SendPtr};
+
+/// Values per quantisation block.
+pub const QK: usize = 32;
+/// Output columns per panel.
+const NR: usize = 16;
+/// Blocks per k chunk: all rows pass one chunk of a panel group while it sits in L2.
+const KCB: usize = 32;
+const PARALLEL_MIN: usize = 1 << 18;
+
+/// The stored formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QFormat {
+    /// 8-bit: `w = q · d`, q in -127..=127 (GGML `Q8_0`).
+    Q8,
+    /// 4-bit: `w = (q - 8) · d`, q in 0..=15 (GGML `Q4_0`).
+    Q4,
+}
+
+impl QFormat {
+    /// Bytes of quantised values per block of one column.
+    const fn q_bytes(self) -> usize {
+        match self {
+            QFormat::Q8 => QK,
+            QFormat::Q4 => QK / 2,
+        }
+    }
+
+    /// What the stored unsigned value exceeds the signed one by.
+    const fn offset(self) -> i32 {
+        match self {
+            QFormat::Q8 => 128,
+            QFormat::Q4 => 8,
+        }
+    }
+
+    /// Bytes of one (panel, block): 16 f16 scales, then 16 columns of values.
+    const fn block_bytes(self) -> usize {
+        2 * NR + NR * self.q_bytes()
+    }
+
+    /// Bytes of GGML's own block (`Q8_0`: 34, `Q4_0`: 18).
+    pub const fn ggml_block_bytes(self) -> usize {
+        2 + self.q_bytes()
+    }
+}
+
+/// A weight matrix `W` `[n, k]` (k a multiple of 32) packed for [`PackedQ::matmul`].
+pub struct PackedQ {
+    format: QFormat,
+    data: Vec<u8>,
+    n: usize,
+    k: usize,
+    /// Blocks per column.
+    nb: usize,
+    panels: usize,
+}
+
+impl std::fmt::Debug for PackedQ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PackedQ {{ {:?}, n: {}, k: {} }}",
+            self.format, self.n, self.k
+        )
+    }
+}
+
+impl PackedQ {
+    /// An all-zero matrix, filled by [`PackedQ::fill_ggml_rows`].
+    pub fn zeroed(format: QFormat, n: usize, k: usize) -> Self {
+        assert!(k.is_multiple_of(QK), "k = {k} is not a multiple of {QK}");
+        let nb = k / QK;
+        let panels = n.div_ceil(NR);
+        Self {
+            format,
+            data: vec![0u8; panels * nb * format.block_bytes()],
+            n,
+            k,
+            nb,
+            panels,
+        }
+    }
+
+    /// Packs rows `row0..row0 + rows` from GGML blocks (`Q8_0` or `Q4_0` as `format` says),
+    /// row-major: `rows × k / 32` blocks.
+    pub fn fill_ggml_rows(&mut self, row0: usize, rows: usize, ggml: &[u8]) {
+        let (nb, fmt) = (self.nb, self.format);
+        let gb = fmt.ggml_block_bytes();
+        assert_eq!(ggml.len(), rows * nb * gb, "block bytes for {rows} rows");
+        assert!(row0 + rows <= self.n);
+        if rows == 0 || nb == 0 {
+            return;
+        }
+        let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
+        let bb = fmt.block_bytes();
+        self.data
+            .par_chunks_mut(nb * bb)
+            .enumerate()
+            .skip(first)
+            .take(last + 1 - first)
+            .for_each(|(p, panel)| {
+                let lo = (p * NR).max(row0);
+                let hi = (p * NR + NR).min(row0 + rows);
+                for r in lo..hi {
+                    let c = r - p * NR;
+                    let src_row = &ggml[(r - row0) * nb * gb..(r - row0 + 1) * nb * gb];
+                    for b in 0..nb {
+                        let src = &src_row[b * gb..(b + 1) * gb];
+                        let dst = &mut panel[b * bb..(b + 1) * bb];
+                        dst[2 * c..2 * c + 2].copy_from_slice(&src[..2]);
+                        let q = &mut dst[2 * NR..];
+                        match fmt {
+                            QFormat::Q8 => {
+                                // value j goes to quad j / 4, lane c, byte j % 4
+                                for j in 0..QK {
+                                    let v = (src[2 + j] as i8 as i32 + 128) as u8;
+                                    q[(j / 4) * 64 + c * 4 + j % 4] = v;
+                                }
+                            }
+                            QFormat::Q4 => {
+                                // GGML: byte j holds value j (low nibble) and j + 16 (high).
+                                let nib = |j: usize| {
+                                    let byte = src[2 + j % 16];
+                                    if j < 16 {
+                                        byte & 0x0f
+                                    } else {
+                                        byte >> 4
+                                    }
+                                };
+                                // Here: 64-byte group g holds quad 2g (low) and 2g + 1 (high).
+                                for g in 0..4 {
+                                    for e in 0..4 {
+                                        let lo = nib(8 * g + e);
+                                        let hi = nib(8 * g + 4 + e);
+                                        q[g * 64 + c * 4 + e] = lo | (hi << 4);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    pub fn format(&self) -> QFormat {
+        self.format
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.k
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The kernel [`PackedQ::matmul`] uses on this processor.
+    pub fn best_isa() -> Isa {
+        if vnni_available() {
+            Isa::Avx512Vnni
+        } else {
+            Isa::Scalar
+        }
+    }
+
+    /// `out[m, n] = x[m, k] · Wᵀ`.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul_with(Self::best_isa(), x, m, out)
+    }
+
+    /// As [`PackedQ::matmul`] with a chosen kernel: `Avx512Vnni` (where available) or `Scalar`.
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
+        let (n, k, nb) = (self.n, self.k, self.nb);
+        assert_eq!(x.len(), m * k, "input has {} values, not {m}×{k}", x.len());
+        assert_eq!(
+            out.len(),
+            m * n,
+            "output has {} values, not {m}×{n}",
+            out.len()
+        );
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let acts = QuantizedActs::new(x, m, k, self.format.offset());
+        let parallel = m * n * k >= PARALLEL_MIN;
+        let c = SendPtr(out.as_mut_ptr());
+        let bb = self.format.block_bytes();
+        let (mr_max, np_max) = match isa {
+            Isa::Avx512Vnni => (6, 2),
+            _ => (4, 1),
+        };
+        assert!(
+            isa != Isa::Avx512Vnni || vnni_available(),
+            "AVX512-VNNI is not available"
+        );
+        let groups = self.panels.div_ceil(np_max);
+        let work = |g: usize| {
+            let p0 = g * np_max;
+            let np = np_max.min(self.panels - p0);
+            let ncols = (n - p0 * NR).min(np * NR);
+            let mut b0 = 0;
+            while b0 < nb {
+                let nbk = KCB.min(nb - b0);
+                let mut r0 = 0;
+                while r0 < m {
+                    let mr = mr_max.min(m - r0);
+                    let w = &self.data[(p0 * nb + b0) * bb..];
+                    match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx512Vnni => {
+                            // SAFETY: VNNI checked above; every pointer stays inside its buffer
+                            // (rows r0..r0+mr, blocks b0..b0+nbk, panels p0..p0+np), and this
+                            // tile of `out` is written by this call only.
+                            unsafe {
+                                vnni::tile_any(
+                                    self.format,
+                                    mr,
+                                    np,
+                                    &acts,
+                                    r0,
+                                    b0,
+                                    nbk,
+                                    w.as_ptr(),
+                                    nb * bb,
+                                    c.get().add(r0 * n + p0 * NR),
+                                    n,
+                                    ncols,
+                                    b0 > 0,
+                                )
+                            }
+                        }
+                        _ => scalar_tile(
+                            self.format,
+                            &acts,
+                            r0,
+                            mr,
+                            b0,
+                            nbk,
+                            w,
+                            c,
+                            r0 * n + p0 * NR,
+                            n,
+                            ncols,
+                            b0 > 0,
+                        ),
+                    }
+                    r0 += mr;
+                }
+                b0 += nbk;
+            }
+        };
+        if parallel {
+            (0..groups).into_par_iter().for_each(work);
+        } else {
+            (0..groups).for_each(work);
+        }
+    }
+}
+
+pub fn vnni_available() -> bool {
+    Isa::Avx512Vnni.is_available()
+}
+
+/// Activations quantised per row and block of 32: `x ≈ q · d`.
+struct QuantizedActs {
+    /// `[m, k]`
+    q: Vec<i8>,
+    /// `[m, k / 32]`
+    d: Vec<f32>,
+    /// `[m, k / 32]`: the weight offset times the block's sum of `q`.
+    corr: Vec<i32>,
+    k: usize,
+    nb: usize,
+}
+
+impl QuantizedActs {
+    fn new(x: &[f32], m: usize, k: usize, offset: i32) -> Self {
+        let nb = k / QK;
+        let mut q = vec![0i8; m * k];
+        let mut d = vec![0f32; m * nb];
+        let mut corr = vec![0i32; m * nb];
+        type Row<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
+        let row = |(((xr, qr), dr), cr): Row<'_>| {
+            for ((xb, qb), (db, cb)) in xr
+                .chunks_exact(QK)
+                .zip(qr.chunks_exact_mut(QK))
+                .zip(dr.iter_mut().zip(cr.iter_mut()))
+            {
+                let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let scale = amax / 127.0;
+                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                let mut sum = 0i32;
+                for (o, &v) in qb.iter_mut().zip(xb) {
+                    let r = (v * inv).round() as i8;
+                    *o = r;
+                    sum += r as i32;
+                }
+                *db = scale;
+                *cb = offset * sum;
+            }
+        };
+        if m * k >= PARALLEL_MIN {
+            x.par_chunks_exact(k)
+                .zip(q.par_chunks_exact_mut(k))
+                .zip(d.par_chunks_exact_mut(nb))
+                .zip(corr.par_chunks_exact_mut(nb))
+                .for_each(row);
+        } else {
+            x.chunks_exact(k)
+                .zip(q.chunks_exact_mut(k))
+                .zip(d.chunks_exact_mut(nb))
+                .zip(corr.chunks_exact_mut(nb))
+                .for_each(row);
+        }
+        Self { q, d, corr, k, nb }
+    }
+}
+
+/// The portable kernel: the same integer arithmetic, one output at a time.
+#[allow(clippy::too_many_arguments)]
+fn scalar_tile(
+    fmt: QFormat,
+    acts: &QuantizedActs,
+    r0: usize,
+    mr: usize,
+    b0: usize,
+    nbk: usize,
+    w: &[u8],
+    c: SendPtr,
+    c_off: usize,
+    ldc: usize,
+    ncols: usize,
+    accumulate: bool,
+) {
+    let bb = fmt.block_bytes();
+    for r in 0..mr {
+        let row = r0 + r;
+        for col in 0..ncols {
+            let mut s = 0f32;
+            for b in 0..nbk {
+                let blk = &w[b * bb..(b + 1) * bb];
+                let dw = half::f16::from_le_bytes([blk[2 * col], blk[2 * col + 1]]).to_f32();
+                let q = &blk[2 * NR..];
+                let a = &acts.q[row * acts.k + (b0 + b) * QK..][..QK];
+                let mut dot = 0i32;
+                for (j, &av) in a.iter().enumerate() {
+                    let wq = match fmt {
+                        QFormat::Q8 => q[(j / 4) * 64 + col * 4 + j % 4],
+                        QFormat::Q4 => {
+                            let byte = q[(j / 8) * 64 + col * 4 + j % 4];
+                            if j % 8 < 4 {
+                                byte & 0x0f
+                            } else {
+                                byte >> 4
+                            }
+                        }
+                    };
+                    dot += wq as i32 * av as i32;
+                }
+                let t = dot - acts.corr[row * acts.nb + b0 + b];
+                s += t as f32 * (dw * acts.d[row * acts.nb + b0 + b]);
+            }
+            // SAFETY: (row, col) is inside this tile of the output.
+            unsafe {
+                let dst = c.get().add(c_off + r * ldc + col);
+                *dst = if accumulate { *dst + s } else { s };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{QFormat, QuantizedActs, NR, QK};
+
+    /// One `MR × NP·16` tile over `nbk` blocks.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tile<const MR: usize, const NP: usize, const Q4: bool>(
+        acts: &QuantizedActs,
+        r0: usize,
+        b0: usize,
+        nbk: usize,
+        w: *const u8,
+        w_panel: usize,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        let fmt = if Q4 { QFormat::Q4 } else { QFormat::Q8 };
+        let bb = fmt.block_bytes();
+        let low = _mm512_set1_epi8(0x0f);
+        let mut acc = [[_mm512_setzero_ps(); NP]; MR];
+        for b in 0..nbk {
+            let blk = b0 + b;
+            let mut dw = [_mm512_setzero_ps(); NP];
+            for (p, d) in dw.iter_mut().enumerate() {
+                let s = _mm256_loadu_si256(w.add(p * w_panel + b * bb) as *const __m256i);
+                *d = _mm512_cvtph_ps(s);
+            }
+            let mut iacc = [[_mm512_setzero_si512(); NP]; MR];
+            let quads = QK / 4;
+            let mut qd = 0;
+            while qd < quads {
+                // Weights for quads qd (and qd + 1 for 4-bit, from the same 64 bytes).
+                let mut wa = [_mm512_setzero_si512(); NP];
+                let mut wb = [_mm512_setzero_si512(); NP];
+                for p in 0..NP {
+                    let base = w.add(p * w_panel + b * bb + 2 * NR);
+                    if Q4 {
+                        let raw = _mm512_loadu_si512(base.add((qd / 2) * 64) as *const _);
+                        wa[p] = _mm512_and_si512(raw, low);
+                        wb[p] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    } else {
+                        wa[p] = _mm512_loadu_si512(base.add(qd * 64) as *const _);
+                    }
+                }
+                for (r, row) in iacc.iter_mut().enumerate() {
+                    let a = acts.q.as_ptr().add((r0 + r) * acts.k + blk * QK + qd * 4);
+                    let av = _mm512_set1_epi32((a as *const i32).read_unaligned());
+                    for p in 0..NP {
+                        row[p] = _mm512_dpbusd_epi32(row[p], wa[p], av);
+                    }
+                    if Q4 {
+                        let av = _mm512_set1_epi32((a.add(4) as *const i32).read_unaligned());
+                        for p in 0..NP {
+                            row[p] = _mm512_dpbusd_epi32(row[p], wb[p], av);
+                        }
+                    }
+                }
+                qd += if Q4 { 2 } else { 1 };
+            }
+            for (r, (row, irow)) in acc.iter_mut().zip(&iacc).enumerate() {
+                let i = (r0 + r) * acts.nb + blk;
+                let corr = _mm512_set1_epi32(*acts.corr.get_unchecked(i));
+                let da = _mm512_set1_ps(*acts.d.get_unchecked(i));
+                for p in 0..NP {
+                    let t = _mm512_cvtepi32_ps(_mm512_sub_epi32(irow[p], corr));
+                    row[p] = _mm512_fmadd_ps(t, _mm512_mul_ps(dw[p], da), row[p]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (p, &v) in row.iter().enumerate() {
+                let here = ncols.saturating_sub(p * NR).min(NR);
+                if here == 0 {
+                    continue;
+                }
+                let mask: __mmask16 = if here == 16 {
+                    0xffff
+                } else {
+                    ((1u32 << here) - 1) as u16
+                };
+                let dst = c.add(r * ldc + p * NR);
+                let v = if accumulate {
+                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_ps(dst, mask, v);
+            }
+        }
+    }
+
+    /// [`tile`] for run-time `mr ≤ 6`, `np ≤ 2`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_any(
+        fmt: QFormat,
+        mr: usize,
+        np: usize,
+        acts: &QuantizedActs,
+        r0: usize,
+        b0: usize,
+        nbk: usize,
+        w: *const u8,
+        w_panel: usize,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        macro_rules! go {
+            ($q4:literal, $np:literal) => {
+                match mr {
+                    1 => tile::<1, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    2 => tile::<2, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    3 => tile::<3, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    4 => tile::<4, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    5 => tile::<5, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    6 => tile::<6, $np, $q4>(
+                        acts, r0, b0, nbk, w, w_panel, c, ldc, ncols, accumulate,
+                    ),
+                    _ => unreachable!("row block of {mr}"),
+                }
+            };
+        }
+        match (fmt, np) {
+            (QFormat::Q8, 1) => go!(false, 1),
+            (QFormat::Q8, 2) => go!(false, 2),
+            (QFormat::Q4, 1) => go!(true, 1),
+            (QFormat::Q4, 2) => go!(true, 2),
+            _ => unreachable!("panel group of {np}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+            })
+            .collect()
+    }
+
+    fn packed(fmt: QFormat, w: &[f32], n: usize, k: usize) -> (PackedQ, Vec<f32>) {
+        let t = Tensor::from_vec(w.to_vec(), (n, k), &Device::Cpu).unwrap();
+        let g = match fmt {
+            QFormat::Q8 => GgmlDType::Q8_0,
+            QFormat::Q4 => GgmlDType::Q4_0,
+        };
+        let q = QTensor::quantize(&t, g).unwrap();
+        let deq = q
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut p = PackedQ::zeroed(fmt, n, k);
+        // Fill in two parts, as a fused projection is.
+        let split = n / 3;
+        let bytes = q.data().unwrap();
+        let row_bytes = k / QK * fmt.ggml_block_bytes();
+        p.fill_ggml_rows(0, split, &bytes[..split * row_bytes]);
+        p.fill_ggml_rows(split, n - split, &bytes[split * row_bytes..]);
+        (p, deq)
+    }
+
+    /// The exact result of the integer scheme, in f64, from the dequantised weights and the
+    /// activations quantised as the kernels do.
+    fn reference(x: &[f32], deq: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        let acts = QuantizedActs::new(x, m, k, 0);
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for t in 0..k {
+                    let a = acts.q[i * k + t] as f64 * acts.d[i * (k / QK) + t / QK] as f64;
+                    s += a * deq[j * k + t] as f64;
+                }
+                out[i * n + j] = s as f32;
+            }
+        }
+        out
+    }
+
+    fn check(fmt: QFormat, isa: Isa, m: usize, n: usize, k: usize) {
+        let w = values(n * k, 11);
+        let x = values(m * k, 12);
+        let (p, deq) = packed(fmt, &w, n, k);
+        let mut got = vec![f32::NAN; m * n];
+        p.matmul_with(isa, &x, m, &mut got);
+        let want = reference(&x, &deq, m, n, k);
+        let scale = (k as f32).sqrt();
+        for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - r).abs() <= 2e-5 * scale * (1.0 + r.abs()),
+                "{fmt:?} {isa:?} {m}×{n}×{k}: element {i}: {g} vs {r}"
+            );
+        }
+        // And the whole scheme stays near the exact f32 product.
+        let exact: Vec<f32> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum()
+            })
+            .collect();
+        let err = got
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let tol = match fmt {
+            QFormat::Q8 => 0.02,
+            QFormat::Q4 => 0.25,
+        } * scale;
+        assert!(err <= tol, "{fmt:?}: error {err} vs exact");
+    }
+
+    #[test]
+    fn every_available_kernel_matches_the_integer_reference() {
+        let isas: Vec<Isa> = [Isa::Avx512Vnni, Isa::Scalar]
+            .into_iter()
+            .filter(|&i| i == Isa::Scalar || vnni_available())
+            .collect();
+        for fmt in [QFormat::Q8, QFormat::Q4] {
+            for &isa in &isas {
+                for &(m, n, k) in &[
+                    (1, 1, 32),
+                    (3, 17, 64),
+                    (7, 40, 96),
+                    (13, 33, 32 * (KCB + 3)),
+                    (6, 32, 256),
+                ] {
+                    check(fmt, isa, m, n, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_rows_quantise_to_zero() {
+        let (p, _) = packed(QFormat::Q8, &values(16 * 32, 3), 16, 32);
+        let mut out = vec![1f32; 2 * 16];
+        p.matmul(&[0f32; 64], 2, &mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+}

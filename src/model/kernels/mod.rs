@@ -1,0 +1,79 @@
+//! Hand-written CPU matrix kernels for the projections, used where candle's own CPU paths are
+//! slow (bf16 weights). Every instruction-set-specific kernel is chosen at run time from what
+//! the processor reports, and each has a portable fallback computing the same thing.
+
+pub mod bf16;
+pub mod int8;
+
+use std::sync::OnceLock;
+
+/// The instruction sets a kernel can be built on, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Plain Rust: any processor.
+    Scalar,
+    /// x86-64 AVX2 + FMA (most laptops of the last decade).
+    Avx2,
+    /// x86-64 AVX-512 with the BF16 dot-product instructions (Zen 4+, Cooper Lake, Sapphire Rapids+).
+    Avx512Bf16,
+    /// x86-64 AVX-512 with the 8-bit integer dot-product instructions (Ice Lake+, Zen 4+).
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// Every instruction set this processor can run, best first.
+    pub fn available() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+            {
+                v.push(Isa::Avx512Bf16);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                v.push(Isa::Avx512Vnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Isa::Avx2);
+            }
+        }
+        v.push(Isa::Scalar);
+        v
+    }
+
+    /// Whether this processor runs `self` (detected once).
+    pub fn is_available(self) -> bool {
+        static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
+        AVAILABLE.get_or_init(Isa::available).contains(&self)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "portable",
+            Isa::Avx2 => "AVX2+FMA",
+            Isa::Avx512Bf16 => "AVX512-BF16",
+            Isa::Avx512Vnni => "AVX512-VNNI",
+        }
+    }
+}
+
+/// A raw output pointer that several threads write disjoint parts of.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: users only ever write disjoint elements through it, while the buffer outlives them.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}

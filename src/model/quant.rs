@@ -1,0 +1,467 @@
+//! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4k`), made from the
+//! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
+//! checkpoint's identity and the format, so that the next start reads them instead of
+//! quantising again.
+
+use std::borrow::Cow;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
+use candle_core::{DType, Device};
+
+use super::weights::{Checkpoint, WeightFiles};
+use super::ModelError;
+
+/// Rows quantised at a time: bounds the f32 copy a tensor needs while it is being quantised.
+const ROWS_PER_CHUNK: usize = 512;
+/// Changes whenever what is written changes, so that old cache files are never read.
+const CACHE_FORMAT: u32 = 1;
+
+/// The block format for a `[n, k]` weight: `want` where `k` is a whole number of its blocks,
+/// else the finer `q8_0` (32-value blocks), else none (the weight stays dense).
+pub fn format_for(want: GgmlDType, k: usize) -> Option<GgmlDType> {
+    [want, GgmlDType::Q8_0]
+        .into_iter()
+        .find(|d| k > 0 && k.is_multiple_of(d.block_size()))
+}
+
+/// Receives quantised rows in order: `(first row, rows, GGML block bytes of those rows)`.
+pub type RowSink<'a> = dyn FnMut(usize, usize, &[u8]) -> Result<(), ModelError> + 'a;
+
+/// Quantises rows of `[out_i, in_features]` weights, stacked, to `dtype`, a chunk of rows at a
+/// time, so that no whole copy of the weight exists besides what `sink` keeps.
+pub fn quantize_rows(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    dtype: GgmlDType,
+    sink: &mut RowSink<'_>,
+) -> Result<(), ModelError> {
+    let mut row0 = 0;
+    for (name, &out) in names.iter().zip(outs) {
+        let stored = ckpt.get_stored(name, &[out, in_features])?;
+        let mut start = 0;
+        while start < out {
+            let n = ROWS_PER_CHUNK.min(out - start);
+            let chunk = stored.narrow(0, start, n)?.to_dtype(DType::F32)?;
+            let q = QTensor::quantize(&chunk, dtype)?;
+            sink(row0 + start, n, &q.data()?)?;
+            start += n;
+        }
+        row0 += out;
+    }
+    Ok(())
+}
+
+/// Bytes of one row of `k` values in `dtype`.
+pub fn row_bytes(dtype: GgmlDType, k: usize) -> usize {
+    k / dtype.block_size() * dtype.type_size()
+}
+
+/// A whole quantised tensor from its GGML block bytes.
+pub fn qtensor(
+    bytes: Vec<u8>,
+    shape: (usize, usize),
+    dtype: GgmlDType,
+    device: &Device,
+) -> Result<QTensor, ModelError> {
+    let storage = QStorage::from_data(Cow::Owned(bytes), device, dtype)?;
+    Ok(QTensor::new(storage, shape)?)
+}
+
+/// Quantised weights already made for one checkpoint and format, and those made now.
+///
+/// Weights made now are spilled to a side file as they come (so that nothing is held twice in
+/// memory) and become the cache file in [`QuantCache::finish`].
+pub struct QuantCache {
+    path: Option<PathBuf>,
+    dtype: GgmlDType,
+    existing: Option<(gguf_file::Content, std::fs::File)>,
+    spill: Option<Spill>,
+    /// The cache file turned out not to fit this model part-way through: remove it, write none.
+    stale: bool,
+    /// Why the cache file could not be used, if it was there.
+    problem: Option<String>,
+}
+
+struct Spill {
+    path: PathBuf,
+    file: BufWriter<std::fs::File>,
+    /// name, GGML type id, shape, offset in the data section
+    tensors: Vec<(String, u32, (usize, usize), u64)>,
+    len: u64,
+}
+
+impl QuantCache {
+    /// The cache for `files` in `dtype` under `dir` (`None`: quantise every time, keep nothing).
+    pub fn open(dir: Option<&Path>, files: &WeightFiles, dtype: GgmlDType) -> Self {
+        let path = dir.map(|d| d.join(cache_name(files, dtype)));
+        let mut problem = None;
+        let existing = path.as_ref().filter(|p| p.is_file()).and_then(|p| {
+            let opened = std::fs::File::open(p)
+                .map_err(|e| e.to_string())
+                .and_then(|mut f| {
+                    gguf_file::Content::read(&mut f)
+                        .map(|c| (c, f))
+                        .map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok((content, file)) if !format_matches(&content) => {
+                    drop((content, file));
+                    problem = Some(format!("{} is of another format version", p.display()));
+                    None
+                }
+                Ok((content, file)) if !complete(&content, &file) => {
+                    drop((content, file));
+                    problem = Some(format!("{} is truncated", p.display()));
+                    None
+                }
+                Ok((content, file)) => Some((content, file)),
+                Err(e) => {
+                    problem = Some(format!("{} is unreadable: {e}", p.display()));
+                    None
+                }
+            }
+        });
+        Self {
+            path,
+            dtype,
+            existing,
+            spill: None,
+            stale: false,
+            problem,
+        }
+    }
+
+    /// Whether a readable cache file was found.
+    pub fn is_warm(&self) -> bool {
+        self.existing.is_some()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// Delivers the weight `key` of shape `[n, k]` in `dtype` to `sink`, a chunk of rows at a
+    /// time: from the cache file when it holds exactly that, else as `make` quantises it
+    /// (spilled on the way, to be kept by [`QuantCache::finish`]).
+    pub fn rows(
+        &mut self,
+        key: &str,
+        shape: (usize, usize),
+        dtype: GgmlDType,
+        sink: &mut RowSink<'_>,
+        make: impl FnOnce(&mut RowSink<'_>) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        if let Some((content, file)) = &mut self.existing {
+            let info = content
+                .tensor_infos
+                .get(key)
+                .filter(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
+            match info {
+                Some(info) => {
+                    let start = content.tensor_data_offset + info.offset;
+                    return read_rows(file, start, shape, dtype, sink).map_err(|e| {
+                        ModelError::Checkpoint {
+                            path: self.path.clone().unwrap_or_default(),
+                            message: format!("cannot read cached `{key}`: {e}"),
+                        }
+                    });
+                }
+                None => {
+                    // The file does not belong to this model after all.
+                    self.problem = Some(format!("`{key}` is missing or differs"));
+                    self.existing = None;
+                    self.stale = true;
+                }
+            }
+        }
+        if self.stale || self.path.is_none() {
+            return make(sink);
+        }
+        let spill = match self.spill_file() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot keep quantised weights: {e}");
+                self.stale = true;
+                return make(sink);
+            }
+        };
+        let offset = spill.len;
+        let mut written = 0u64;
+        let mut failed = None;
+        make(&mut |row0, n, bytes| {
+            if failed.is_none() {
+                match spill.file.write_all(bytes) {
+                    Ok(()) => written += bytes.len() as u64,
+                    Err(e) => failed = Some(e),
+                }
+            }
+            sink(row0, n, bytes)
+        })?;
+        let padded = written.div_ceil(ALIGN) * ALIGN;
+        if failed.is_none() {
+            if let Err(e) = spill
+                .file
+                .write_all(&vec![0u8; (padded - written) as usize])
+            {
+                failed = Some(e);
+            }
+        }
+        match (failed, ggml_type_id(dtype)) {
+            (None, Some(id)) => {
+                spill.tensors.push((key.to_string(), id, shape, offset));
+                spill.len += padded;
+            }
+            (e, _) => {
+                tracing::warn!("cannot keep quantised weights: {e:?}");
+                self.stale = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
+        if self.spill.is_none() {
+            let path = self.path.as_ref().expect("checked by the caller");
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let spill_path = path.with_extension(format!("part{}", std::process::id()));
+            self.spill = Some(Spill {
+                file: BufWriter::new(std::fs::File::create(&spill_path)?),
+                path: spill_path,
+                tensors: Vec::new(),
+                len: 0,
+            });
+        }
+        Ok(self.spill.as_mut().expect("just made"))
+    }
+
+    /// Makes the spilled weights the cache file (header, then the data; written beside and
+    /// renamed into place), or removes a cache file found not to fit.
+    pub fn finish(mut self) -> Result<Option<PathBuf>, ModelError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(None);
+        };
+        let spill = self.spill.take();
+        if self.stale {
+            let _ = std::fs::remove_file(&path);
+            if let Some(s) = spill {
+                let _ = std::fs::remove_file(&s.path);
+            }
+            return Ok(None);
+        }
+        let Some(spill) = spill else {
+            return Ok(None);
+        };
+        let Spill {
+            path: spill_path,
+            file,
+            tensors,
+            ..
+        } = spill;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+            write_gguf_header(&mut w, self.dtype, &tensors)?;
+            std::io::copy(&mut std::fs::File::open(&spill_path)?, &mut w)?;
+            w.flush()?;
+            Ok(())
+        };
+        let result = write();
+        let _ = std::fs::remove_file(&spill_path);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(ModelError::io(&tmp, e));
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
+        Ok(Some(path))
+    }
+}
+
+/// Reads a `[n, k]` tensor's rows from a GGUF file in chunks.
+fn read_rows(
+    file: &mut std::fs::File,
+    start: u64,
+    (n, k): (usize, usize),
+    dtype: GgmlDType,
+    sink: &mut RowSink<'_>,
+) -> Result<(), ModelError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let rb = row_bytes(dtype, k);
+    let io = |e: std::io::Error| ModelError::Input(e.to_string());
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut buf = vec![0u8; ROWS_PER_CHUNK.min(n) * rb];
+    let mut row0 = 0;
+    while row0 < n {
+        let rows = ROWS_PER_CHUNK.min(n - row0);
+        let b = &mut buf[..rows * rb];
+        file.read_exact(b).map_err(io)?;
+        sink(row0, rows, b)?;
+        row0 += rows;
+    }
+    Ok(())
+}
+
+/// GGUF's data alignment (its default, which the reader assumes when none is given).
+const ALIGN: u64 = 32;
+
+/// GGML's type ids for the formats made here.
+fn ggml_type_id(d: GgmlDType) -> Option<u32> {
+    Some(match d {
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q6K => 14,
+        _ => return None,
+    })
+}
+
+/// A GGUF v3 header: two metadata entries, then the tensor infos, padded to [`ALIGN`].
+fn write_gguf_header(
+    w: &mut impl Write,
+    dtype: GgmlDType,
+    tensors: &[(String, u32, (usize, usize), u64)],
+) -> std::io::Result<()> {
+    let mut h: Vec<u8> = Vec::new();
+    let string = |h: &mut Vec<u8>, s: &str| {
+        h.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        h.extend_from_slice(s.as_bytes());
+    };
+    h.extend_from_slice(b"GGUF");
+    h.extend_from_slice(&3u32.to_le_bytes());
+    h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    h.extend_from_slice(&2u64.to_le_bytes());
+    string(&mut h, "dpa_explorer.cache_format");
+    h.extend_from_slice(&4u32.to_le_bytes()); // u32
+    h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
+    string(&mut h, "dpa_explorer.mode");
+    h.extend_from_slice(&8u32.to_le_bytes()); // string
+    string(&mut h, mode_name(dtype));
+    for (name, type_id, (rows, cols), offset) in tensors {
+        string(&mut h, name);
+        h.extend_from_slice(&2u32.to_le_bytes());
+        // GGUF lists dimensions innermost first.
+        h.extend_from_slice(&(*cols as u64).to_le_bytes());
+        h.extend_from_slice(&(*rows as u64).to_le_bytes());
+        h.extend_from_slice(&type_id.to_le_bytes());
+        h.extend_from_slice(&offset.to_le_bytes());
+    }
+    h.resize(
+        (h.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
+        0,
+    );
+    w.write_all(&h)
+}
+
+/// Whether every tensor's data lies inside the file (a crash or a full disk can cut it short).
+fn complete(content: &gguf_file::Content, file: &std::fs::File) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    content.tensor_infos.values().all(|i| {
+        let d = i.ggml_dtype;
+        let bytes = (i.shape.elem_count() / d.block_size() * d.type_size()) as u64;
+        content.tensor_data_offset + i.offset + bytes <= len
+    })
+}
+
+fn format_matches(content: &gguf_file::Content) -> bool {
+    matches!(
+        content.metadata.get("dpa_explorer.cache_format"),
+        Some(gguf_file::Value::U32(v)) if *v == CACHE_FORMAT
+    )
+}
+
+/// `<fingerprint>-<format>.gguf`: the fingerprint covers each weight file's resolved path,
+/// size and modification time, so a changed or different checkpoint never meets old weights.
+pub fn cache_name(files: &WeightFiles, dtype: GgmlDType) -> String {
+    let mut h = Fnv::default();
+    h.write(&CACHE_FORMAT.to_le_bytes());
+    for p in files.paths() {
+        let resolved = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        h.write(resolved.to_string_lossy().as_bytes());
+        if let Ok(meta) = std::fs::metadata(&resolved) {
+            h.write(&meta.len().to_le_bytes());
+            if let Ok(t) = meta.modified() {
+                let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                h.write(&since.as_nanos().to_le_bytes());
+            }
+        }
+    }
+    format!("{:016x}-{}.gguf", h.0, mode_name(dtype))
+}
+
+pub fn mode_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q4K => "q4k",
+        GgmlDType::Q6K => "q6k",
+        GgmlDType::Q5K => "q5k",
+        GgmlDType::Q4_0 => "q4_0",
+        _ => "other",
+    }
+}
+
+/// FNV-1a, 64-bit: a stable hash for file names (std's hasher may change between releases).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_fall_back_to_q8_0_then_dense() {
+        assert_eq!(format_for(GgmlDType::Q4K, 4096), Some(GgmlDType::Q4K));
+        assert_eq!(format_for(GgmlDType::Q4K, 14336), Some(GgmlDType::Q4K));
+        assert_eq!(format_for(GgmlDType::Q4K, 96), Some(GgmlDType::Q8_0));
+        assert_eq!(format_for(GgmlDType::Q8_0, 20), None);
+    }
+
+    #[test]
+    fn cache_names_differ_by_format_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.safetensors");
+        let b = dir.path().join("b.safetensors");
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"yy").unwrap();
+        let fa = WeightFiles::Safetensors(vec![a]);
+        let fb = WeightFiles::Safetensors(vec![b]);
+        assert_ne!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fa, GgmlDType::Q4K)
+        );
+        assert_ne!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fb, GgmlDType::Q8_0)
+        );
+        assert_eq!(
+            cache_name(&fa, GgmlDType::Q8_0),
+            cache_name(&fa, GgmlDType::Q8_0)
+        );
+        assert!(cache_name(&fa, GgmlDType::Q4K).ends_with("-q4k.gguf"));
+    }
+}
