@@ -258,7 +258,7 @@ def main() -> None:
     ap.add_argument("--batch", default="1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--modes", default="f32,bf16,q8_0,q4_0,q4k", help="dpa-explorer modes")
+    ap.add_argument("--modes", default="f32,bf16,q8_0,q4_0", help="dpa-explorer modes")
     ap.add_argument("--torch-modes", default="f32,bf16")
     ap.add_argument("--dir", default=str(ROOT / "target/bench"))
     ap.add_argument("--bin", default=str(ROOT / "target/release/examples/bench_model"))
@@ -300,7 +300,7 @@ def main() -> None:
     # Quantise once first (timing that start), so that every timed start reads the cache.
     first_loads = {}
     for engine, m in jobs:
-        if engine == "dpa-explorer" and m in ("q8_0", "q4_0", "q4k"):
+        if engine == "dpa-explorer" and m in ("q8_0", "q4_0"):
             first_loads[m] = run_one(engine, m)["load_s"]
     # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
     # shared machine does not favour whoever runs first; each mode's passes are pooled.

@@ -1,4 +1,4 @@
-//! The CPU modes beyond f32 (bf16 kernels, quantised q8_0 / q4_0 / q4k) on the parity fixtures:
+//! The CPU modes beyond f32 (bf16 kernels, quantised q8_0 / q4_0) on the parity fixtures:
 //! each stays close to transformers' f32 scores, and quantised weights are kept on disk and
 //! read back on the next load, with a damaged cache file simply made anew.
 
@@ -52,13 +52,11 @@ fn every_cpu_mode_stays_close_to_transformers_f32() {
         eprintln!("{name}: transformers bf16: max |score - f32| = {torch_bf16:.4} (largest |score| {scale:.2})");
         // Bounds relative to the largest score. These tiny random models amplify errors
         // (transformers' own bf16 is off by ~1.5% here) and their width of 32 gives one block
-        // per row, the worst case for 4-bit blocks; what each mode measured is printed. Note
-        // q4k falls back to q8_0 at this width (Q4_K needs multiples of 256).
+        // per row, the worst case for 4-bit blocks; what each mode measured is printed.
         for (mode, tol) in [
             (DTypeChoice::BF16, 0.01),
             (DTypeChoice::Q8_0, 0.04),
             (DTypeChoice::Q4_0, 0.45),
-            (DTypeChoice::Q4K, 0.04),
         ] {
             let model = load(&dir, mode, cache.path());
             let (err, _) = worst(&model, &dir);
@@ -135,13 +133,12 @@ fn mode_names_parse_and_show() {
     for (text, mode) in [
         ("q8_0", DTypeChoice::Q8_0),
         ("Q4_0", DTypeChoice::Q4_0),
-        ("q4k", DTypeChoice::Q4K),
         ("bf16", DTypeChoice::BF16),
     ] {
         assert_eq!(text.parse::<DTypeChoice>().unwrap(), mode);
     }
     let err = "q3".parse::<DTypeChoice>().unwrap_err();
-    assert!(err.contains("q8_0") && err.contains("q4k"), "{err}");
+    assert!(err.contains("q8_0") && err.contains("q4_0"), "{err}");
     let model = load(
         &fixture("tiny-mha"),
         DTypeChoice::BF16,

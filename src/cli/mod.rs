@@ -52,8 +52,9 @@ pub struct ModelArgs {
     /// Compute device: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceChoice,
-    /// Weights/compute: auto (f32 on CPU, bf16 on GPU), f32, bf16, f16, or the quantised
-    /// q8_0, q4_0 and q4k (made once, then kept under the cache directory).
+    /// Weights/compute: f32, bf16, f16, or the quantised q8_0 and q4_0 (made once, then kept
+    /// under the cache directory); auto: bf16 on a GPU, on the CPU the most precise that fits
+    /// in memory.
     #[arg(long, global = true, default_value = "auto", value_name = "DTYPE")]
     pub dtype: DTypeChoice,
     /// Longest input in tokens; longer inputs are truncated from the left, as in training.

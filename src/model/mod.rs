@@ -194,7 +194,8 @@ impl DeviceChoice {
 /// How the model computes: the dtype of its weights (and, on a GPU, of its activations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
-    /// f32 on the CPU, bf16 on a GPU.
+    /// On a GPU bf16. On the CPU the most precise mode whose weights fit in the memory
+    /// available (f32, else bf16, else q8_0, else q4_0); see [`DTypeChoice::for_memory`].
     #[default]
     Auto,
     F32,
@@ -206,10 +207,6 @@ pub enum DTypeChoice {
     Q8_0,
     /// 4-bit blocks of 32 (GGML `Q4_0`), f32 activations: about 0.56 bytes per weight.
     Q4_0,
-    /// 4-bit super-blocks of 256 (GGML `Q4_K`), f32 activations: about 0.56 bytes per weight,
-    /// finer than `Q4_0`, on candle's kernels (which keep a second, repacked copy in memory).
-    /// Projections whose width is not a multiple of 256 use `Q8_0`.
-    Q4K,
 }
 
 impl FromStr for DTypeChoice {
@@ -222,9 +219,8 @@ impl FromStr for DTypeChoice {
             "f16" | "float16" => Ok(Self::F16),
             "q8_0" | "q8" => Ok(Self::Q8_0),
             "q4_0" | "q4" => Ok(Self::Q4_0),
-            "q4k" | "q4_k" => Ok(Self::Q4K),
             _ => Err(format!(
-                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0, q4_0 or q4k"
+                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0 or q4_0"
             )),
         }
     }
@@ -265,7 +261,6 @@ impl DTypeChoice {
             DTypeChoice::BF16 => dense(DType::BF16),
             DTypeChoice::Q8_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q8_0)),
             DTypeChoice::Q4_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q4_0)),
-            DTypeChoice::Q4K => f32_with(WeightFormat::Quantized(GgmlDType::Q4K)),
             DTypeChoice::Auto if device.is_cpu() => dense(DType::F32),
             DTypeChoice::Auto => dense(DType::BF16),
         }
@@ -279,9 +274,36 @@ impl DTypeChoice {
             DTypeChoice::F16 => "f16",
             DTypeChoice::Q8_0 => "q8_0",
             DTypeChoice::Q4_0 => "q4_0",
-            DTypeChoice::Q4K => "q4k",
         }
     }
+}
+
+impl DTypeChoice {
+    /// The most precise CPU mode whose weights, with a margin for the runtime and activations,
+    /// fit in `available` bytes of memory (f32 when that is unknown).
+    pub fn for_memory(parameters: u64, available: Option<u64>) -> DTypeChoice {
+        let Some(available) = available else {
+            return DTypeChoice::F32;
+        };
+        let fits =
+            |bytes_per_weight: f64| parameters as f64 * bytes_per_weight * 1.15 <= available as f64;
+        [
+            (DTypeChoice::F32, 4.0),
+            (DTypeChoice::BF16, 2.0),
+            (DTypeChoice::Q8_0, 1.0625),
+        ]
+        .into_iter()
+        .find(|(_, b)| fits(*b))
+        .map_or(DTypeChoice::Q4_0, |(c, _)| c)
+    }
+}
+
+/// Memory the system can give this process now (Linux `MemAvailable`), in bytes.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// How to load a model.
@@ -371,7 +393,20 @@ impl RewardModel {
             });
         }
         let device = opts.device.resolve()?;
-        let plan = opts.dtype.plan(&device);
+        let choice = match opts.dtype {
+            DTypeChoice::Auto if device.is_cpu() => {
+                let choice = DTypeChoice::for_memory(cfg.parameter_count(), available_memory());
+                tracing::info!(
+                    "--dtype auto: {} for {} parameters ({} bytes available)",
+                    choice.name(),
+                    cfg.parameter_count(),
+                    available_memory().map_or("unknown".into(), |b| b.to_string())
+                );
+                choice
+            }
+            other => other,
+        };
+        let plan = choice.plan(&device);
         let dtype = plan.activations;
         let mut ckpt = Checkpoint::open(&files.weights)?;
         let stored = ckpt.stored_dtype().unwrap_or(DType::F32);
@@ -432,7 +467,7 @@ impl RewardModel {
         let info = ModelInfo {
             labels: cfg.labels.clone(),
             device: device_name(&device),
-            dtype: mode_name(opts.dtype, plan),
+            dtype: mode_name(choice, plan),
             stored_dtype: dtype_name(stored).into(),
             parameters: cfg.parameter_count(),
             layers: cfg.num_hidden_layers,
@@ -550,7 +585,7 @@ pub fn device_name(d: &Device) -> String {
     }
 }
 
-/// The compute mode as shown to the user, e.g. `f32`, `bf16 (AVX512-BF16)`, `q4k`.
+/// The compute mode as shown to the user, e.g. `f32`, `bf16 (AVX512-BF16)`, `q8_0`.
 pub fn mode_name(choice: DTypeChoice, plan: ComputePlan) -> String {
     match plan.weights {
         WeightFormat::Dense(d) => dtype_name(d).to_string(),
@@ -568,5 +603,37 @@ pub fn dtype_name(d: DType) -> &'static str {
         DType::F16 => "f16",
         DType::F64 => "f64",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_the_most_precise_mode_that_fits() {
+        let seven_b = 7_241_732_096u64;
+        let gib = 1u64 << 30;
+        assert_eq!(DTypeChoice::for_memory(seven_b, None), DTypeChoice::F32);
+        assert_eq!(
+            DTypeChoice::for_memory(seven_b, Some(64 * gib)),
+            DTypeChoice::F32
+        );
+        assert_eq!(
+            DTypeChoice::for_memory(seven_b, Some(24 * gib)),
+            DTypeChoice::BF16
+        );
+        assert_eq!(
+            DTypeChoice::for_memory(seven_b, Some(12 * gib)),
+            DTypeChoice::Q8_0
+        );
+        assert_eq!(
+            DTypeChoice::for_memory(seven_b, Some(6 * gib)),
+            DTypeChoice::Q4_0
+        );
+        assert_eq!(
+            DTypeChoice::for_memory(1_000_000, Some(gib)),
+            DTypeChoice::F32
+        );
     }
 }

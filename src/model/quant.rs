@@ -1,4 +1,4 @@
-//! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4k`), made from the
+//! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4_0`), made from the
 //! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
 //! checkpoint's identity and the format, so that the next start reads them instead of
 //! quantising again.
