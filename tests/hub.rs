@@ -56,6 +56,21 @@ fn options(endpoint: &str, hf_home: &Path) -> HubOptions {
     o
 }
 
+/// The first attempt fetched chunks 0, 1 and 2 in order and failed in chunk 2; the retry
+/// resumed at chunk 2 and never went back to the start. (A chunk queued behind the failed one
+/// may reach the server before the failed attempt is torn down, so only this much is fixed.)
+fn assert_resumed_at(starts: &[u64], at: u64) {
+    assert_eq!(&starts[..3], &[0, CHUNK as u64, at], "{starts:?}");
+    assert!(
+        starts[3..].contains(&at),
+        "no resumed request at {at}: {starts:?}"
+    );
+    assert!(
+        !starts[3..].contains(&0),
+        "restarted from the beginning: {starts:?}"
+    );
+}
+
 fn hub(repo: &str, revision: &str) -> ModelSource {
     ModelSource::Hub {
         repo: repo.into(),
@@ -344,9 +359,10 @@ fn an_interrupted_download_resumes_from_the_committed_bytes_on_the_next_run() {
         .filter(|r| r.is_file("tokenizer.json"))
         .filter_map(|r| r.data_range_start())
         .collect();
-    // Three whole chunks were committed before the cut: the next run starts after them.
+    // Three whole chunks were committed before the cut: the next run starts after them. (A
+    // request of the failed run for a later chunk may be logged late, so look at the minimum.)
     assert_eq!(
-        resumed.first().copied(),
+        resumed.iter().min().copied(),
         Some(3 * CHUNK as u64),
         "{resumed:?}"
     );
@@ -375,10 +391,7 @@ fn a_dropped_connection_is_retried_in_the_same_run_and_resumes() {
         .filter_map(|r| r.data_range_start())
         .collect();
     // Chunks 0 and 1, chunk 2 cut, then chunk 2 again: resumed, not restarted.
-    assert_eq!(
-        &starts[..4],
-        &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
-    );
+    assert_resumed_at(&starts, 2 * CHUNK as u64);
     assert_eq!(
         std::fs::read(&r.files.weights.paths()[0]).unwrap(),
         std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
@@ -408,10 +421,7 @@ fn a_stalled_download_is_abandoned_and_resumed() {
         .filter(|r| r.is_file(SHARDS[0]))
         .filter_map(|r| r.data_range_start())
         .collect();
-    assert_eq!(
-        &starts[..4],
-        &[0, CHUNK as u64, 2 * CHUNK as u64, 2 * CHUNK as u64]
-    );
+    assert_resumed_at(&starts, 2 * CHUNK as u64);
     assert_eq!(
         std::fs::read(&r.files.weights.paths()[0]).unwrap(),
         std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
