@@ -84,6 +84,10 @@ impl Backend for IncrementalBackend {
         self.store.bytes()
     }
 
+    fn forget(&mut self, slot: u64) {
+        self.store.forget_slot(slot);
+    }
+
     fn score(
         &mut self,
         items: &[ScoreItem],

@@ -100,6 +100,8 @@ pub trait Backend: Send {
     fn cache_bytes(&self) -> usize {
         0
     }
+    /// Drops what the backend keeps for a slot that no longer exists.
+    fn forget(&mut self, _slot: u64) {}
 }
 
 /// The plain backend: the reward model, each item scored on its own from scratch (the
@@ -214,6 +216,7 @@ pub const DEFAULT_NICE: i32 = 10;
 
 enum Command {
     Score(RequestId, Vec<ScoreItem>),
+    Forget(u64),
     Shutdown,
 }
 
@@ -274,6 +277,11 @@ impl Engine {
         id
     }
 
+    /// Frees what the engine keeps for a candidate that was deleted.
+    pub fn forget(&self, slot: u64) {
+        let _ = self.tx.send(Command::Forget(slot));
+    }
+
     /// The id of the newest request made so far.
     pub fn latest(&self) -> RequestId {
         self.latest.load(Ordering::SeqCst)
@@ -325,14 +333,22 @@ fn run(
     };
     let mut cache = ScoreCache::new(cache_capacity);
     while let Ok(cmd) = rx.recv() {
-        // Only the newest queued request matters.
-        let mut next = Some(cmd);
-        while let Ok(c) = rx.try_recv() {
-            next = Some(c);
+        // Only the newest queued request matters; every queued `Forget` is applied.
+        let mut next = None;
+        for c in std::iter::once(cmd).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match c {
+                Command::Forget(slot) => {
+                    if let Some(b) = backend.as_mut() {
+                        b.forget(slot);
+                    }
+                }
+                Command::Shutdown => return,
+                score => next = Some(score),
+            }
         }
         let (id, items) = match next {
             Some(Command::Score(id, items)) => (id, items),
-            Some(Command::Shutdown) | None => return,
+            _ => continue,
         };
         if latest.load(Ordering::SeqCst) != id {
             events(EngineEvent::Superseded { request: id });

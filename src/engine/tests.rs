@@ -201,3 +201,44 @@ fn a_failed_load_is_reported_and_requests_get_errors() {
         |ev| matches!(ev, EngineEvent::Scored { result: Err(m), .. } if m.contains("not loaded"))
     ));
 }
+
+#[test]
+fn forgetting_a_slot_reaches_the_backend() {
+    struct Rec(Arc<Mutex<Vec<u64>>>);
+    impl Backend for Rec {
+        fn info(&self) -> ModelInfo {
+            info()
+        }
+        fn warnings(&self) -> Vec<String> {
+            vec![]
+        }
+        fn score(
+            &mut self,
+            items: &[ScoreItem],
+            _stop: &dyn Fn() -> bool,
+            done: &mut dyn FnMut(usize, Result<Scored, String>),
+        ) -> Result<(), ModelError> {
+            for i in 0..items.len() {
+                done(i, Err("unused".into()));
+            }
+            Ok(())
+        }
+        fn forget(&mut self, slot: u64) {
+            self.0.lock().unwrap().push(slot);
+        }
+    }
+    let forgotten = Arc::new(Mutex::new(Vec::new()));
+    let f = forgotten.clone();
+    let loader: Loader = Box::new(move |_| Ok(Box::new(Rec(f)) as Box<dyn Backend>));
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 4, move |ev| {
+        let _ = tx.send(ev);
+    });
+    assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
+    e.forget(3);
+    e.forget(5);
+    // Queued behind the forgets: they are applied, not dropped as older commands.
+    let id = e.score(vec![item(0, "x")]);
+    until_finished(&rx, id);
+    assert_eq!(*forgotten.lock().unwrap(), vec![3, 5]);
+}

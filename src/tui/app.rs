@@ -33,11 +33,17 @@ pub const SPIN_EVERY: Duration = Duration::from_millis(120);
 pub trait Scorer {
     /// Asks for `items` to be scored; supersedes every earlier request.
     fn score(&mut self, items: Vec<ScoreItem>) -> RequestId;
+    /// The candidate of `slot` is gone: whatever is kept for it can go.
+    fn forget(&mut self, _slot: u64) {}
 }
 
 impl Scorer for crate::engine::Engine {
     fn score(&mut self, items: Vec<ScoreItem>) -> RequestId {
         crate::engine::Engine::score(self, items)
+    }
+
+    fn forget(&mut self, slot: u64) {
+        crate::engine::Engine::forget(self, slot)
     }
 }
 
@@ -1255,6 +1261,7 @@ impl App {
             return;
         };
         let name = self.candidates.remove(i).name;
+        self.scorer.forget(slot);
         if self.candidates.is_empty() {
             self.add_candidate("");
         }

@@ -19,6 +19,7 @@ pub type Requests = Rc<RefCell<Vec<(RequestId, Vec<ScoreItem>)>>>;
 #[derive(Default, Clone)]
 pub struct FakeScorer {
     pub requests: Requests,
+    pub forgotten: Rc<RefCell<Vec<u64>>>,
 }
 
 impl Scorer for FakeScorer {
@@ -27,6 +28,10 @@ impl Scorer for FakeScorer {
         let id = r.len() as RequestId + 1;
         r.push((id, items));
         id
+    }
+
+    fn forget(&mut self, slot: u64) {
+        self.forgotten.borrow_mut().push(slot);
     }
 }
 
@@ -310,7 +315,7 @@ fn candidates_are_added_switched_and_keep_their_own_text_and_scores() {
 
 #[test]
 fn slots_stay_stable_and_deleting_asks_first() {
-    let (mut app, _) = new_app();
+    let (mut app, scorer) = new_app();
     let t = Instant::now();
     app.set_texts("p", &["a".into(), "b".into(), "c".into()]);
     let slots: Vec<u64> = app.candidates.iter().map(|c| c.slot).collect();
@@ -325,6 +330,11 @@ fn slots_stay_stable_and_deleting_asks_first() {
     let names: Vec<&str> = app.candidates.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["A", "C"]);
     assert_eq!(app.candidates[1].slot, slots[2]);
+    assert_eq!(
+        *scorer.forgotten.borrow(),
+        [slots[1]],
+        "the engine may drop B's cache"
+    );
     // A new candidate takes the free name and a new slot.
     app.apply(Action::NewCandidate, t);
     assert_eq!(app.candidates[2].name, "B");

@@ -277,6 +277,7 @@ fn status(app: &App, selected: &CandidateView, area: Rect, buf: &mut ratatui::bu
         latency: app.latency,
         scoring,
         flash: app.flash.as_ref(),
+        warnings: &app.model_warnings,
         spinner: app.spinner,
     }
     .render(area, buf);

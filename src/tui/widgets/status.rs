@@ -49,6 +49,9 @@ pub struct StatusLine<'a> {
     pub latency: Option<Latency>,
     pub scoring: Option<(usize, usize)>,
     pub flash: Option<&'a Flash>,
+    /// What the model's loading reported (unknown checkpoint tensors, a cached copy used
+    /// offline): kept in sight while the model is in use.
+    pub warnings: &'a [String],
     pub spinner: u64,
 }
 
@@ -94,6 +97,13 @@ impl Widget for StatusLine<'_> {
                 None => "last: –".into(),
             }),
         ];
+        if !self.warnings.is_empty() && self.flash.is_none() {
+            spans.push(sep());
+            spans.push(Span::styled(
+                format!("⚠ {}", self.warnings.join(" · ")),
+                Style::default().fg(Color::Yellow),
+            ));
+        }
         if let Some(f) = self.flash {
             spans.push(sep());
             let style = if f.error {
@@ -147,5 +157,28 @@ mod tests {
         );
         assert_eq!(fmt_duration(Duration::from_millis(850)), "850 ms");
         assert_eq!(fmt_duration(Duration::from_millis(2400)), "2.4 s");
+    }
+
+    #[test]
+    fn model_warnings_stay_in_the_status_line() {
+        let warnings =
+            vec!["the checkpoint has 1 tensor(s) this port does not use: extra.weight".to_string()];
+        let mut buf = Buffer::empty(Rect::new(0, 0, 200, 1));
+        StatusLine {
+            model: &ModelState::Ready,
+            model_name: "m",
+            device: "cpu",
+            dtype: "f32",
+            tokens: Some(12),
+            latency: None,
+            scoring: None,
+            flash: None,
+            warnings: &warnings,
+            spinner: 0,
+        }
+        .render(buf.area, &mut buf);
+        let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+        assert!(text.contains("⚠ the checkpoint has 1 tensor(s)"), "{text}");
+        assert!(text.contains("extra.weight"), "{text}");
     }
 }
