@@ -11,10 +11,9 @@
 
 use rayon::prelude::*;
 
+pub use super::NR;
 use super::{Isa, SendPtr};
 
-/// Output columns per panel (one 512-bit register of f32).
-pub const NR: usize = 16;
 /// u16 values per (panel, k-pair).
 const PAIR: usize = 2 * NR;
 /// k-pairs per block: a block of three panels (96 KiB) stays in L2 while every row passes it.
@@ -352,26 +351,7 @@ mod avx512 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (p, &v) in row.iter().enumerate() {
-                let here = ncols.saturating_sub(p * super::NR).min(super::NR);
-                if here == 0 {
-                    continue;
-                }
-                let mask: __mmask16 = if here == 16 {
-                    0xffff
-                } else {
-                    ((1u32 << here) - 1) as u16
-                };
-                let dst = c.add(r * ldc + p * super::NR);
-                let v = if accumulate {
-                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
-                } else {
-                    v
-                };
-                _mm512_mask_storeu_ps(dst, mask, v);
-            }
-        }
+        crate::model::kernels::avx512_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
     /// [`tile`] for run-time `mr ≤ 8`, `np ≤ 3`.

@@ -15,8 +15,7 @@ use super::{Isa, SendPtr};
 
 /// Values per quantisation block.
 pub const QK: usize = 32;
-/// Output columns per panel.
-const NR: usize = 16;
+use super::NR;
 /// Blocks per k chunk: all rows pass one chunk of a panel group while it sits in L2.
 const KCB: usize = 32;
 const PARALLEL_MIN: usize = 1 << 18;
@@ -465,26 +464,7 @@ mod vnni {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (p, &v) in row.iter().enumerate() {
-                let here = ncols.saturating_sub(p * NR).min(NR);
-                if here == 0 {
-                    continue;
-                }
-                let mask: __mmask16 = if here == 16 {
-                    0xffff
-                } else {
-                    ((1u32 << here) - 1) as u16
-                };
-                let dst = c.add(r * ldc + p * NR);
-                let v = if accumulate {
-                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
-                } else {
-                    v
-                };
-                _mm512_mask_storeu_ps(dst, mask, v);
-            }
-        }
+        crate::model::kernels::avx512_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
     /// [`tile`] for run-time `mr ≤ 6`, `np ≤ 2`.

@@ -64,6 +64,48 @@ impl Isa {
     }
 }
 
+/// Output columns per panel: one 512-bit register of f32 (two 256-bit ones for AVX2).
+pub const NR: usize = 16;
+
+/// Writes (or, with `accumulate`, adds) an `MR × NP·16` block of f32 accumulators to `c`
+/// (row stride `ldc`), keeping only the first `ncols` columns: the epilogue of the AVX-512
+/// tile kernels.
+///
+/// # Safety
+/// The processor must support AVX-512F, and `c` must be valid for `MR` rows of `ncols` values.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_store_tile<const MR: usize, const NP: usize>(
+    acc: &[[std::arch::x86_64::__m512; NP]; MR],
+    c: *mut f32,
+    ldc: usize,
+    ncols: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    for (r, row) in acc.iter().enumerate() {
+        for (p, &v) in row.iter().enumerate() {
+            let here = ncols.saturating_sub(p * NR).min(NR);
+            if here == 0 {
+                continue;
+            }
+            let mask: __mmask16 = if here == NR {
+                0xffff
+            } else {
+                ((1u32 << here) - 1) as u16
+            };
+            let dst = c.add(r * ldc + p * NR);
+            let v = if accumulate {
+                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
+            } else {
+                v
+            };
+            _mm512_mask_storeu_ps(dst, mask, v);
+        }
+    }
+}
+
 /// A raw output pointer that several threads write disjoint parts of.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
