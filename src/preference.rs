@@ -54,16 +54,7 @@ impl Direction {
                 let y = find_attribute(labels, VERBOSITY)?;
                 Ok(angle_weights(labels.len(), x, y, *degrees))
             }
-            Direction::Weights { weights } => {
-                let mut v = vec![0.0; labels.len()];
-                for (name, w) in weights {
-                    if !w.is_finite() {
-                        return Err(PreferenceError::NotFinite);
-                    }
-                    v[find_attribute(labels, name)?] += w;
-                }
-                normalise(&v)
-            }
+            Direction::Weights { .. } => normalise(&raw_weights(self, labels)?),
         }
     }
 
