@@ -12,6 +12,8 @@ achieved GFLOP/s, peak RSS, max |score - PyTorch f32 score|) that it writes into
 
   python3 scripts/bench_vs_pytorch.py                       # CPU, 2 layers, 128 and 512 tokens
   python3 scripts/bench_vs_pytorch.py --smoke               # tiny widths: checks the harness
+  python3 scripts/bench_vs_pytorch.py --layers 32 --rounds 1 --modes bf16,q8_0,q4_0 \
+      --torch-modes bf16 --out docs/bench-full-size.md       # the full 7B shape in 24 GB (f32: 28 GB)
   python3 scripts/bench_vs_pytorch.py --device cuda --layers 32 --tokens 300 --batch 1,32 \
       --modes bf16 --torch-modes bf16 --bin ./bench_model   # GPU: latency and throughput
 
@@ -28,9 +30,11 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,15 +81,30 @@ def config(args) -> dict:
     return c
 
 
+def model_dir_for(args) -> Path:
+    cfg = config(args)
+    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(args.dir) / f"mistral-{args.layers}l-{key}"
+
+
+def model_built(out: Path) -> bool:
+    return (out / "config.json").is_file() and (
+        (out / "model.safetensors").is_file() or (out / "model.safetensors.index.json").is_file())
+
+
 def build_model(args) -> Path:
-    """The random model, made once per configuration under --dir."""
+    """The random model, made once per configuration under --dir.
+
+    Written as transformers does: one `model.safetensors`, or, above --max-shard-gb, numbered
+    shards with `model.safetensors.index.json`. Only one shard is held in memory at a time, so the
+    full 7B (14.5 GB in bf16) is built in about 5 GB; the values do not depend on the sharding.
+    """
     import torch
     from safetensors.torch import save_file
 
     cfg = config(args)
-    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-    out = Path(args.dir) / f"mistral-{args.layers}l-{key}"
-    if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
+    out = model_dir_for(args)
+    if model_built(out):
         return out
     out.mkdir(parents=True, exist_ok=True)
     print(f"building the random model in {out} ...", file=sys.stderr)
@@ -96,6 +115,41 @@ def build_model(args) -> Path:
     q = cfg["num_attention_heads"] * cfg["head_dim"]
     kv = cfg["num_key_value_heads"] * cfg["head_dim"]
 
+    # (name, shape, random?) in the order the values are drawn.
+    plan = [("model.embed_tokens.weight", (cfg["vocab_size"], h), True)]
+    for li in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{li}"
+        plan += [
+            (f"{p}.input_layernorm.weight", (h,), False),
+            (f"{p}.post_attention_layernorm.weight", (h,), False),
+            (f"{p}.self_attn.q_proj.weight", (q, h), True),
+            (f"{p}.self_attn.k_proj.weight", (kv, h), True),
+            (f"{p}.self_attn.v_proj.weight", (kv, h), True),
+            (f"{p}.self_attn.o_proj.weight", (h, q), True),
+            (f"{p}.mlp.gate_proj.weight", (i, h), True),
+            (f"{p}.mlp.up_proj.weight", (i, h), True),
+            (f"{p}.mlp.down_proj.weight", (h, i), True),
+        ]
+    plan += [("model.norm.weight", (h,), False),
+             ("score.weight", (cfg["num_labels"], h), True)]
+
+    def nbytes(s):
+        n = 2  # bf16
+        for d in s:
+            n *= d
+        return n
+
+    # Greedy, in order, as transformers' save_pretrained cuts shards.
+    limit = int(args.max_shard_gb * 1e9)
+    groups, size = [[]], 0
+    for item in plan:
+        b = nbytes(item[1])
+        if groups[-1] and size + b > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += b
+
     def randn(*s):
         # std 0.02 as transformers initialises; drawn in f32 a slice at a time, kept as bf16.
         t = torch.empty(*s, dtype=torch.bfloat16)
@@ -105,23 +159,21 @@ def build_model(args) -> Path:
                 torch.bfloat16).cpu()
         return t
 
-    ones = lambda n: torch.ones(n, dtype=torch.bfloat16)
-    t = {"model.embed_tokens.weight": randn(cfg["vocab_size"], h)}
-    for li in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{li}"
-        t[f"{p}.input_layernorm.weight"] = ones(h)
-        t[f"{p}.post_attention_layernorm.weight"] = ones(h)
-        t[f"{p}.self_attn.q_proj.weight"] = randn(q, h)
-        t[f"{p}.self_attn.k_proj.weight"] = randn(kv, h)
-        t[f"{p}.self_attn.v_proj.weight"] = randn(kv, h)
-        t[f"{p}.self_attn.o_proj.weight"] = randn(h, q)
-        t[f"{p}.mlp.gate_proj.weight"] = randn(i, h)
-        t[f"{p}.mlp.up_proj.weight"] = randn(i, h)
-        t[f"{p}.mlp.down_proj.weight"] = randn(h, i)
-    t["model.norm.weight"] = ones(h)
-    t["score.weight"] = randn(cfg["num_labels"], h)
-    save_file(t, str(out / "model.safetensors"), metadata={"format": "pt"})
-    del t
+    weight_map, total = {}, 0
+    for n, group in enumerate(groups, 1):
+        name = ("model.safetensors" if len(groups) == 1
+                else f"model-{n:05d}-of-{len(groups):05d}.safetensors")
+        t = {k: randn(*s) if rnd else torch.ones(*s, dtype=torch.bfloat16)
+             for k, s, rnd in group}
+        save_file(t, str(out / name), metadata={"format": "pt"})
+        total += sum(v.numel() * v.element_size() for v in t.values())
+        weight_map.update({k: name for k in t})
+        del t
+        if len(groups) > 1:
+            print(f"  wrote {name}", file=sys.stderr)
+    if len(groups) > 1:
+        (out / "model.safetensors.index.json").write_text(json.dumps(
+            {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     tok = ROOT / "assets/tokenizer/tokenizer.json"
     (out / "tokenizer.json").write_bytes(tok.read_bytes())
@@ -198,13 +250,44 @@ def torch_worker(args) -> None:
                           results=results)))
 
 
-def run_json(cmd: list[str], env=None, timeout=3600) -> dict:
+def mem_available() -> int | None:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_json(cmd: list[str], env=None, timeout=3600, min_free_gb=0.0) -> dict:
+    """Runs one worker and returns the JSON object it prints last.
+
+    With min_free_gb, the worker is stopped if the machine's available memory falls below it (a
+    full-size model on a small machine), so that the kernel's OOM killer never has to choose.
+    """
     print("$ " + " ".join(cmd), file=sys.stderr)
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if p.returncode != 0:
-        sys.stderr.write(p.stderr[-4000:])
-        raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        start, why = time.monotonic(), None
+        while p.poll() is None:
+            if time.monotonic() - start > timeout:
+                why = f"timed out after {timeout} s"
+            free = mem_available() if min_free_gb > 0 else None
+            if free is not None and free < min_free_gb * 2**30:
+                why = f"stopped: available memory fell to {free / 2**30:.2f} GiB"
+            if why:
+                p.kill()
+                p.wait()
+                break
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if why or p.returncode != 0:
+        sys.stderr.write(stderr[-4000:])
+        raise SystemExit(f"failed ({why or p.returncode}): {' '.join(cmd)}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def flops(cfg: dict, tokens: int) -> float:
@@ -265,6 +348,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     ap.add_argument("--smoke", action="store_true", help="tiny widths, 1 run: checks the harness")
+    ap.add_argument("--max-shard-gb", type=float, default=5.0,
+                    help="checkpoint shard size (transformers' default); larger models are sharded")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per process")
+    ap.add_argument("--min-free-gb", type=float, default=1.0,
+                    help="stop a process that leaves less available memory than this (0: never)")
     # worker-only
     ap.add_argument("--model")
     ap.add_argument("--dtype")
@@ -276,58 +364,90 @@ def main() -> None:
     if args.smoke:
         args.runs, args.rounds, args.no_write = 1, 1, True
 
-    model_dir = build_model(args)
+    model_dir = model_dir_for(args)
+    if not model_built(model_dir):
+        # In a child process: the memory it used to draw the weights (gigabytes at full size)
+        # would otherwise stay with this process while the workers are measured.
+        import multiprocessing
+
+        child = multiprocessing.get_context("spawn").Process(target=build_model, args=(args,))
+        child.start()
+        child.join()
+        if child.exitcode != 0 or not model_built(model_dir):
+            raise SystemExit(f"building the model in {model_dir} failed")
     lengths = [int(t) for t in args.tokens.split(",")]
     inputs = make_inputs(model_dir, lengths)
     cfg = json.loads((model_dir / "config.json").read_text())
-    common = ["--inputs", str(inputs), "--runs", str(args.runs),
-              "--batch", ",".join(map(str, args.batch))]
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     # A fresh cache directory, so that the first start of a quantised mode really quantises.
     qcache = Path(args.dir) / f"quantized-{os.getpid()}"
     jobs = [("pytorch", m) for m in args.torch_modes.split(",") if m]
     jobs += [("dpa-explorer", m) for m in args.modes.split(",") if m]
 
-    def run_one(engine: str, m: str) -> dict:
+    def run_one(engine: str, m: str, inputs_path: Path = inputs, runs: int = args.runs) -> dict:
+        common = ["--inputs", str(inputs_path), "--runs", str(runs),
+                  "--batch", ",".join(map(str, args.batch))]
         if engine == "pytorch":
-            return run_json([sys.executable, __file__, "torch-worker", "--model", str(model_dir),
-                             "--dtype", m, "--device", args.device,
-                             "--threads", str(args.threads)] + common)
+            cmd = [sys.executable, __file__, "torch-worker", "--model", str(model_dir),
+                   "--dtype", m, "--device", args.device, "--threads", str(args.threads)] + common
+            return run_json(cmd, timeout=args.timeout, min_free_gb=args.min_free_gb)
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
                "--quant-cache", str(qcache)] + common
-        return run_json(cmd, env=env)
+        return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
 
-    # Quantise once first (timing that start), so that every timed start reads the cache.
-    first_loads = {}
-    for engine, m in jobs:
-        if engine == "dpa-explorer" and m in ("q8_0", "q4_0"):
-            first_loads[m] = run_one(engine, m)["load_s"]
-    # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
-    # shared machine does not favour whoever runs first; each mode's passes are pooled.
+    def first_load(m: str) -> dict:
+        # Only the load is of interest: the shortest input, one timed pass.
+        r = run_one("dpa-explorer", m, shortest, 1)
+        return dict(load_s=r["load_s"], peak_rss_after_load=r["peak_rss_after_load"])
+
+    quantised = ("q8_0", "q4_0")
+    shortest = make_inputs(model_dir, [min(lengths)])
+    first_loads: dict = {}
     merged: dict = {}
-    for rnd in range(args.rounds):
-        for engine, m in (jobs if rnd % 2 == 0 else list(reversed(jobs))):
-            r = run_one(engine, m)
-            key = (engine, m)
-            if key not in merged:
-                merged[key] = r
-                continue
-            acc = merged[key]
-            for x, y in zip(acc["results"], r["results"]):
-                x["times_s"] += y["times_s"]
-                x["median_s"] = statistics.median(x["times_s"])
-                x["min_s"] = min(x["times_s"])
-            for f in ("peak_rss", "peak_rss_after_load"):
-                if r.get(f):
-                    acc[f] = max(acc.get(f) or 0, r[f])
-            acc["load_s"] = min(acc["load_s"], r["load_s"])
+
+    def merge(key, r: dict) -> None:
+        if key not in merged:
+            merged[key] = r
+            return
+        acc = merged[key]
+        for x, y in zip(acc["results"], r["results"]):
+            x["times_s"] += y["times_s"]
+            x["median_s"] = statistics.median(x["times_s"])
+            x["min_s"] = min(x["times_s"])
+        for f in ("peak_rss", "peak_rss_after_load"):
+            if r.get(f):
+                acc[f] = max(acc.get(f) or 0, r[f])
+        acc["load_s"] = min(acc["load_s"], r["load_s"])
+
+    try:
+        if args.rounds == 1:
+            # One mode after another: a quantised mode's cache is made (timing that start), read by
+            # the timed process, then removed, so only one cache file is ever on disk (a 7B's q8_0
+            # file alone is 7.7 GB).
+            for engine, m in jobs:
+                if engine == "dpa-explorer" and m in quantised:
+                    first_loads[m] = first_load(m)
+                merge((engine, m), run_one(engine, m))
+                for f in qcache.glob(f"*-{m}.gguf"):
+                    f.unlink()
+        else:
+            # Quantise once first (timing that start), so that every timed start reads the cache.
+            for engine, m in jobs:
+                if engine == "dpa-explorer" and m in quantised:
+                    first_loads[m] = first_load(m)
+            # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
+            # shared machine does not favour whoever runs first; each mode's passes are pooled.
+            for rnd in range(args.rounds):
+                for engine, m in (jobs if rnd % 2 == 0 else list(reversed(jobs))):
+                    merge((engine, m), run_one(engine, m))
+    finally:
+        shutil.rmtree(qcache, ignore_errors=True)
     runs = [merged[k] for k in jobs]
     for r in runs:
         if r["engine"] == "dpa-explorer" and r["requested"] in first_loads:
-            r["first_load_s"] = first_loads[r["requested"]]
+            r["first_load_s"] = first_loads[r["requested"]]["load_s"]
+            r["first_load_peak_rss"] = first_loads[r["requested"]]["peak_rss_after_load"]
 
-    import shutil
-    shutil.rmtree(qcache, ignore_errors=True)
     raw = Path(args.dir) / f"last-run-{args.device}.json"
     raw.write_text(json.dumps(runs, indent=1))
     report = table(args, cfg, runs)
@@ -373,15 +493,20 @@ def table(args, cfg: dict, runs: list[dict]) -> str:
                          f"{gf:.0f} | {diff} |")
     lines.append("\n**Memory and start-up** (each mode in its own process)\n")
     lines.append("| engine | mode | weights in memory | peak RSS after load | peak RSS | "
-                 "peak RSS / weights | load s | first load s (quantising) |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+                 "after load / weights | peak RSS / weights | load s | first load s (quantising) "
+                 "| peak RSS of first load |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def ratio(n, r):
+        return f"{n / r['weight_bytes']:.2f}" if n and r.get("weight_bytes") else "-"
+
     for r in runs:
-        ratio = (f"{r['peak_rss'] / r['weight_bytes']:.2f}"
-                 if r.get("peak_rss") and r.get("weight_bytes") else "-")
         first = f"{r['first_load_s']:.1f}" if "first_load_s" in r else "-"
         lines.append(f"| {r['engine']} | {r['mode']} | {fmt_bytes(r['weight_bytes'])} | "
                      f"{fmt_bytes(r.get('peak_rss_after_load'))} | "
-                     f"{fmt_bytes(r.get('peak_rss'))} | {ratio} | {r['load_s']:.1f} | {first} |")
+                     f"{fmt_bytes(r.get('peak_rss'))} | {ratio(r.get('peak_rss_after_load'), r)} | "
+                     f"{ratio(r.get('peak_rss'), r)} | {r['load_s']:.1f} | {first} | "
+                     f"{fmt_bytes(r.get('first_load_peak_rss'))} |")
     return "\n".join(lines)
 
 
@@ -394,8 +519,10 @@ def write_report(path: Path, args, report: str) -> None:
         f"{marker}\n### {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
         f"{', batch ' + ','.join(map(str, args.batch)) if args.batch != [1] else ''}\n\n"
         f"Measured {datetime.date.today().isoformat()} on {where}; PyTorch {torch.__version__} "
-        f"({args.threads} threads); median of {args.runs * args.rounds} passes ({args.rounds} "
-        f"processes per mode in alternating order, {args.runs} passes each after a warm-up).\n"
+        f"({args.threads} threads); median of {args.runs * args.rounds} passes ("
+        + (f"{args.rounds} processes per mode in alternating order, " if args.rounds > 1 else
+           "one process per mode, ")
+        + f"{args.runs} passes each after a warm-up).\n"
         f"{report}\n{marker}\n"
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"
