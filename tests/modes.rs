@@ -150,3 +150,20 @@ fn mode_names_parse_and_show() {
         model.info().dtype
     );
 }
+
+#[test]
+fn the_4_bit_mode_says_its_scores_are_approximate() {
+    let cache = tempfile::tempdir().unwrap();
+    let q4 = load(&fixture("tiny-mha"), DTypeChoice::Q4_0, cache.path());
+    assert!(q4
+        .warnings()
+        .iter()
+        .any(|w| w.contains("q4_0") && w.contains("approximate")));
+    let s = q4.score(&[("p", "r")]).unwrap().remove(0);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("q4_0")),
+        "travels with each result"
+    );
+    let q8 = load(&fixture("tiny-mha"), DTypeChoice::Q8_0, cache.path());
+    assert!(q8.warnings().is_empty(), "{:?}", q8.warnings());
+}

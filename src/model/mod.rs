@@ -456,6 +456,13 @@ impl RewardModel {
                 tracing::warn!("cannot keep the quantised weights: {e}");
             }
         }
+        if plan.weights == WeightFormat::Quantized(GgmlDType::Q4_0) {
+            warnings.push(
+                "--dtype q4_0 holds the weights in 4 bits: scores are approximate and close \
+                 candidates can swap places; check a ranking with q8_0 or bf16 before relying on it"
+                    .into(),
+            );
+        }
         let unknown = ckpt.untaken();
         if !unknown.is_empty() {
             warnings.push(format!(
