@@ -196,7 +196,7 @@ pub struct EngineOptions {
     pub threads: usize,
     /// How many nice levels below the rest of the process the compute threads run (0 leaves
     /// them alone). With every core busy computing, the UI thread then gets a core as soon as
-    /// it wakes instead of waiting for a time slice to end (see docs/bench-incremental.md).
+    /// it wakes instead of waiting for a time slice to end (see BENCHMARKS.md).
     pub nice: i32,
 }
 
