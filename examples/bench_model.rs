@@ -40,6 +40,14 @@ struct Args {
     /// Where quantised weights are kept (default: dpa-explorer's cache directory).
     #[arg(long)]
     quant_cache: Option<PathBuf>,
+    /// On a GPU, leave out the fused kernels (candle's generic kernels only), to compare.
+    #[arg(long)]
+    unfused: bool,
+    /// Check the model on this device: fused against unfused kernels, a batch against single
+    /// inputs, and a cached prefix plus the rest against a full pass; prints the largest
+    /// differences as JSON.
+    #[arg(long)]
+    check: bool,
     /// Build a tiny random model, run every CPU mode on it, check they agree; seconds.
     #[arg(long)]
     smoke: bool,
@@ -56,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         return smoke();
     }
     let dir = args.model.clone().context("--model DIR is needed")?;
+    dpa_explorer::model::gpu::set_enabled(!args.unfused);
     let inputs: Vec<Vec<u32>> = match &args.inputs {
         Some(p) => {
             serde_json::from_str::<Inputs>(&std::fs::read_to_string(p)?)
@@ -84,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     let load_s = t0.elapsed().as_secs_f64();
     let rss_loaded = common::peak_rss();
     let decoder = model.decoder();
+    if args.check {
+        return check(decoder, &inputs);
+    }
     let mut results = Vec::new();
     for ids in &inputs {
         for &b in &args.batch {
@@ -126,9 +138,64 @@ fn main() -> anyhow::Result<()> {
         "peak_rss_after_load": rss_loaded,
         "peak_rss": common::peak_rss(),
         "threads": rayon::current_num_threads(),
+        "fused_kernels": !args.unfused,
         "results": results,
     });
     println!("{out}");
+    Ok(())
+}
+
+fn check(
+    decoder: &dpa_explorer::model::mistral::Mistral,
+    inputs: &[Vec<u32>],
+) -> anyhow::Result<()> {
+    use dpa_explorer::model::gpu;
+    use dpa_explorer::model::mistral::KvCache;
+    let logits = |prefix: Option<&KvCache>, seqs: &[&[u32]]| -> anyhow::Result<Vec<Vec<f32>>> {
+        Ok(decoder
+            .forward(prefix, seqs, false, &|| false)?
+            .logits
+            .to_vec2::<f32>()?)
+    };
+    let max_diff = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let mut rows = Vec::new();
+    for ids in inputs {
+        let one = [ids.as_slice()];
+        gpu::set_enabled(false);
+        let unfused = logits(None, &one)?;
+        gpu::set_enabled(true);
+        let fused = logits(None, &one)?;
+        // Ragged batch: this input beside a shorter one (right padding).
+        let short = &ids[..ids.len() / 2];
+        let batch = logits(None, &[ids.as_slice(), short])?;
+        let short_alone = logits(None, &[short])?;
+        // Prefix of 2/3, then the rest on its cache.
+        let cut = ids.len() * 2 / 3;
+        let out = decoder.forward(None, &[&ids[..cut]], true, &|| false)?;
+        let cache = out.caches.and_then(|c| c.into_iter().next());
+        let cache = cache.context("no cache returned")?;
+        let resumed = logits(Some(&cache), &[&ids[cut..]])?;
+        let scale = unfused
+            .iter()
+            .flatten()
+            .map(|v| v.abs())
+            .fold(0f32, f32::max);
+        rows.push(serde_json::json!({
+            "tokens": ids.len(),
+            "max_abs_score": scale,
+            "fused_vs_unfused": max_diff(&fused, &unfused),
+            "batch_vs_single": max_diff(&batch[..1], &fused)
+                .max(max_diff(&batch[1..], &short_alone)),
+            "prefix_vs_full": max_diff(&resumed, &fused),
+        }));
+    }
+    println!("{}", serde_json::json!({"check": rows}));
     Ok(())
 }
 

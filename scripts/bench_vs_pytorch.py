@@ -244,7 +244,8 @@ def torch_worker(args) -> None:
                 results.append(dict(tokens=len(ids), batch=b, median_s=statistics.median(times),
                                     min_s=min(times), times_s=times, scores=scores))
     print(json.dumps(dict(engine="pytorch", mode=args.dtype, requested=args.dtype,
-                          device=args.device, load_s=load_s, weight_bytes=weight_bytes,
+                          device=args.device,
+                          attention=getattr(model.config, "_attn_implementation", None), load_s=load_s, weight_bytes=weight_bytes,
                           peak_rss_after_load=rss_loaded, peak_rss=peak_rss(),
                           threads=torch.get_num_threads(), torch=torch.__version__,
                           results=results)))
@@ -405,7 +406,13 @@ def main() -> None:
     first_loads: dict = {}
     merged: dict = {}
 
+    # Each worker's result as it comes, so that a later failure loses none of it.
+    partial = Path(args.dir) / f"partial-{args.device}.jsonl"
+    partial.unlink(missing_ok=True)
+
     def merge(key, r: dict) -> None:
+        with partial.open("a") as f:
+            f.write(json.dumps(r) + "\n")
         if key not in merged:
             merged[key] = r
             return

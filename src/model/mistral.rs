@@ -8,6 +8,7 @@
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::MistralConfig;
+use super::gpu;
 use super::linear::{Linear, LinearLoader};
 use super::weights::Checkpoint;
 use super::ModelError;
@@ -17,6 +18,8 @@ type Result<T> = std::result::Result<T, ModelError>;
 /// Above this many attention scores per query block, queries are processed in blocks so that
 /// long inputs never materialise the whole `[heads, t, t]` score matrix at once.
 const MAX_SCORES_PER_BLOCK: usize = 1 << 24;
+/// The same on a GPU (bf16 scores: 512 MiB).
+const MAX_SCORES_PER_BLOCK_GPU: usize = 1 << 28;
 
 #[derive(Debug, Clone)]
 struct RmsNorm {
@@ -148,7 +151,6 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    #[cfg_attr(not(feature = "flash-attn"), allow(dead_code))]
     window: Option<usize>,
 }
 
@@ -490,14 +492,25 @@ impl Attention {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let qkv = self.qkv.forward(x)?;
-        let q = qkv.narrow(D::Minus1, 0, h * d)?;
-        let k = qkv.narrow(D::Minus1, h * d, kvh * d)?;
-        let v = qkv.narrow(D::Minus1, h * d + kvh * d, kvh * d)?;
-        let q = q.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()?;
-        let k = k.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
-        let v = v.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let shape = gpu::Heads {
+            heads: h,
+            kv_heads: kvh,
+            head_dim: d,
+        };
+        let (q, k, v) = match gpu::split_heads_rope(&qkv, cos, sin, shape)? {
+            Some(qkv) => qkv,
+            None => {
+                let q = qkv.narrow(D::Minus1, 0, h * d)?;
+                let k = qkv.narrow(D::Minus1, h * d, kvh * d)?;
+                let v = qkv.narrow(D::Minus1, h * d + kvh * d, kvh * d)?;
+                let q = q.reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()?;
+                let k = k.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
+                let v = v.reshape((b, t, kvh, d))?.transpose(1, 2)?.contiguous()?;
+                let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+                let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+                (q, k, v)
+            }
+        };
         let (k, v) = match past {
             Some((pk, pv)) => {
                 let p = pk.dim(2)?;
@@ -518,7 +531,9 @@ impl Attention {
         // key/value head are stacked along the query axis of that head.
         let n_rep = h / kvh;
         let q = q.reshape((b, kvh, n_rep * t, d))?;
+        // The fused softmax masks by position itself.
         let mask = match mask {
+            _ if gpu::applies(&q) => None,
             Some(m) if n_rep > 1 => Some(
                 m.unsqueeze(0)?
                     .broadcast_as((n_rep, t, total))?
@@ -530,7 +545,13 @@ impl Attention {
         let scale = 1.0 / (d as f64).sqrt();
         let kt = k.t()?;
         let rows = n_rep * t;
-        let block = (MAX_SCORES_PER_BLOCK / (b * kvh * total).max(1)).clamp(1, rows);
+        // A GPU has the memory to take every row at once: fewer, larger launches.
+        let max_scores = if q.device().is_cpu() {
+            MAX_SCORES_PER_BLOCK
+        } else {
+            MAX_SCORES_PER_BLOCK_GPU
+        };
+        let block = (max_scores / (b * kvh * total).max(1)).clamp(1, rows);
         let mut outs = Vec::with_capacity(rows.div_ceil(block));
         let mut start = 0;
         while start < rows {
@@ -540,12 +561,25 @@ impl Attention {
             } else {
                 q.narrow(2, start, n)?
             };
-            let scores = (qb.matmul(&kt)? * scale)?.to_dtype(DType::F32)?;
-            let scores = match &mask {
-                Some(m) => scores.broadcast_add(&m.narrow(0, start, n)?)?,
-                None => scores,
+            let scores = qb.matmul(&kt)?;
+            let at = gpu::RowPlacement {
+                rows: n,
+                first_row: start,
+                tokens: t,
+                prefix: total - t,
+                window: self.window,
             };
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+            let probs = match gpu::causal_softmax(&scores, scale, at)? {
+                Some(probs) => probs,
+                None => {
+                    let scores = (scores * scale)?.to_dtype(DType::F32)?;
+                    let scores = match &mask {
+                        Some(m) => scores.broadcast_add(&m.narrow(0, start, n)?)?,
+                        None => scores,
+                    };
+                    candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?
+                }
+            };
             outs.push(probs.matmul(&v)?);
             start += n;
         }
@@ -554,10 +588,11 @@ impl Attention {
         } else {
             Tensor::cat(&outs, 2)?
         };
-        let out = out
-            .reshape((b, h, t, d))?
-            .transpose(1, 2)?
-            .reshape((b, t, h * d))?;
+        let out = out.reshape((b, h, t, d))?;
+        let out = match gpu::merge_heads(&out)? {
+            Some(out) => out,
+            None => out.transpose(1, 2)?.reshape((b, t, h * d))?,
+        };
         Ok((self.o_proj.forward(&out)?, k, v))
     }
 }
@@ -565,6 +600,9 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = self.gate_up.forward(x)?;
+        if let Some(h) = gpu::silu_mul(&gu)? {
+            return self.down.forward(&h);
+        }
         let gate = gu.narrow(D::Minus1, 0, self.intermediate)?;
         let up = gu.narrow(D::Minus1, self.intermediate, self.intermediate)?;
         let h = (candle_nn::ops::silu(&gate)? * up)?;

@@ -4,6 +4,7 @@
 pub mod config;
 #[cfg(feature = "flash-attn")]
 pub mod flash;
+pub mod gpu;
 pub mod input;
 pub mod kernels;
 pub mod linear;
