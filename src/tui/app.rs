@@ -235,16 +235,8 @@ fn default_weights(labels: &[String], degrees: f64) -> Vec<f64> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelState {
     Starting,
-    Downloading {
-        file: String,
-        index: usize,
-        files: usize,
-        bytes: u64,
-        total: u64,
-    },
-    Loading {
-        what: String,
-    },
+    /// Downloading or reading weights, as the engine last reported.
+    Loading(LoadStage),
     Ready,
     Failed {
         error: String,
@@ -797,10 +789,7 @@ impl App {
     /// spinner), so the event loop can sleep until then.
     pub fn deadline(&self, now: Instant) -> Option<Instant> {
         let busy = self.inflight.is_some()
-            || matches!(
-                self.model,
-                ModelState::Starting | ModelState::Loading { .. } | ModelState::Downloading { .. }
-            );
+            || matches!(self.model, ModelState::Starting | ModelState::Loading(_));
         [
             self.rescore_at,
             self.autosave_at,
@@ -1346,24 +1335,7 @@ impl App {
 
     fn engine_event(&mut self, event: EngineEvent, now: Instant) {
         match event {
-            EngineEvent::Progress(LoadStage::Downloading {
-                file,
-                index,
-                files,
-                bytes,
-                total,
-            }) => {
-                self.model = ModelState::Downloading {
-                    file,
-                    index,
-                    files,
-                    bytes,
-                    total,
-                }
-            }
-            EngineEvent::Progress(LoadStage::Loading { what }) => {
-                self.model = ModelState::Loading { what }
-            }
+            EngineEvent::Progress(stage) => self.model = ModelState::Loading(stage),
             EngineEvent::Ready { info, warnings } => {
                 self.labels = info.labels.clone();
                 self.dial.fit(&self.labels);

@@ -498,7 +498,10 @@ fn nothing_is_requested_before_the_model_is_ready() {
         })),
         t,
     );
-    assert!(matches!(app.model, ModelState::Loading { .. }));
+    assert!(matches!(
+        app.model,
+        ModelState::Loading(LoadStage::Loading { .. })
+    ));
     ready(&mut app, t);
     assert_eq!(requests(&scorer), 1, "ready sends what waited");
 }
@@ -650,11 +653,11 @@ fn download_progress_is_tracked() {
     );
     assert!(matches!(
         app.model,
-        ModelState::Downloading {
+        ModelState::Loading(LoadStage::Downloading {
             bytes: 450,
             total: 1000,
             ..
-        }
+        })
     ));
     assert!(app.deadline(t).is_some(), "the spinner keeps ticking");
 }

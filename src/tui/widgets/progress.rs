@@ -7,6 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Widget, Wrap};
 
+use crate::engine::LoadStage;
 use crate::hub::DEFAULT_MODEL;
 use crate::tui::app::ModelState;
 
@@ -55,13 +56,13 @@ impl Widget for ModelPanel<'_> {
             dim,
         );
         match self.state {
-            ModelState::Downloading {
+            ModelState::Loading(LoadStage::Downloading {
                 file,
                 index,
                 files,
                 bytes,
                 total,
-            } => {
+            }) => {
                 let head = vec![
                     Line::from(vec![
                         Span::styled("Downloading ", bold),
@@ -108,9 +109,9 @@ impl Widget for ModelPanel<'_> {
                         .render(r, buf);
                 }
             }
-            ModelState::Starting | ModelState::Loading { .. } => {
+            ModelState::Starting | ModelState::Loading(LoadStage::Loading { .. }) => {
                 let what = match self.state {
-                    ModelState::Loading { what } => format!("Loading {what}"),
+                    ModelState::Loading(LoadStage::Loading { what }) => format!("Loading {what}"),
                     _ => format!("Starting {}", self.model_name),
                 };
                 Paragraph::new(vec![Line::styled(what, bold), Line::raw(""), meanwhile])

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::clip_left;
+use crate::engine::LoadStage;
 use crate::tui::app::{Flash, Latency, ModelState};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -17,11 +18,11 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 pub fn state_text(model: &ModelState, scoring: Option<(usize, usize)>) -> String {
     match model {
         ModelState::Starting => "starting".into(),
-        ModelState::Downloading { bytes, total, .. } if *total > 0 => {
+        ModelState::Loading(LoadStage::Downloading { bytes, total, .. }) if *total > 0 => {
             format!("downloading {}%", bytes * 100 / total)
         }
-        ModelState::Downloading { .. } => "downloading".into(),
-        ModelState::Loading { .. } => "loading".into(),
+        ModelState::Loading(LoadStage::Downloading { .. }) => "downloading".into(),
+        ModelState::Loading(LoadStage::Loading { .. }) => "loading".into(),
         ModelState::Failed { .. } => "error".into(),
         ModelState::Ready => match scoring {
             Some((done, total)) => format!("scoring {done}/{total}"),
@@ -137,16 +138,19 @@ mod tests {
 
     #[test]
     fn states_read_as_the_issue_lists_them() {
-        let dl = ModelState::Downloading {
+        let dl = ModelState::Loading(LoadStage::Downloading {
             file: "m.safetensors".into(),
             index: 1,
             files: 3,
             bytes: 45,
             total: 100,
-        };
+        });
         assert_eq!(state_text(&dl, None), "downloading 45%");
         assert_eq!(
-            state_text(&ModelState::Loading { what: "x".into() }, None),
+            state_text(
+                &ModelState::Loading(LoadStage::Loading { what: "x".into() }),
+                None
+            ),
             "loading"
         );
         assert_eq!(state_text(&ModelState::Ready, None), "ready");
