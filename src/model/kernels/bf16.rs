@@ -128,13 +128,7 @@ impl PackedBf16 {
     /// As [`PackedBf16::matmul`] with a chosen kernel; `isa` must be one this processor runs.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
         let (n, k, kp) = (self.n, self.k, self.kp);
-        assert_eq!(x.len(), m * k, "input has {} values, not {m}×{k}", x.len());
-        assert_eq!(
-            out.len(),
-            m * n,
-            "output has {} values, not {m}×{n}",
-            out.len()
-        );
+        super::assert_matmul_shapes(x, out, m, n, k);
         assert!(isa.is_available(), "{isa:?} is not available");
         if m == 0 || n == 0 {
             return;
@@ -484,20 +478,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// Deterministic values in about [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-            })
-            .collect()
-    }
+    use crate::model::kernels::test_values as values;
 
     /// `x Wᵀ` in f64 from the values the kernel sees.
     fn reference(x: &[f32], w: &[u16], m: usize, n: usize, k: usize) -> Vec<f32> {

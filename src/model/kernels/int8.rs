@@ -188,13 +188,7 @@ impl PackedQ {
     /// As [`PackedQ::matmul`] with a chosen kernel: `Avx512Vnni` (where available) or `Scalar`.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
         let (n, k, nb) = (self.n, self.k, self.nb);
-        assert_eq!(x.len(), m * k, "input has {} values, not {m}×{k}", x.len());
-        assert_eq!(
-            out.len(),
-            m * n,
-            "output has {} values, not {m}×{n}",
-            out.len()
-        );
+        super::assert_matmul_shapes(x, out, m, n, k);
         if m == 0 || n == 0 {
             return;
         }
@@ -525,17 +519,7 @@ mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-            })
-            .collect()
-    }
+    use crate::model::kernels::test_values as values;
 
     fn packed(fmt: QFormat, w: &[f32], n: usize, k: usize) -> (PackedQ, Vec<f32>) {
         let t = Tensor::from_vec(w.to_vec(), (n, k), &Device::Cpu).unwrap();

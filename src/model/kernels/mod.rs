@@ -7,6 +7,33 @@ pub mod int8;
 
 use std::sync::OnceLock;
 
+/// The contract of every kernel's `matmul`: `x` holds `m × k` values and `out` `m × n`.
+fn assert_matmul_shapes(x: &[f32], out: &[f32], m: usize, n: usize, k: usize) {
+    assert_eq!(x.len(), m * k, "input has {} values, not {m}×{k}", x.len());
+    assert_eq!(
+        out.len(),
+        m * n,
+        "output has {} values, not {m}×{n}",
+        out.len()
+    );
+}
+
+/// Deterministic test values in about [-1, 1), from a seeded linear congruential sequence.
+#[cfg(test)]
+fn test_values(n: usize, seed: u64) -> Vec<f32> {
+    let step = |s: u64| {
+        s.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+    };
+    let mut s = step(seed);
+    (0..n)
+        .map(|_| {
+            s = step(s);
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
 /// The instruction sets a kernel can be built on, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
