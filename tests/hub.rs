@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use dpa_explorer::hub::{fetch, DownloadProgress, HubError, HubOptions, ModelSource, Resolved};
 use dpa_explorer::model::WeightFiles;
-use hub_server::{Server, State};
+use hub_server::{Request, Server, State};
 
 const MAIN: &str = "1111111111111111111111111111111111111111";
 const V2: &str = "2222222222222222222222222222222222222222";
@@ -68,6 +68,25 @@ fn assert_resumed_at(starts: &[u64], at: u64) {
     assert!(
         !starts[3..].contains(&0),
         "restarted from the beginning: {starts:?}"
+    );
+}
+
+/// Where each ranged request for `file` started, in the order the server saw them.
+fn range_starts(requests: &[Request], file: &str) -> Vec<u64> {
+    requests
+        .iter()
+        .filter(|r| r.is_file(file))
+        .filter_map(|r| r.data_range_start())
+        .collect()
+}
+
+/// `path` holds exactly fixture `model`'s `file`, as the hub served it.
+fn assert_fixture_bytes(path: &Path, model: &str, file: &str) {
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        std::fs::read(fixture(model).join(file)).unwrap(),
+        "{} differs from {model}/{file}",
+        path.display()
     );
 }
 
@@ -140,11 +159,7 @@ fn fresh_download_lands_in_the_standard_cache_with_progress_then_is_reused() {
             "{name} -> {}",
             link.display()
         );
-        assert_eq!(
-            std::fs::read(snapshot.join(name)).unwrap(),
-            std::fs::read(fixture("tiny-mha").join(name)).unwrap(),
-            "{name} differs from what the hub served"
-        );
+        assert_fixture_bytes(&snapshot.join(name), "tiny-mha", name);
     }
     // The shard's blob is named by its SHA-256 (the hub's linked etag).
     let shard = std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap();
@@ -354,11 +369,7 @@ fn an_interrupted_download_resumes_from_the_committed_bytes_on_the_next_run() {
     let cut_at = server.requests().len();
 
     let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("second run completes");
-    let resumed: Vec<u64> = server.requests()[cut_at..]
-        .iter()
-        .filter(|r| r.is_file("tokenizer.json"))
-        .filter_map(|r| r.data_range_start())
-        .collect();
+    let resumed = range_starts(&server.requests()[cut_at..], "tokenizer.json");
     // Three whole chunks were committed before the cut: the next run starts after them. (A
     // request of the failed run for a later chunk may be logged late, so look at the minimum.)
     assert_eq!(
@@ -367,10 +378,7 @@ fn an_interrupted_download_resumes_from_the_committed_bytes_on_the_next_run() {
         "{resumed:?}"
     );
     assert!(!resumed.contains(&0), "{resumed:?}");
-    assert_eq!(
-        std::fs::read(&r.files.tokenizer).unwrap(),
-        std::fs::read(fixture("tiny-mha").join("tokenizer.json")).unwrap()
-    );
+    assert_fixture_bytes(&r.files.tokenizer, "tiny-mha", "tokenizer.json");
     assert!(!r.downloaded.contains(&"config.json".to_string()));
     assert!(r.downloaded.contains(&"tokenizer.json".to_string()));
 }
@@ -384,18 +392,10 @@ fn a_dropped_connection_is_retried_in_the_same_run_and_resumes() {
     let mut opts = options(&server.endpoint(), home.path());
     opts.retries = 2;
     let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("retry completes");
-    let starts: Vec<u64> = server
-        .requests()
-        .iter()
-        .filter(|r| r.is_file(SHARDS[0]))
-        .filter_map(|r| r.data_range_start())
-        .collect();
+    let starts = range_starts(&server.requests(), SHARDS[0]);
     // Chunks 0 and 1, chunk 2 cut, then chunk 2 again: resumed, not restarted.
     assert_resumed_at(&starts, 2 * CHUNK as u64);
-    assert_eq!(
-        std::fs::read(&r.files.weights.paths()[0]).unwrap(),
-        std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
-    );
+    assert_fixture_bytes(&r.files.weights.paths()[0], "tiny-mha", SHARDS[0]);
 }
 
 #[test]
@@ -415,17 +415,9 @@ fn a_stalled_download_is_abandoned_and_resumed() {
         "{:?}",
         started.elapsed()
     );
-    let starts: Vec<u64> = server
-        .requests()
-        .iter()
-        .filter(|r| r.is_file(SHARDS[0]))
-        .filter_map(|r| r.data_range_start())
-        .collect();
+    let starts = range_starts(&server.requests(), SHARDS[0]);
     assert_resumed_at(&starts, 2 * CHUNK as u64);
-    assert_eq!(
-        std::fs::read(&r.files.weights.paths()[0]).unwrap(),
-        std::fs::read(fixture("tiny-mha").join(SHARDS[0])).unwrap()
-    );
+    assert_fixture_bytes(&r.files.weights.paths()[0], "tiny-mha", SHARDS[0]);
 }
 
 #[test]
@@ -462,10 +454,7 @@ fn a_non_main_revision_gets_its_own_snapshot_and_ref() {
         r.files.config,
         repo.join("snapshots").join(V2).join("config.json")
     );
-    assert_eq!(
-        std::fs::read(&r.files.config).unwrap(),
-        std::fs::read(fixture("tiny-gqa-window").join("config.json")).unwrap()
-    );
+    assert_fixture_bytes(&r.files.config, "tiny-gqa-window", "config.json");
     assert_eq!(std::fs::read_to_string(repo.join("refs/v2")).unwrap(), V2);
     assert!(!repo.join("refs/main").exists());
     assert!(server
