@@ -531,17 +531,9 @@ impl Attention {
         // key/value head are stacked along the query axis of that head.
         let n_rep = h / kvh;
         let q = q.reshape((b, kvh, n_rep * t, d))?;
-        // The fused softmax masks by position itself.
-        let mask = match mask {
-            _ if gpu::applies(&q) => None,
-            Some(m) if n_rep > 1 => Some(
-                m.unsqueeze(0)?
-                    .broadcast_as((n_rep, t, total))?
-                    .reshape((n_rep * t, total))?,
-            ),
-            Some(m) => Some(m.clone()),
-            None => None,
-        };
+        // The mask over the stacked query rows, made on the unfused path's first use (the fused
+        // softmax masks by position itself).
+        let mut stacked_mask: Option<Option<Tensor>> = None;
         let scale = 1.0 / (d as f64).sqrt();
         let kt = k.t()?;
         let rows = n_rep * t;
@@ -572,8 +564,12 @@ impl Attention {
             let probs = match gpu::causal_softmax(&scores, scale, at)? {
                 Some(probs) => probs,
                 None => {
+                    let mask = match &mut stacked_mask {
+                        Some(m) => m,
+                        slot @ None => slot.insert(stack_mask(mask, n_rep)?),
+                    };
                     let scores = (scores * scale)?.to_dtype(DType::F32)?;
-                    let scores = match &mask {
+                    let scores = match mask {
                         Some(m) => scores.broadcast_add(&m.narrow(0, start, n)?)?,
                         None => scores,
                     };
@@ -594,6 +590,21 @@ impl Attention {
             None => out.transpose(1, 2)?.reshape((b, t, h * d))?,
         };
         Ok((self.o_proj.forward(&out)?, k, v))
+    }
+}
+
+/// The `[t, total]` mask repeated for `n_rep` query heads stacked along the query axis.
+fn stack_mask(mask: Option<&Tensor>, n_rep: usize) -> Result<Option<Tensor>> {
+    match mask {
+        Some(m) if n_rep > 1 => {
+            let (t, total) = m.dims2()?;
+            Ok(Some(
+                m.unsqueeze(0)?
+                    .broadcast_as((n_rep, t, total))?
+                    .reshape((n_rep * t, total))?,
+            ))
+        }
+        m => Ok(m.cloned()),
     }
 }
 
