@@ -384,7 +384,13 @@ impl Mistral {
             rot.ensure(p + t)?;
             rot.tables(p, t)?
         };
-        let mask = causal_mask(t, p, self.cfg.sliding_window, &self.device)?;
+        let mask = LazyMask {
+            t,
+            p,
+            window: self.cfg.sliding_window,
+            device: &self.device,
+            made: std::cell::OnceCell::new(),
+        };
         let mut caches: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.layers.len());
         for (li, layer) in self.layers.iter().enumerate() {
             if should_stop() {
@@ -393,7 +399,7 @@ impl Mistral {
             let past = prefix.map(|c| &c.layers[li]);
             let residual = &x;
             let h = layer.input_norm.forward(&x)?;
-            let (attn, k, v) = layer.attn.forward(&h, past, &cos, &sin, mask.as_ref())?;
+            let (attn, k, v) = layer.attn.forward(&h, past, &cos, &sin, &mask)?;
             let x1 = (residual + attn)?;
             let h = layer.post_norm.forward(&x1)?;
             x = (&x1 + layer.mlp.forward(&h)?)?;
@@ -453,6 +459,27 @@ fn split_caches(
     Ok(out)
 }
 
+/// The [`causal_mask`] of one forward pass, made when a layer's unfused softmax first asks for
+/// it: the fused GPU softmax never does, and a long input's mask is large.
+struct LazyMask<'a> {
+    t: usize,
+    p: usize,
+    window: Option<usize>,
+    device: &'a Device,
+    made: std::cell::OnceCell<Option<Tensor>>,
+}
+
+impl LazyMask<'_> {
+    fn get(&self) -> Result<Option<&Tensor>> {
+        if self.made.get().is_none() {
+            let mask = causal_mask(self.t, self.p, self.window, self.device)?;
+            // Only this thread can have filled it since the check.
+            let _ = self.made.set(mask);
+        }
+        Ok(self.made.get().and_then(Option::as_ref))
+    }
+}
+
 /// Additive mask `[t, p + t]` for queries at positions `p..p+t` over keys `0..p+t`: causal and,
 /// with a sliding window, only the last `window` positions (the query's own included), as
 /// transformers' sliding-window mask. `None` when nothing needs masking.
@@ -487,7 +514,7 @@ impl Attention {
         past: Option<&(Tensor, Tensor)>,
         cos: &Tensor,
         sin: &Tensor,
-        mask: Option<&Tensor>,
+        mask: &LazyMask<'_>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
@@ -566,7 +593,7 @@ impl Attention {
                 None => {
                     let mask = match &mut stacked_mask {
                         Some(m) => m,
-                        slot @ None => slot.insert(stack_mask(mask, n_rep)?),
+                        slot @ None => slot.insert(stack_mask(mask.get()?, n_rep)?),
                     };
                     let scores = (scores * scale)?.to_dtype(DType::F32)?;
                     let scores = match mask {
