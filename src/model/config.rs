@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::files::shown;
 use super::ModelError;
 
 /// The order of the DPA reward model's ten outputs, used when `id2label` is generic.
@@ -79,6 +80,11 @@ struct RopeParameters {
     rope_theta: Option<f64>,
 }
 
+/// A real config.json is a few KB.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// More outputs than any reward head has; bounds the label table made before the weights are read.
+pub const MAX_LABELS: usize = 1 << 16;
+
 fn default_act() -> String {
     "silu".into()
 }
@@ -117,9 +123,10 @@ pub struct MistralConfig {
 
 impl MistralConfig {
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io {
+        let bytes = super::files::read_small(path, MAX_CONFIG_BYTES, "config.json")?;
+        let text = String::from_utf8(bytes).map_err(|e| ModelError::Config {
             path: path.to_path_buf(),
-            source: e,
+            message: format!("not UTF-8 text ({e})"),
         })?;
         Self::from_json(&text).map_err(|e| match e {
             ModelError::Config { message, .. } => ModelError::Config {
@@ -135,28 +142,34 @@ impl MistralConfig {
             path: Default::default(),
             message,
         };
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| bad(shown(&e.to_string())))?;
         if let Some(mt) = &raw.model_type {
             if mt != "mistral" {
                 return Err(bad(format!(
-                    "model_type is {mt:?}; dpa-explorer runs Mistral checkpoints (model_type \"mistral\")"
+                    "model_type is {:?}; dpa-explorer runs Mistral checkpoints (model_type \"mistral\")",
+                    shown(mt)
                 )));
             }
         }
         if raw.hidden_act != "silu" {
             return Err(bad(format!(
                 "hidden_act {:?} is not supported (Mistral uses \"silu\")",
-                raw.hidden_act
+                shown(&raw.hidden_act)
             )));
         }
         if let Some(scaling) = raw.rope_scaling.as_ref().filter(|v| !v.is_null()) {
-            return Err(bad(format!("rope_scaling {scaling} is not supported")));
+            return Err(bad(format!(
+                "rope_scaling {} is not supported",
+                shown(&scaling.to_string())
+            )));
         }
         let rope_theta = match (&raw.rope_parameters, raw.rope_theta) {
             (Some(rp), _) => {
                 if let Some(t) = rp.rope_type.as_deref().filter(|t| *t != "default") {
                     return Err(bad(format!(
-                        "rope_parameters.rope_type {t:?} is not supported"
+                        "rope_parameters.rope_type {:?} is not supported",
+                        shown(t)
                     )));
                 }
                 rp.rope_theta.or(raw.rope_theta).unwrap_or(10_000.0)
@@ -164,12 +177,19 @@ impl MistralConfig {
             (None, Some(t)) => t,
             (None, None) => 10_000.0,
         };
-        let heads = raw.num_attention_heads;
-        if heads == 0 || raw.hidden_size == 0 || raw.num_hidden_layers == 0 {
-            return Err(bad(
-                "hidden_size, num_attention_heads and num_hidden_layers must be positive".into(),
-            ));
+        for (name, value) in [
+            ("vocab_size", raw.vocab_size),
+            ("hidden_size", raw.hidden_size),
+            ("intermediate_size", raw.intermediate_size),
+            ("num_hidden_layers", raw.num_hidden_layers),
+            ("num_attention_heads", raw.num_attention_heads),
+            ("max_position_embeddings", raw.max_position_embeddings),
+        ] {
+            if value == 0 {
+                return Err(bad(format!("{name} is 0; it must be positive")));
+            }
         }
+        let heads = raw.num_attention_heads;
         let kv_heads = raw.num_key_value_heads.unwrap_or(heads);
         if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(bad(format!(
@@ -186,10 +206,26 @@ impl MistralConfig {
                 )))
             }
         };
-        if head_dim % 2 != 0 {
+        if head_dim == 0 || head_dim % 2 != 0 {
             return Err(bad(format!(
-                "head_dim ({head_dim}) must be even for rotary embeddings"
+                "head_dim ({head_dim}) must be positive and even for rotary embeddings"
             )));
+        }
+        if raw.sliding_window == Some(0) {
+            return Err(bad(
+                "sliding_window is 0, which would hide every token; it must be positive, or null for no window"
+                    .into(),
+            ));
+        }
+        check_rms_norm_eps(raw.rms_norm_eps).map_err(bad)?;
+        check_rope(rope_theta, head_dim, raw.max_position_embeddings).map_err(bad)?;
+        for (name, id) in [("pad_token_id", raw.pad_token_id), ("bos_token_id", raw.bos_token_id)] {
+            if let Some(id) = id.filter(|&id| id as usize >= raw.vocab_size) {
+                return Err(bad(format!(
+                    "{name} {id} is outside the vocabulary of {} entries",
+                    raw.vocab_size
+                )));
+            }
         }
         // transformers derives num_labels from id2label; an explicit num_labels must agree with it.
         let id2label = raw.id2label.unwrap_or_default();
@@ -203,8 +239,13 @@ impl MistralConfig {
             (_, 0) => 2,
             (_, m) => m,
         };
+        if num_labels == 0 || num_labels > MAX_LABELS {
+            return Err(bad(format!(
+                "num_labels is {num_labels}; a reward head has between 1 and {MAX_LABELS} outputs"
+            )));
+        }
         let labels = resolve_labels(&id2label, num_labels).map_err(bad)?;
-        Ok(Self {
+        let cfg = Self {
             architectures: raw.architectures,
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
@@ -223,21 +264,86 @@ impl MistralConfig {
             labels,
             stored_dtype: raw.dtype.or(raw.torch_dtype),
             auto_map: raw.auto_map.is_some_and(|v| !v.is_null()),
-        })
+        };
+        // Every size below is later multiplied out (tensor shapes, byte counts): refuse values
+        // whose products do not fit, naming them, rather than let them wrap.
+        for (what, a, b) in [
+            ("num_attention_heads × head_dim", heads, head_dim),
+            ("num_key_value_heads × head_dim", kv_heads, head_dim),
+            ("vocab_size × hidden_size", cfg.vocab_size, cfg.hidden_size),
+            ("intermediate_size × hidden_size", cfg.intermediate_size, cfg.hidden_size),
+        ] {
+            let fits = a
+                .checked_mul(b)
+                .and_then(|n| n.checked_mul(std::mem::size_of::<f32>()))
+                .is_some_and(|bytes| bytes <= isize::MAX as usize);
+            if !fits {
+                return Err(bad(format!("{what} ({a} × {b}) is too large")));
+            }
+        }
+        if cfg.checked_parameter_count().is_none() {
+            return Err(bad(format!(
+                "the sizes give more parameters than can be counted (num_hidden_layers {}, hidden_size {}, intermediate_size {})",
+                cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size
+            )));
+        }
+        Ok(cfg)
     }
 
     /// Parameters of the decoder and head, for sizes and FLOP counts.
     pub fn parameter_count(&self) -> u64 {
-        let h = self.hidden_size as u64;
-        let q = (self.num_attention_heads * self.head_dim) as u64;
-        let kv = (self.num_key_value_heads * self.head_dim) as u64;
-        let i = self.intermediate_size as u64;
-        let per_layer = h * q * 2 + h * kv * 2 + 3 * h * i + 2 * h;
-        self.vocab_size as u64 * h
-            + self.num_hidden_layers as u64 * per_layer
-            + h
-            + h * self.num_labels as u64
+        // Checked when the config was read.
+        self.checked_parameter_count().unwrap_or(u64::MAX)
     }
+
+    fn checked_parameter_count(&self) -> Option<u64> {
+        let n = |x: usize| x as u64;
+        let mul = |a: u64, b: u64| a.checked_mul(b);
+        let h = n(self.hidden_size);
+        let q = mul(n(self.num_attention_heads), n(self.head_dim))?;
+        let kv = mul(n(self.num_key_value_heads), n(self.head_dim))?;
+        let i = n(self.intermediate_size);
+        let per_layer = mul(mul(h, q)?, 2)?
+            .checked_add(mul(mul(h, kv)?, 2)?)?
+            .checked_add(mul(mul(h, i)?, 3)?)?
+            .checked_add(mul(h, 2)?)?;
+        mul(n(self.vocab_size), h)?
+            .checked_add(mul(n(self.num_hidden_layers), per_layer)?)?
+            .checked_add(h)?
+            .checked_add(mul(h, n(self.num_labels))?)
+    }
+}
+
+/// The norm's epsilon is used in f32; zero or less lets an all-zero row divide by zero.
+fn check_rms_norm_eps(eps: f64) -> Result<(), String> {
+    let as_f32 = eps as f32;
+    if eps.is_finite() && eps > 0.0 && as_f32.is_finite() && as_f32 > 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "rms_norm_eps is {eps:?}; it must be a positive number that f32 can hold"
+        ))
+    }
+}
+
+/// The rotary angles of every position the model allows must be finite: a base of zero or less
+/// (or one so small that the frequencies overflow) gives NaN scores.
+fn check_rope(theta: f64, head_dim: usize, max_positions: usize) -> Result<(), String> {
+    let base = theta as f32;
+    if !(theta.is_finite() && theta > 0.0 && base.is_finite() && base > 0.0) {
+        return Err(format!(
+            "rope_theta is {theta:?}; it must be a positive finite number"
+        ));
+    }
+    // The largest frequency is at one end of the range (the exponent is monotonic).
+    let freq = |i: usize| (1.0 / (base as f64).powf(i as f64 / head_dim as f64)) as f32;
+    let fastest = freq(0).max(freq(head_dim - 2));
+    if !(fastest * max_positions as f32).is_finite() {
+        return Err(format!(
+            "rope_theta is {theta:?}: with max_position_embeddings {max_positions} the rotary angles overflow"
+        ));
+    }
+    Ok(())
 }
 
 /// Names for each output: the checkpoint's own when it has real ones; the DPA order when its
@@ -250,7 +356,7 @@ fn resolve_labels(
     for (k, v) in id2label {
         let i: usize = k
             .parse()
-            .map_err(|_| format!("id2label key {k:?} is not an integer"))?;
+            .map_err(|_| format!("id2label key {:?} is not an integer", shown(k)))?;
         if i >= num_labels {
             return Err(format!(
                 "id2label key {i} is out of range for {num_labels} labels"

@@ -200,6 +200,7 @@ impl Mistral {
         device: &Device,
         linear: &LinearLoader,
     ) -> Result<Self> {
+        check_layers(cfg.num_hidden_layers, &ckpt.layer_indices())?;
         let h = cfg.hidden_size;
         let q_out = cfg.num_attention_heads * cfg.head_dim;
         let kv_out = cfg.num_key_value_heads * cfg.head_dim;
@@ -429,6 +430,36 @@ impl Mistral {
         };
         Ok(ForwardOutput { logits, caches })
     }
+}
+
+/// The config's layer count must be the layers the checkpoint has, numbered from 0: it sizes
+/// allocations before any tensor is read.
+pub(crate) fn check_layers(n: usize, present: &std::collections::BTreeSet<usize>) -> Result<()> {
+    let last = present.last().copied();
+    if present.len() == n && last.map(|l| l + 1) == Some(n) {
+        return Ok(());
+    }
+    let has = match (present.first(), last) {
+        (Some(a), Some(b)) if b - a + 1 == present.len() => {
+            format!(
+                "{} layer(s), model.layers.{a} to model.layers.{b}",
+                present.len()
+            )
+        }
+        (Some(_), Some(_)) => {
+            let shown: Vec<String> = present.iter().take(8).map(|i| i.to_string()).collect();
+            let more = if present.len() > 8 { ", …" } else { "" };
+            format!(
+                "{} layer(s), numbered {}{more}",
+                present.len(),
+                shown.join(", ")
+            )
+        }
+        _ => "no layers".into(),
+    };
+    Err(ModelError::ConfigMismatch(format!(
+        "num_hidden_layers is {n} but the checkpoint has {has}"
+    )))
 }
 
 /// Per-sequence caches from a batch's stacked keys and values: prefix + own real tokens.

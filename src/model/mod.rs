@@ -2,6 +2,7 @@
 //! head, and the scoring input. Synchronous; no UI and no async runtime here.
 
 pub mod config;
+pub mod files;
 #[cfg(feature = "flash-attn")]
 pub mod flash;
 pub mod gpu;
@@ -29,17 +30,27 @@ pub use weights::{Checkpoint, WeightFiles};
 /// Everything that can go wrong between a model directory and a score.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{}: {source}", path.display())]
+    // The io error is part of the message, not a `source`: chained error printers would show
+    // it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("missing {what} ({})", path.display())]
     MissingFile { path: PathBuf, what: String },
+    #[error("{} is {kind}, not a file ({what})", path.display())]
+    NotAFile {
+        path: PathBuf,
+        what: String,
+        kind: String,
+    },
     #[error("bad config {}: {message}", path.display())]
     Config { path: PathBuf, message: String },
     #[error("bad checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },
+    #[error("config.json does not match the checkpoint: {0}")]
+    ConfigMismatch(String),
     #[error("the checkpoint has no tensor `{name}` (expected shape {expected:?}){}", hint_unknown(.unknown))]
     MissingTensor {
         name: String,
@@ -85,7 +96,7 @@ impl ModelError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         ModelError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }
@@ -107,20 +118,13 @@ impl ModelFiles {
                 what: "model directory".into(),
             });
         }
-        let need = |name: &str, what: &str| {
-            let p = dir.join(name);
-            if p.is_file() {
-                Ok(p)
-            } else {
-                Err(ModelError::MissingFile {
-                    path: p,
-                    what: what.into(),
-                })
-            }
-        };
+        let need = |name: &str, what: &str| files::require_file(&dir.join(name), what);
         Ok(Self {
-            config: need("config.json", "config.json")?,
-            tokenizer: need("tokenizer.json", "tokenizer.json (the fast tokenizer file)")?,
+            config: need(files::CONFIG, "config.json")?,
+            tokenizer: need(
+                files::TOKENIZER,
+                "tokenizer.json (the fast tokenizer file)",
+            )?,
             weights: WeightFiles::find(dir)?,
         })
     }
@@ -307,6 +311,47 @@ pub fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Memory and swap this machine has in all (Linux `MemTotal` + `SwapTotal`), in bytes.
+pub fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    kib("MemTotal:")?
+        .checked_add(kib("SwapTotal:").unwrap_or(0))?
+        .checked_mul(1024)
+}
+
+/// Refuses to load `parameters` weights held as `format` when they cannot fit in `total` bytes
+/// (memory and swap; unknown: no check), rather than let the allocation abort the process.
+pub fn check_fits(
+    parameters: u64,
+    format: WeightFormat,
+    mode: &str,
+    total: Option<u64>,
+) -> Result<(), ModelError> {
+    let bytes_per_weight = match format {
+        WeightFormat::Dense(d) => d.size_in_bytes() as f64,
+        WeightFormat::PackedBf16 => 2.0,
+        WeightFormat::Quantized(q) => q.type_size() as f64 / q.block_size() as f64,
+    };
+    let need = parameters as f64 * bytes_per_weight;
+    match total {
+        Some(total) if need > total as f64 => {
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            Err(ModelError::Device(format!(
+                "the model's {parameters} parameters need about {:.1} GiB as {mode}, but this \
+                 machine has {:.1} GiB of memory and swap in all; choose a smaller --dtype \
+                 (bf16, q8_0 or q4_0)",
+                gib(need),
+                gib(total as f64)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How to load a model.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -410,6 +455,15 @@ impl RewardModel {
         let plan = choice.plan(&device);
         let dtype = plan.activations;
         let mut ckpt = Checkpoint::open(&files.weights)?;
+        mistral::check_layers(cfg.num_hidden_layers, &ckpt.layer_indices())?;
+        if device.is_cpu() {
+            check_fits(
+                cfg.parameter_count(),
+                plan.weights,
+                &mode_name(choice, plan),
+                total_memory(),
+            )?;
+        }
         let stored = ckpt.stored_dtype().unwrap_or(DType::F32);
         let cache =
             match plan.weights {

@@ -2,13 +2,16 @@
 //! pickles. Safetensors are memory-mapped and each tensor is copied once, straight into the
 //! compute dtype; its mapped pages are released as soon as it is loaded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
 
+use super::files::{self, shown};
 use super::ModelError;
+
+mod finite;
 
 /// The weight files of a checkpoint, in the order they should be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,59 +27,85 @@ impl WeightFiles {
         }
     }
 
-    /// Finds the weights in a model directory, preferring safetensors as transformers does.
+    /// Finds the weights in a model directory by the rule in [`files::plan`].
     pub fn find(dir: &Path) -> Result<Self, ModelError> {
-        let st_index = dir.join("model.safetensors.index.json");
-        if st_index.is_file() {
-            return Ok(WeightFiles::Safetensors(shards_from_index(&st_index)?));
-        }
-        let single = dir.join("model.safetensors");
-        if single.is_file() {
-            return Ok(WeightFiles::Safetensors(vec![single]));
-        }
-        let pt_index = dir.join("pytorch_model.bin.index.json");
-        if pt_index.is_file() {
-            return Ok(WeightFiles::PyTorch(shards_from_index(&pt_index)?));
-        }
-        let pt = dir.join("pytorch_model.bin");
-        if pt.is_file() {
-            return Ok(WeightFiles::PyTorch(vec![pt]));
-        }
-        Err(ModelError::MissingFile {
-            path: dir.to_path_buf(),
-            what: "weights: none of model.safetensors, model.safetensors.index.json, \
-                   pytorch_model.bin or pytorch_model.bin.index.json is there"
-                .into(),
+        let (plan, paths) = files::weight_paths(dir)?;
+        Ok(if plan.is_safetensors() {
+            WeightFiles::Safetensors(paths)
+        } else {
+            WeightFiles::PyTorch(paths)
         })
     }
 }
 
-#[derive(serde::Deserialize)]
-struct ShardIndex {
-    weight_map: BTreeMap<String, String>,
+/// One tensor of a safetensors file, as its header describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTensor {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Byte range inside the file; its length is exactly the shape's elements times the dtype's
+    /// size, and it lies inside the file.
+    pub range: (usize, usize),
 }
 
-/// The shard files an index names, each once, in name order; every one must exist.
-pub fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
-    let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let parsed: ShardIndex = serde_json::from_str(&text).map_err(|e| ModelError::Checkpoint {
-        path: index.to_path_buf(),
-        message: format!("not a valid shard index: {e}"),
+/// The tensors a safetensors file's bytes hold, with the header checked against the bytes
+/// present: sizes, offsets and shapes agree, nothing reaches past the end, no overflow.
+pub fn tensor_table(bytes: &[u8]) -> Result<Vec<StoredTensor>, String> {
+    let (header_len, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
+        format!(
+            "not a valid safetensors file (truncated or corrupt): {}",
+            shown(&e.to_string())
+        )
     })?;
-    let dir = index.parent().unwrap_or(Path::new("."));
-    let names: BTreeSet<&String> = parsed.weight_map.values().collect();
-    let mut shards = Vec::with_capacity(names.len());
-    for name in names {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(ModelError::MissingFile {
-                path,
-                what: format!("a weight shard named by {}", index.display()),
-            });
-        }
-        shards.push(path);
+    let data_start = header_len
+        .checked_add(8)
+        .ok_or("the safetensors header length overflows")?;
+    let mut out = Vec::with_capacity(metadata.tensors().len());
+    for (name, info) in metadata.tensors() {
+        let dtype = match info.dtype {
+            safetensors::Dtype::BF16 => DType::BF16,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::F32 => DType::F32,
+            other => {
+                return Err(format!(
+                    "tensor `{}` is stored as {other:?}; only bf16, f16 and f32 weights are supported",
+                    shown(&name)
+                ))
+            }
+        };
+        // The crate checks these already; a wrong range here would be an out-of-bounds slice
+        // later, so they are checked again where they are used.
+        let (a, b) = info.data_offsets;
+        let range = data_start
+            .checked_add(a)
+            .zip(data_start.checked_add(b))
+            .filter(|&(a, b)| a <= b && b <= bytes.len());
+        let expected = byte_size(&info.shape, dtype);
+        let Some(range) = range.filter(|(a, b)| Some(b - a) == expected) else {
+            return Err(format!(
+                "tensor `{}` has shape {:?} but its bytes do not match ({a}..{b} of a {}-byte file)",
+                shown(&name),
+                info.shape,
+                bytes.len()
+            ));
+        };
+        out.push(StoredTensor {
+            name,
+            dtype,
+            shape: info.shape.clone(),
+            range,
+        });
     }
-    Ok(shards)
+    Ok(out)
+}
+
+/// Bytes a tensor of `shape` takes in `dtype`; `None` when that does not fit in a `usize`.
+fn byte_size(shape: &[usize], dtype: DType) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))?
+        .checked_mul(dtype.size_in_bytes())
 }
 
 #[derive(Debug, Clone)]
@@ -113,7 +142,7 @@ impl Checkpoint {
         let mut maps = Vec::with_capacity(paths.len());
         let mut entries = HashMap::new();
         for (file, path) in paths.iter().enumerate() {
-            let f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+            let f = files::open_regular(path, "a weight file")?;
             // SAFETY: the file is opened read-only; a checkpoint rewritten while it is being read
             // is outside what any loader can defend against (transformers and candle map it too).
             let mmap = unsafe { Mmap::map(&f) }.map_err(|e| ModelError::io(path, e))?;
@@ -121,36 +150,17 @@ impl Checkpoint {
                 path: path.clone(),
                 message,
             };
-            // `deserialize` checks that the header is sound and that the data is all there.
-            safetensors::SafeTensors::deserialize(&mmap).map_err(|e| {
-                corrupt(format!(
-                    "not a valid safetensors file (truncated or corrupt): {e}"
-                ))
-            })?;
-            let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&mmap)
-                .map_err(|e| corrupt(format!("unreadable safetensors header: {e}")))?;
-            let data_start = 8 + header_len;
-            for (name, info) in metadata.tensors() {
-                let dtype = match info.dtype {
-                    safetensors::Dtype::BF16 => DType::BF16,
-                    safetensors::Dtype::F16 => DType::F16,
-                    safetensors::Dtype::F32 => DType::F32,
-                    other => {
-                        return Err(corrupt(format!(
-                            "tensor `{name}` is stored as {other:?}; only bf16, f16 and f32 weights are supported"
-                        )))
-                    }
-                };
-                let (a, b) = info.data_offsets;
+            for t in tensor_table(&mmap).map_err(corrupt)? {
                 let entry = Entry {
                     file,
-                    dtype,
-                    shape: info.shape.clone(),
-                    range: (data_start + a, data_start + b),
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    range: t.range,
                 };
-                if entries.insert(name.clone(), entry).is_some() {
+                if entries.insert(t.name.clone(), entry).is_some() {
                     return Err(corrupt(format!(
-                        "tensor `{name}` appears in more than one shard"
+                        "tensor `{}` appears in more than one shard",
+                        shown(&t.name)
                     )));
                 }
             }
@@ -168,12 +178,20 @@ impl Checkpoint {
         let mut tables = Vec::with_capacity(paths.len());
         let mut entries = HashMap::new();
         for (file, path) in paths.iter().enumerate() {
+            let len = files::open_regular(path, "a weight file")?
+                .metadata()
+                .map_err(|e| ModelError::io(path, e))?
+                .len();
             let pth = candle_core::pickle::PthTensors::new(path, None).map_err(|e| {
                 ModelError::Checkpoint {
                     path: path.clone(),
-                    message: format!("not a readable PyTorch checkpoint: {e}"),
+                    message: format!(
+                        "not a readable PyTorch checkpoint: {}",
+                        shown(&e.to_string())
+                    ),
                 }
             })?;
+            check_pickle_sizes(path, len, pth.tensor_infos())?;
             for (name, info) in pth.tensor_infos() {
                 let entry = Entry {
                     file,
@@ -181,7 +199,15 @@ impl Checkpoint {
                     shape: info.layout.shape().dims().to_vec(),
                     range: (0, 0),
                 };
-                entries.insert(name.clone(), entry);
+                if entries.insert(name.clone(), entry).is_some() {
+                    return Err(ModelError::Checkpoint {
+                        path: path.clone(),
+                        message: format!(
+                            "tensor `{}` appears in more than one shard",
+                            shown(name)
+                        ),
+                    });
+                }
             }
             tables.push(pth);
         }
@@ -210,8 +236,9 @@ impl Checkpoint {
     pub fn stored_dtype(&self) -> Option<DType> {
         let mut bytes: HashMap<DType, usize> = HashMap::new();
         for e in self.entries.values() {
-            *bytes.entry(e.dtype).or_default() +=
-                e.shape.iter().product::<usize>() * e.dtype.size_in_bytes();
+            let n = byte_size(&e.shape, e.dtype).unwrap_or(usize::MAX);
+            let total = bytes.entry(e.dtype).or_default();
+            *total = total.saturating_add(n);
         }
         bytes.into_iter().max_by_key(|(_, n)| *n).map(|(d, _)| d)
     }
@@ -220,8 +247,8 @@ impl Checkpoint {
     pub fn stored_bytes(&self) -> usize {
         self.entries
             .values()
-            .map(|e| e.shape.iter().product::<usize>() * e.dtype.size_in_bytes())
-            .sum()
+            .map(|e| byte_size(&e.shape, e.dtype).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
     }
 
     /// Loads a tensor that must exist with exactly `shape`, converted to `dtype` on `device`.
@@ -248,7 +275,7 @@ impl Checkpoint {
             });
         }
         let entry = entry.clone();
-        let tensor = self.load(name, &entry, device)?;
+        let tensor = self.load(name, &entry, device, Some(dtype))?;
         self.taken.insert(name.to_string());
         Ok(tensor.to_dtype(dtype)?)
     }
@@ -286,17 +313,32 @@ impl Checkpoint {
             });
         }
         let entry = entry.clone();
-        let t = self.load(name, &entry, &Device::Cpu)?;
+        let t = self.load(name, &entry, &Device::Cpu, None)?;
         self.taken.insert(name.to_string());
         Ok(t)
     }
 
-    fn load(&self, name: &str, entry: &Entry, device: &Device) -> Result<Tensor, ModelError> {
+    /// Reads one tensor onto `device` in its stored dtype, refusing it when it holds a NaN or an
+    /// infinity, or a value that `target` (the dtype it is about to become) cannot hold.
+    fn load(
+        &self,
+        name: &str,
+        entry: &Entry,
+        device: &Device,
+        target: Option<DType>,
+    ) -> Result<Tensor, ModelError> {
+        let path = &self.paths[entry.file];
         match &self.backing {
             Backing::Safetensors(maps) => {
                 let map = &maps[entry.file];
                 let (a, b) = entry.range;
-                let t = Tensor::from_raw_buffer(&map[a..b], entry.dtype, &entry.shape, device)?;
+                let bytes = &map[a..b];
+                finite::check(&finite::scan_bytes(bytes, entry.dtype), name, target)
+                    .map_err(|message| ModelError::Checkpoint {
+                        path: path.clone(),
+                        message,
+                    })?;
+                let t = Tensor::from_raw_buffer(bytes, entry.dtype, &entry.shape, device)?;
                 // The bytes now live in the tensor; let the kernel drop the mapped copy so that
                 // peak memory stays near one copy of the weights.
                 // SAFETY: the mapping is read-only and private; dropped pages are re-read from the
@@ -312,13 +354,23 @@ impl Checkpoint {
                 let t = tables[entry.file]
                     .get(name)
                     .map_err(|e| ModelError::Checkpoint {
-                        path: self.paths[entry.file].clone(),
-                        message: format!("cannot read tensor `{name}`: {e}"),
+                        path: path.clone(),
+                        message: format!(
+                            "cannot read tensor `{}`: {}",
+                            shown(name),
+                            shown(&e.to_string())
+                        ),
                     })?;
                 let t = t.ok_or_else(|| ModelError::MissingTensor {
                     name: name.to_string(),
                     expected: entry.shape.clone(),
                     unknown: Vec::new(),
+                })?;
+                finite::check(&finite::scan_tensor(&t)?, name, target).map_err(|message| {
+                    ModelError::Checkpoint {
+                        path: path.clone(),
+                        message,
+                    }
                 })?;
                 Ok(t.to_device(device)?)
             }
@@ -340,4 +392,58 @@ impl Checkpoint {
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
+
+    /// The numbers `i` of the decoder layers that have tensors (`model.layers.{i}.…`).
+    pub fn layer_indices(&self) -> BTreeSet<usize> {
+        self.entries
+            .keys()
+            .filter_map(|n| n.strip_prefix("model.layers.")?.split_once('.'))
+            .filter_map(|(i, _)| i.parse().ok())
+            .collect()
+    }
+}
+
+/// Every pickled tensor must fit in the bytes of its file: each tensor's extent within its
+/// storage, each storage, and all storages together (torch stores them uncompressed). A shape
+/// that claims more is refused before anything is allocated for it.
+fn check_pickle_sizes<'a>(
+    path: &Path,
+    file_len: u64,
+    infos: impl IntoIterator<Item = (&'a String, &'a candle_core::pickle::TensorInfo)>,
+) -> Result<(), ModelError> {
+    let refuse = |message: String| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut storages: HashMap<&str, u64> = HashMap::new();
+    for (name, info) in infos {
+        let size = info.dtype.size_in_bytes();
+        let dims = info.layout.shape().dims();
+        let extent = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_add(info.layout.start_offset()))
+            .and_then(|n| n.checked_mul(size))
+            .map(|n| n as u64);
+        let storage = info.storage_size.checked_mul(size).map(|n| n as u64);
+        match (extent, storage) {
+            (Some(e), Some(s)) if e <= file_len && s <= file_len => {
+                storages.insert(info.path.as_str(), s);
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "tensor `{}` has shape {dims:?} ({}), more than the file's {file_len} bytes",
+                    shown(name),
+                    extent.map_or("a size that overflows".into(), |e| format!("{e} bytes")),
+                )))
+            }
+        }
+    }
+    let total = storages.values().fold(0u64, |a, &b| a.saturating_add(b));
+    if total > file_len {
+        return Err(refuse(format!(
+            "its tensors claim {total} bytes of storage, more than the file's {file_len} bytes"
+        )));
+    }
+    Ok(())
 }
