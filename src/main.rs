@@ -11,8 +11,11 @@ fn main() {
     };
     match code {
         Ok(code) => std::process::exit(code),
+        // Output closed by its reader (`| head`): nothing is wrong, and nothing to say.
+        Err(e) if cli::exit::is_broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {}", cli::exit::error_text(&e));
             std::process::exit(2);
         }
     }

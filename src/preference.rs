@@ -109,16 +109,20 @@ pub fn angle_of(wx: f64, wy: f64) -> f64 {
     wy.atan2(wx).to_degrees()
 }
 
-/// Scales a vector to unit length.
+/// Scales a vector to unit length. The vector is first divided by its largest |w|, so that
+/// squares of huge weights (1e308) do not overflow and those of tiny ones (1e-200) do not
+/// vanish.
 pub fn normalise(v: &[f64]) -> Result<Vec<f64>, PreferenceError> {
     if v.iter().any(|x| !x.is_finite()) {
         return Err(PreferenceError::NotFinite);
     }
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norm == 0.0 {
+    let largest = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 {
         return Err(PreferenceError::Zero);
     }
-    Ok(v.iter().map(|x| x / norm).collect())
+    let scaled: Vec<f64> = v.iter().map(|x| x / largest).collect();
+    let norm = scaled.iter().map(|x| x * x).sum::<f64>().sqrt();
+    Ok(scaled.iter().map(|x| x / norm).collect())
 }
 
 /// R = v · r.
@@ -386,6 +390,27 @@ mod tests {
         assert!(parse_weights("correctness").is_err());
         assert!(parse_weights("correctness=abc").is_err());
         assert!(parse_weights("").is_err());
+    }
+
+    #[test]
+    fn huge_and_tiny_weights_normalise_to_the_same_direction() {
+        let l = labels();
+        let half = std::f64::consts::FRAC_1_SQRT_2;
+        for w in ["1e308", "1e-200", "5e-324", "1.7976931348623157e308"] {
+            let spec = format!("correctness={w},coherence={w}");
+            let v = Direction::Weights {
+                weights: parse_weights(&spec).unwrap(),
+            }
+            .resolve(&l)
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert!((v[1] - half).abs() < 1e-12, "{spec}: {v:?}");
+            assert!((v[2] - half).abs() < 1e-12, "{spec}: {v:?}");
+        }
+        let v = normalise(&[1e308, -1e-300, 0.0]).unwrap();
+        assert_eq!(v[0], 1.0);
+        assert!(v[1] <= 0.0 && v[1] > -1e-300, "{v:?}");
+        assert_eq!(normalise(&[0.0, -0.0]), Err(PreferenceError::Zero));
+        assert_eq!(parse_weights("a=1e309"), Err(PreferenceError::NotFinite));
     }
 
     #[test]

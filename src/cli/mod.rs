@@ -1,5 +1,6 @@
 //! Command-line arguments and the headless subcommands.
 
+pub mod exit;
 pub mod score;
 
 use std::path::PathBuf;

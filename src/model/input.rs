@@ -28,13 +28,40 @@ pub fn render(prompt: &str, response: &str) -> String {
     s
 }
 
+/// Bytes of text tried first per kept token when only the end of a long text is tokenized
+/// (English runs at about four).
+const SUFFIX_BYTES_PER_TOKEN: usize = 6;
+const SUFFIX_SLACK_BYTES: usize = 1024;
+/// Tokens beyond the kept ones that a suffix must yield: a cut changes the tokens near it only.
+const SUFFIX_MARGIN_TOKENS: usize = 64;
+
+/// The last `n` bytes of `text` or a little fewer, starting on a character.
+fn tail(text: &str, n: usize) -> &str {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// The largest character boundary at or below `i` (or the text's end).
+fn floor_char_boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 /// One tokenized input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     /// The ids the model sees: BOS, then the (possibly left-truncated) text.
     pub ids: Vec<u32>,
-    /// How many tokens the input had before truncation (BOS included).
+    /// How many tokens the input had before truncation (BOS included); a lower bound when
+    /// `full_len_exact` is false (a long text of which only the end was tokenized).
     pub full_len: usize,
+    pub full_len_exact: bool,
     /// Control tokens (such as `</s>`) that the text itself spelled out, which the tokenizer
     /// reads as control tokens, as the reference does.
     pub control_tokens: Vec<String>,
@@ -125,13 +152,40 @@ impl InputEncoder {
     /// Tokenizes an already rendered input: BOS, the text's tokens, no EOS, and if that is
     /// longer than `max_tokens`, BOS followed by the last `max_tokens - 1` text tokens, as
     /// transformers' left truncation does.
+    ///
+    /// A long text is not tokenized whole (a 50 MB text took minutes and gigabytes): only a
+    /// suffix that yields the kept tokens and a margin, which gives the same kept tokens as a
+    /// suffix twice as long does; otherwise longer suffixes are tried, up to the whole text.
     pub fn encode_text(&self, text: &str) -> Result<Encoded, ModelError> {
+        let keep = self.max_tokens - 1;
+        let mut suffix = keep
+            .saturating_mul(SUFFIX_BYTES_PER_TOKEN)
+            .saturating_add(SUFFIX_SLACK_BYTES);
+        while suffix.saturating_mul(2) < text.len() {
+            let near = self.tokenize(tail(text, suffix))?;
+            if near.len() >= keep.saturating_add(SUFFIX_MARGIN_TOKENS) {
+                let far = self.tokenize(tail(text, suffix * 2))?;
+                if far.len() >= near.len() && far[far.len() - keep..] == near[near.len() - keep..] {
+                    let cut = text.len() - tail(text, suffix * 2).len();
+                    return Ok(self.encoded(&far, text, cut));
+                }
+            }
+            suffix = suffix.saturating_mul(2);
+        }
+        let all = self.tokenize(text)?;
+        Ok(self.encoded(&all, text, 0))
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         let enc = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| ModelError::Input(format!("tokenizer failed: {e}")))?;
-        let content = enc.get_ids();
-        let full_len = content.len() + 1;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The input from the tokens of `text[cut..]` (all of it when `cut` is 0).
+    fn encoded(&self, content: &[u32], text: &str, cut: usize) -> Encoded {
         let keep = content.len().min(self.max_tokens - 1);
         let mut ids = Vec::with_capacity(keep + 1);
         ids.push(self.bos);
@@ -144,11 +198,22 @@ impl InputEncoder {
                 }
             }
         }
-        Ok(Encoded {
+        if cut > 0 {
+            // The part left untokenized is searched as text, where the tokenizer would have
+            // found the same control tokens.
+            for (_, special) in &self.special {
+                let end = floor_char_boundary(text, cut.saturating_add(special.len()));
+                if !control_tokens.contains(special) && text[..end].contains(special.as_str()) {
+                    control_tokens.push(special.clone());
+                }
+            }
+        }
+        Encoded {
             ids,
-            full_len,
+            full_len: content.len() + 1,
+            full_len_exact: cut == 0,
             control_tokens,
-        })
+        }
     }
 
     /// How many tokens the template's tail (` [/INST]`) takes at the end of an input. Every

@@ -604,8 +604,10 @@ pub fn input_warnings(e: &Encoded, max_tokens: usize) -> Vec<String> {
     let mut w = Vec::new();
     if e.truncated() {
         w.push(format!(
-            "input has {} tokens; only the last {} were scored (truncated from the left, as in training)",
-            e.full_len, max_tokens
+            "input has {}{} tokens; only the last {} were scored (truncated from the left, as in training)",
+            if e.full_len_exact { "" } else { "over " },
+            e.full_len,
+            max_tokens
         ));
     }
     if !e.control_tokens.is_empty() {

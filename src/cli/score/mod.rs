@@ -1,0 +1,449 @@
+//! `dpa-explorer score`: prompt/response pairs in, one JSON object of scores per pair out,
+//! streamed: lines are read, scored and written a window at a time, in input order.
+
+pub mod input;
+pub mod output;
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value};
+
+use super::{DirectionArgs, ModelArgs};
+use crate::hub::DownloadProgress;
+use crate::model::reuse::{self, Job, DEFAULT_KV_BUDGET};
+use crate::model::{Encoded, KvStore, ReuseOptions, RewardModel, Scored};
+use crate::preference::weighted;
+use input::LineReader;
+pub use input::{parse_jsonl, parse_line, Pair, Record};
+use output::{same_file, set_field, stdin_is, write_object, Output};
+
+/// The largest `--batch-size`.
+pub const MAX_BATCH: u64 = 1024;
+
+/// A window holds this many batches at most...
+const WINDOW_BATCHES: usize = 8;
+/// ...and about this many bytes of input lines (at least one line).
+const WINDOW_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["prompt", "input"])))]
+pub struct ScoreArgs {
+    /// The user prompt (with --response).
+    #[arg(long, requires = "response", allow_hyphen_values = true)]
+    pub prompt: Option<String>,
+    /// The assistant response to score (with --prompt).
+    #[arg(long, requires = "prompt", allow_hyphen_values = true)]
+    pub response: Option<String>,
+    /// JSON lines with "prompt" and "response" fields (other fields are passed through
+    /// unchanged); `-` reads standard input. Results stream out in input order; lines over
+    /// 64 MiB get an error line.
+    #[arg(long, short, value_name = "FILE.jsonl|-", conflicts_with_all = ["prompt", "response"])]
+    pub input: Option<PathBuf>,
+    /// Write results here instead of standard output. The file is replaced only when the run
+    /// completes; it may not be the input.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Inputs per forward pass (1 to 1024).
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+    pub batch_size: u64,
+}
+
+/// The output fields for one scored pair: the input's fields, each as the exact text it had,
+/// then the results. A non-finite score is never written as one: it is an error for its line.
+pub fn result_fields(
+    pair: &Pair,
+    labels: &[String],
+    s: &Scored,
+    weights: &[f64],
+) -> Result<Vec<(String, String)>, String> {
+    let bad: Vec<String> = labels
+        .iter()
+        .zip(&s.scores)
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(l, v)| format!("{l} = {v}"))
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!(
+            "the model gave non-finite scores ({}); the checkpoint or its config is broken, so no scores are written",
+            bad.join(", ")
+        ));
+    }
+    let reward = weighted(weights, &s.scores);
+    if !reward.is_finite() {
+        return Err(format!("the weighted reward is not finite ({reward})"));
+    }
+    let scores: Map<String, Value> = labels
+        .iter()
+        .zip(&s.scores)
+        .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
+        .collect();
+    let mut fields = pair.fields.clone();
+    let text = |v: Value| v.to_string();
+    set_field(&mut fields, "tokens", text(Value::from(s.tokens)));
+    set_field(&mut fields, "truncated", text(Value::from(s.truncated)));
+    set_field(&mut fields, "scores", text(Value::Object(scores)));
+    set_field(&mut fields, "weighted", text(Value::from(reward)));
+    if !s.warnings.is_empty() {
+        set_field(
+            &mut fields,
+            "warnings",
+            text(Value::from(s.warnings.clone())),
+        );
+    }
+    Ok(fields)
+}
+
+/// An f32 as the f64 with the same shortest decimal form, so JSON shows `68.99269`, not
+/// `68.99269104003906`.
+pub fn shortest(v: f32) -> f64 {
+    format!("{v}").parse().unwrap_or(v as f64)
+}
+
+fn error_fields(line: usize, error: &str) -> Vec<(String, String)> {
+    vec![
+        ("line".into(), Value::from(line).to_string()),
+        ("error".into(), Value::from(error).to_string()),
+    ]
+}
+
+/// Scores the pairs among `records`, at most `batch` inputs per forward pass; results come in
+/// the records' order and a failed pair becomes an error for its own line only.
+pub fn score_records(
+    model: &RewardModel,
+    records: &[Record],
+    batch: usize,
+) -> Vec<Result<Scored, String>> {
+    score_records_with(model, &mut KvStore::new(DEFAULT_KV_BUDGET), records, batch)
+}
+
+/// As [`score_records`], reusing and adding to the prefix caches in `store`.
+pub fn score_records_with(
+    model: &RewardModel,
+    store: &mut KvStore,
+    records: &[Record],
+    batch: usize,
+) -> Vec<Result<Scored, String>> {
+    let inputs: Vec<Result<(&str, &str), &str>> = records
+        .iter()
+        .map(|r| match r {
+            Record::Pair {
+                prompt, response, ..
+            } => Ok((prompt.as_str(), response.as_str())),
+            Record::Bad { error, .. } => Err(error.as_str()),
+        })
+        .collect();
+    score_pairs(model, store, &inputs, batch)
+}
+
+/// Scores prompt/response pairs (an `Err` input is passed on as its line's error), reusing
+/// and adding to the prefix caches in `store`. Pairs that share a prompt compute the template
+/// and the prompt once and batch their responses, longest first; every pair shares the
+/// template's head, with the pairs of earlier calls too.
+pub fn score_pairs(
+    model: &RewardModel,
+    store: &mut KvStore,
+    inputs: &[Result<(&str, &str), &str>],
+    batch: usize,
+) -> Vec<Result<Scored, String>> {
+    let mut out: Vec<Option<Result<Scored, String>>> = vec![None; inputs.len()];
+    let mut encoded: Vec<(usize, Encoded)> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match input {
+            Err(error) => out[i] = Some(Err(error.to_string())),
+            Ok((prompt, response)) => match model.encode(prompt, response) {
+                Ok(e) => encoded.push((i, e)),
+                Err(e) => out[i] = Some(Err(e.to_string())),
+            },
+        }
+    }
+    let jobs: Vec<Job> = encoded
+        .iter()
+        .map(|(_, e)| Job {
+            ids: &e.ids,
+            slot: None,
+        })
+        .collect();
+    let options = ReuseOptions {
+        max_batch: batch.max(1),
+        keep_slots: false,
+        ..ReuseOptions::default()
+    };
+    let outcome = reuse::score(
+        model.decoder(),
+        store,
+        &jobs,
+        &options,
+        &|| false,
+        &mut |j, result| {
+            let (i, e) = &encoded[j];
+            out[*i] = Some(result.map(|row| model.scored(e, row)));
+        },
+    );
+    let failure = outcome.err().map(|e| e.to_string());
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(failure.clone().unwrap_or_else(|| "not scored".into()))))
+        .collect()
+}
+
+fn download_bar() -> impl Fn(DownloadProgress) {
+    let bar = ProgressBar::with_draw_target(None, stderr_target());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    move |p: DownloadProgress| {
+        bar.set_length(p.total);
+        bar.set_position(p.bytes);
+        bar.set_message(format!("[{}/{}] {}", p.index + 1, p.files, p.file));
+        if p.bytes >= p.total && p.index + 1 == p.files {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn stderr_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// Where the pairs come from.
+enum Source {
+    Stdin,
+    File(std::fs::File),
+    Pair(String),
+}
+
+/// Writes one line to standard error; a closed standard error is not worth failing for.
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Runs the subcommand; returns the process exit code (1 when some lines failed).
+pub fn run(
+    model_args: &ModelArgs,
+    direction: &DirectionArgs,
+    args: &ScoreArgs,
+) -> anyhow::Result<i32> {
+    let direction = direction.direction()?;
+    // Check the input and the output before the (slow) model load, so a typo fails at once.
+    let source = match (&args.input, &args.prompt, &args.response) {
+        (Some(path), _, _) if path.as_os_str() == "-" => {
+            if let Some(out) = args.output.as_deref().filter(|o| stdin_is(o)) {
+                anyhow::bail!(
+                    "--output {} is the file standard input reads: writing it would destroy the input",
+                    out.display()
+                );
+            }
+            Source::Stdin
+        }
+        (Some(path), _, _) => {
+            if let Some(out) = args.output.as_deref().filter(|o| same_file(path, o)) {
+                anyhow::bail!(
+                    "--output {} is the same file as --input {}: writing it would destroy the input",
+                    out.display(),
+                    path.display()
+                );
+            }
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            Source::File(file)
+        }
+        (None, Some(p), Some(r)) => {
+            Source::Pair(serde_json::json!({ "prompt": p, "response": r }).to_string())
+        }
+        _ => anyhow::bail!("give --prompt and --response, or --input FILE"),
+    };
+    let mut output = Output::open(args.output.as_deref())?;
+
+    let files = model_args.files(&download_bar())?;
+    let model = RewardModel::load(&files, &model_args.load_options()).with_context(|| {
+        format!(
+            "loading the model from {}",
+            files.config.parent().unwrap_or(&files.config).display()
+        )
+    })?;
+    let labels = model.info().labels.clone();
+    let weights = direction.resolve(&labels)?;
+
+    let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    let bar = match source {
+        Source::Pair(_) => ProgressBar::hidden(),
+        _ => ProgressBar::with_draw_target(None, stderr_target()),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("scoring: {pos} line(s), {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let input: Box<dyn BufRead + Send> = match source {
+        Source::Stdin => Box::new(BufReader::new(std::io::stdin())),
+        Source::File(f) => Box::new(BufReader::new(f)),
+        Source::Pair(line) => Box::new(std::io::Cursor::new(line.into_bytes())),
+    };
+    let reader = LineReader::spawn(input).context("starting to read the input")?;
+    // A window is what is read ahead and scored together: pairs that share a prompt share
+    // its keys and values within it. It stays small so results stream out and memory stays
+    // bounded whatever the input's size.
+    let max_lines = batch.checked_mul(WINDOW_BATCHES).unwrap_or(usize::MAX);
+    // Prefixes computed for one window serve the next (a prompt's pairs split by the window
+    // boundary, the template head).
+    let mut store = KvStore::new(DEFAULT_KV_BUDGET);
+    let (mut lines, mut failed) = (0usize, 0usize);
+    loop {
+        let window = reader
+            .next_window(max_lines, WINDOW_BYTES)
+            .context("reading the input")?;
+        if window.is_empty() {
+            break;
+        }
+        let inputs: Vec<Result<(&str, &str), &str>> = window
+            .iter()
+            .map(|l| match &l.parsed {
+                Ok(p) => Ok((p.prompt.as_str(), p.response.as_str())),
+                Err(e) => Err(e.as_str()),
+            })
+            .collect();
+        let results = score_pairs(&model, &mut store, &inputs, batch);
+        let sink = output.writer();
+        for (line, result) in window.iter().zip(results) {
+            lines += 1;
+            let fields = match (&line.parsed, result) {
+                (Ok(pair), Ok(scored)) => result_fields(pair, &labels, &scored, &weights),
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), Err(e)) => Err(e),
+            };
+            match fields {
+                Ok(fields) => write_object(sink, &fields)?,
+                Err(e) => {
+                    failed += 1;
+                    bar.suspend(|| note(&format!("line {}: {e}", line.number)));
+                    write_object(sink, &error_fields(line.number, &e))?;
+                }
+            }
+            bar.inc(1);
+        }
+        sink.flush()?;
+        reader.done_with(&window);
+    }
+    bar.finish_and_clear();
+    output.finish()?;
+    if failed > 0 {
+        note(&format!(
+            "{failed} of {lines} line(s) could not be scored (see above)"
+        ));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_lines_are_numbered_and_bad_ones_named() {
+        let input = b"{\"prompt\": \"p\", \"response\": \"r\", \"id\": 7}\n\n{bad\n[1]\n{\"prompt\": \"p\"}\n\xff\xfe\n{\"prompt\": 1, \"response\": \"r\"}\r\n";
+        let recs = parse_jsonl(input);
+        assert_eq!(recs.len(), 6);
+        match &recs[0] {
+            Record::Pair { line, fields, .. } => {
+                assert_eq!(*line, 1);
+                assert_eq!(fields["id"], 7);
+            }
+            r => panic!("{r:?}"),
+        }
+        let bad: Vec<(usize, String)> = recs
+            .iter()
+            .filter_map(|r| match r {
+                Record::Bad { line, error } => Some((*line, error.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bad[0].0, 3);
+        assert!(bad[0].1.contains("JSON"));
+        assert_eq!(bad[1].0, 4);
+        assert!(bad[2].1.contains("missing \"response\""));
+        assert_eq!(bad[3].0, 6);
+        assert!(bad[3].1.contains("UTF-8"));
+        assert_eq!(bad[4].0, 7);
+        assert!(bad[4].1.contains("must be a string"));
+    }
+
+    fn pair(line: &str) -> Pair {
+        parse_line(1, line.as_bytes()).unwrap().unwrap()
+    }
+
+    fn scored(scores: Vec<f32>) -> Scored {
+        Scored {
+            tokens: 5,
+            truncated: false,
+            scores,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn result_keeps_input_fields_first_and_exact() {
+        let p = pair(
+            r#"{"id": 123456789012345678901234567890, "prompt": "p", "response": "r", "x": 1.10}"#,
+        );
+        let labels = ["a".to_string(), "b".to_string()];
+        let fields = result_fields(&p, &labels, &scored(vec![10.0, 20.0]), &[0.6, 0.8]).unwrap();
+        let mut out = Vec::new();
+        write_object(&mut out, &fields).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(r#"{"id":123456789012345678901234567890,"prompt":"p","response":"r","x":1.10,"tokens":5,"truncated":false,"scores":{"a":10.0,"b":20.0},"weighted":"#),
+            "{text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!((v["weighted"].as_f64().unwrap() - 22.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_result_field_in_the_input_is_replaced_in_place() {
+        let p = pair(r#"{"scores": 1, "prompt": "p", "response": "r"}"#);
+        let fields = result_fields(&p, &["a".into()], &scored(vec![1.0]), &[1.0]).unwrap();
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "scores",
+                "prompt",
+                "response",
+                "tokens",
+                "truncated",
+                "weighted"
+            ]
+        );
+        assert_eq!(fields[0].1, r#"{"a":1.0}"#);
+    }
+
+    #[test]
+    fn non_finite_scores_are_an_error_never_a_result() {
+        let p = pair(r#"{"prompt": "p", "response": "r"}"#);
+        let labels = ["a".to_string(), "b".to_string()];
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let e = result_fields(&p, &labels, &scored(vec![1.0, bad]), &[0.6, 0.8]).unwrap_err();
+            assert!(e.contains("non-finite") && e.contains("b = "), "{e}");
+        }
+        // Finite scores whose weighted sum overflows.
+        let e = result_fields(
+            &p,
+            &labels,
+            &scored(vec![f32::MAX, f32::MAX]),
+            &[1e300, 1e300],
+        )
+        .unwrap_err();
+        assert!(e.contains("not finite"), "{e}");
+    }
+}
