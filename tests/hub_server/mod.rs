@@ -1,9 +1,11 @@
 //! A small stand-in for the Hugging Face Hub on 127.0.0.1: the repository listing
 //! (`/api/models/{repo}/revision/{rev}`) and file downloads (`/{repo}/resolve/{rev}/{file}`,
-//! HEAD and GET with `Range`), with the headers hf-hub relies on. It records every request,
-//! can cut a file's first download after some bytes, can gate a repository behind a token
-//! and serve a file whose bytes do not match its SHA-256. It stops when dropped, and on its
-//! own after two minutes.
+//! HEAD and GET with `Range`), with the headers a hub client relies on. It records every
+//! request, can cut a file's first download after some bytes, can gate a repository behind a
+//! token and serve a file whose bytes do not match its SHA-256. For the fault suite it can
+//! also be hostile: replace any header (path-like etags and commits, lying sizes and ranges),
+//! redirect (to another origin, or without `Location`), send short bodies, stall every time.
+//! It stops when dropped, and on its own after two minutes.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 const LIFETIME: Duration = Duration::from_secs(120);
@@ -62,6 +65,17 @@ pub struct State {
     pub stall: BTreeMap<String, usize>,
     /// File names served with a flipped byte (their etag stays that of the true bytes).
     pub corrupt: BTreeSet<String>,
+    /// File name → headers that replace the same-named ones on its answers (HEAD and GET);
+    /// an empty value removes the header. `Content-Length` given here is sent as it is.
+    pub headers: BTreeMap<String, Vec<(String, String)>>,
+    /// File name → answer `302` (with the hub's headers) to this `Location`, or with none.
+    pub redirect: BTreeMap<String, Option<String>>,
+    /// Replaces the commit in every repository listing.
+    pub listing_sha: Option<String>,
+    /// File names whose ranged answers carry half the bytes their `Content-Range` names.
+    pub short_body: BTreeSet<String>,
+    /// File names whose every download goes silent at once.
+    pub stall_always: BTreeSet<String>,
     pub log: Vec<Request>,
 }
 
@@ -161,13 +175,12 @@ impl Drop for Server {
     }
 }
 
-/// A stand-in etag for a git-stored file (the hub uses the git blob SHA-1: 40 hex digits).
-fn git_etag(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}{:024x}", bytes.len())
+/// The etag of a git-stored file, as the hub gives it: the git blob SHA-1.
+pub fn git_sha1_hex(bytes: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    h.update(bytes);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -268,6 +281,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
     };
     let reason = match reply.status {
         200 => "OK",
+        302 => "Found",
         206 => "Partial Content",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -279,10 +293,14 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        reply.body.len()
-    ));
+    if !reply
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
     if conn.write_all(head.as_bytes()).is_err() {
         return;
     }
@@ -317,9 +335,10 @@ fn route(st: &mut State, req: &Request) -> Reply {
             .keys()
             .map(|f| format!("{{\"rfilename\":\"{f}\"}}"))
             .collect();
+        let sha = st.listing_sha.clone().unwrap_or(revision.commit.clone());
         let body = format!(
-            "{{\"_id\":\"x\",\"id\":\"{repo}\",\"private\":false,\"sha\":\"{}\",\"siblings\":[{}]}}",
-            revision.commit,
+            "{{\"_id\":\"x\",\"id\":\"{repo}\",\"private\":false,\"sha\":{},\"siblings\":[{}]}}",
+            serde_json::Value::String(sha),
             siblings.join(",")
         );
         return Reply {
@@ -348,13 +367,31 @@ fn route(st: &mut State, req: &Request) -> Reply {
     let len = data.len();
     let mut headers = vec![
         ("X-Repo-Commit".to_string(), commit),
-        ("ETag".into(), format!("\"{}\"", git_etag(&data))),
+        ("ETag".into(), format!("\"{}\"", git_sha1_hex(&data))),
         ("Accept-Ranges".into(), "bytes".into()),
     ];
     if file.ends_with(".safetensors") {
         // As for LFS files on the hub: the linked etag is the SHA-256 of the content.
         headers.push(("X-Linked-Etag".into(), format!("\"{}\"", sha256_hex(&data))));
         headers.push(("X-Linked-Size".into(), len.to_string()));
+    }
+    if let Some(replaced) = st.headers.get(&file) {
+        for (k, v) in replaced {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            if !v.is_empty() {
+                headers.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    if let Some(location) = st.redirect.get(&file) {
+        headers.extend(location.iter().map(|l| ("Location".to_string(), l.clone())));
+        return Reply {
+            status: 302,
+            headers,
+            body: Vec::new(),
+            cut_at: None,
+            stall: false,
+        };
     }
     let mut served: Vec<u8> = data.as_ref().clone();
     if st.corrupt.contains(&file) && !served.is_empty() {
@@ -380,13 +417,25 @@ fn route(st: &mut State, req: &Request) -> Reply {
                     stall: false,
                 };
             }
-            headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{len}")));
-            (206, served[start..=end].to_vec())
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-range"))
+            {
+                headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{len}")));
+            }
+            let mut body = served[start..=end].to_vec();
+            if st.short_body.contains(&file) {
+                body.truncate(body.len() / 2);
+            }
+            (206, body)
         }
     };
     let mut cut_at = None;
     let mut stall = false;
-    if req.method == "GET" {
+    if req.method == "GET" && st.stall_always.contains(&file) {
+        cut_at = Some(0);
+        stall = true;
+    } else if req.method == "GET" {
         for (budgets, stalls) in [(&mut st.cut, false), (&mut st.stall, true)] {
             if let Some(budget) = budgets.get_mut(&file) {
                 if body.len() > *budget {
