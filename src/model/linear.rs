@@ -218,9 +218,11 @@ pub fn load(
                     Ok(Linear::PackedQ(Arc::new(packed)))
                 }
                 None => {
-                    let mut bytes = Vec::with_capacity(rows * quant::row_bytes(dtype, in_features));
-                    deliver(&mut |_, _, b| {
-                        bytes.extend_from_slice(b);
+                    // Placed by row: rows found damaged in the cache are delivered again.
+                    let rb = quant::row_bytes(dtype, in_features);
+                    let mut bytes = vec![0u8; rows * rb];
+                    deliver(&mut |r0, _, b| {
+                        bytes[r0 * rb..r0 * rb + b.len()].copy_from_slice(b);
                         Ok(())
                     })?;
                     let t = quant::qtensor(bytes, shape, dtype, device)?;
