@@ -167,3 +167,35 @@ fn the_4_bit_mode_says_its_scores_are_approximate() {
     let q8 = load(&fixture("tiny-mha"), DTypeChoice::Q8_0, cache.path());
     assert!(q8.warnings().is_empty(), "{:?}", q8.warnings());
 }
+
+#[test]
+fn a_second_start_warns_only_when_true_in_every_mode() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = fixture("tiny-gqa-window");
+    for mode in [
+        DTypeChoice::F32,
+        DTypeChoice::BF16,
+        DTypeChoice::F16,
+        DTypeChoice::Q8_0,
+        DTypeChoice::Q4_0,
+    ] {
+        for start in ["first", "second"] {
+            let model = load(&dir, mode, cache.path());
+            let false_warnings: Vec<_> = model
+                .warnings()
+                .iter()
+                .filter(|w| w.contains("does not use"))
+                .collect();
+            assert!(
+                false_warnings.is_empty(),
+                "{} {start} start: {false_warnings:?}",
+                mode.name()
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        2,
+        "the second starts of q8_0 and q4_0 read their cache files"
+    );
+}

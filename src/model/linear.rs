@@ -187,6 +187,11 @@ pub fn load(
                 return load_dense(ckpt, names, outs, in_features, DType::F32, device);
             };
             let rows: usize = outs.iter().sum();
+            // A warm cache stands in for these tensors: they are used, and must fit, even when
+            // none of their bytes is read.
+            for (name, &out) in names.iter().zip(outs) {
+                ckpt.mark_taken(name, &[out, in_features])?;
+            }
             let own = match dtype {
                 GgmlDType::Q8_0 => Some(QFormat::Q8),
                 GgmlDType::Q4_0 => Some(QFormat::Q4),
@@ -213,9 +218,11 @@ pub fn load(
                     Ok(Linear::PackedQ(Arc::new(packed)))
                 }
                 None => {
-                    let mut bytes = Vec::with_capacity(rows * quant::row_bytes(dtype, in_features));
-                    deliver(&mut |_, _, b| {
-                        bytes.extend_from_slice(b);
+                    // Placed by row: rows found damaged in the cache are delivered again.
+                    let rb = quant::row_bytes(dtype, in_features);
+                    let mut bytes = vec![0u8; rows * rb];
+                    deliver(&mut |r0, _, b| {
+                        bytes[r0 * rb..r0 * rb + b.len()].copy_from_slice(b);
                         Ok(())
                     })?;
                     let t = quant::qtensor(bytes, shape, dtype, device)?;

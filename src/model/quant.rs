@@ -1,7 +1,8 @@
 //! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4_0`), made from the
 //! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
 //! checkpoint's identity and the format, so that the next start reads them instead of
-//! quantising again.
+//! quantising again. Each tensor's bytes carry a CRC-32 in the header, checked as they are
+//! read: a damaged file is noticed, and made anew in the same load.
 
 use std::borrow::Cow;
 use std::io::{BufWriter, Write};
@@ -16,7 +17,9 @@ use super::ModelError;
 /// Rows quantised at a time: bounds the f32 copy a tensor needs while it is being quantised.
 const ROWS_PER_CHUNK: usize = 512;
 /// Changes whenever what is written changes, so that old cache files are never read.
-const CACHE_FORMAT: u32 = 1;
+const CACHE_FORMAT: u32 = 2;
+/// Metadata key prefix of each tensor's CRC-32 (of its data bytes, padding excluded).
+const CRC_KEY: &str = "dpa_explorer.crc32.";
 
 /// The block format for a `[n, k]` weight: `want` where `k` is a whole number of its blocks,
 /// else the finer `q8_0` (32-value blocks), else none (the weight stays dense).
@@ -84,13 +87,25 @@ pub struct QuantCache {
     stale: bool,
     /// Why the cache file could not be used, if it was there.
     problem: Option<String>,
+    /// Tensors delivered from the cache file so far: copied into a new file if it turns out
+    /// damaged part-way through.
+    served: Vec<(String, (usize, usize), GgmlDType)>,
+}
+
+/// One tensor of a cache file being written.
+struct SpillTensor {
+    name: String,
+    type_id: u32,
+    shape: (usize, usize),
+    /// Offset in the data section.
+    offset: u64,
+    crc: u32,
 }
 
 struct Spill {
     path: PathBuf,
     file: BufWriter<std::fs::File>,
-    /// name, GGML type id, shape, offset in the data section
-    tensors: Vec<(String, u32, (usize, usize), u64)>,
+    tensors: Vec<SpillTensor>,
     len: u64,
 }
 
@@ -132,6 +147,7 @@ impl QuantCache {
             spill: None,
             stale: false,
             problem,
+            served: Vec::new(),
         }
     }
 
@@ -159,28 +175,37 @@ impl QuantCache {
         sink: &mut RowSink<'_>,
         make: impl FnOnce(&mut RowSink<'_>) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
-        if let Some((content, file)) = &mut self.existing {
+        let problem = if let Some((content, file)) = &mut self.existing {
             let info = content
                 .tensor_infos
                 .get(key)
                 .filter(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
-            match info {
-                Some(info) => {
+            let want_crc = match content.metadata.get(&format!("{CRC_KEY}{key}")) {
+                Some(gguf_file::Value::U32(c)) => Some(*c),
+                _ => None,
+            };
+            let problem = match (info, want_crc) {
+                (Some(info), Some(want_crc)) => {
                     let start = content.tensor_data_offset + info.offset;
-                    return read_rows(file, start, shape, dtype, sink).map_err(|e| {
-                        ModelError::Checkpoint {
-                            path: self.path.clone().unwrap_or_default(),
-                            message: format!("cannot read cached `{key}`: {e}"),
+                    match read_rows(file, start, shape, dtype, sink) {
+                        Ok(crc) if crc == want_crc => {
+                            self.served.push((key.to_string(), shape, dtype));
+                            return Ok(());
                         }
-                    });
+                        // The rows delivered are overwritten below by freshly made ones.
+                        Ok(_) => format!("`{key}` fails its checksum"),
+                        Err(e) => format!("cannot read cached `{key}`: {e}"),
+                    }
                 }
-                None => {
-                    // The file does not belong to this model after all.
-                    self.problem = Some(format!("`{key}` is missing or differs"));
-                    self.existing = None;
-                    self.stale = true;
-                }
-            }
+                // The file does not belong to this model after all.
+                _ => format!("`{key}` is missing or differs"),
+            };
+            Some(problem)
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.remake_file(problem);
         }
         if self.stale || self.path.is_none() {
             return make(sink);
@@ -196,10 +221,14 @@ impl QuantCache {
         let offset = spill.len;
         let mut written = 0u64;
         let mut failed = None;
+        let mut crc = crc32fast::Hasher::new();
         make(&mut |row0, n, bytes| {
             if failed.is_none() {
                 match spill.file.write_all(bytes) {
-                    Ok(()) => written += bytes.len() as u64,
+                    Ok(()) => {
+                        written += bytes.len() as u64;
+                        crc.update(bytes);
+                    }
                     Err(e) => failed = Some(e),
                 }
             }
@@ -215,8 +244,14 @@ impl QuantCache {
             }
         }
         match (failed, ggml_type_id(dtype)) {
-            (None, Some(id)) => {
-                spill.tensors.push((key.to_string(), id, shape, offset));
+            (None, Some(type_id)) => {
+                spill.tensors.push(SpillTensor {
+                    name: key.to_string(),
+                    type_id,
+                    shape,
+                    offset,
+                    crc: crc.finalize(),
+                });
                 spill.len += padded;
             }
             (e, _) => {
@@ -225,6 +260,55 @@ impl QuantCache {
             }
         }
         Ok(())
+    }
+
+    /// Gives up the cache file found damaged or foreign (`problem` says how) and starts a new
+    /// one, into which the tensors already read from the old one, each verified, are copied: so
+    /// this load still leaves a whole, good file behind.
+    fn remake_file(&mut self, problem: String) {
+        self.problem = Some(problem);
+        let Some((content, mut old)) = self.existing.take() else {
+            return;
+        };
+        let served = std::mem::take(&mut self.served);
+        let copied = (|| -> std::io::Result<()> {
+            let spill = self.spill_file()?;
+            for (key, shape, dtype) in served {
+                let (info, type_id) = content
+                    .tensor_infos
+                    .get(&key)
+                    .zip(ggml_type_id(dtype))
+                    .ok_or_else(|| std::io::Error::other(format!("`{key}` vanished")))?;
+                let start = content.tensor_data_offset + info.offset;
+                let mut crc = crc32fast::Hasher::new();
+                let mut write = Ok(());
+                read_rows(&mut old, start, shape, dtype, &mut |_, _, b| {
+                    crc.update(b);
+                    if write.is_ok() {
+                        write = spill.file.write_all(b);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                write?;
+                let len = (shape.0 * row_bytes(dtype, shape.1)) as u64;
+                let padded = len.div_ceil(ALIGN) * ALIGN;
+                spill.file.write_all(&vec![0u8; (padded - len) as usize])?;
+                spill.tensors.push(SpillTensor {
+                    name: key,
+                    type_id,
+                    shape,
+                    offset: spill.len,
+                    crc: crc.finalize(),
+                });
+                spill.len += padded;
+            }
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            tracing::warn!("cannot keep quantised weights: {e}");
+            self.stale = true;
+        }
     }
 
     fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
@@ -287,28 +371,30 @@ impl QuantCache {
     }
 }
 
-/// Reads a `[n, k]` tensor's rows from a GGUF file in chunks.
+/// Reads a `[n, k]` tensor's rows from a GGUF file in chunks; returns the CRC-32 of the bytes.
 fn read_rows(
     file: &mut std::fs::File,
     start: u64,
     (n, k): (usize, usize),
     dtype: GgmlDType,
     sink: &mut RowSink<'_>,
-) -> Result<(), ModelError> {
+) -> Result<u32, ModelError> {
     use std::io::{Read, Seek, SeekFrom};
     let rb = row_bytes(dtype, k);
     let io = |e: std::io::Error| ModelError::Input(e.to_string());
     file.seek(SeekFrom::Start(start)).map_err(io)?;
     let mut buf = vec![0u8; ROWS_PER_CHUNK.min(n) * rb];
     let mut row0 = 0;
+    let mut crc = crc32fast::Hasher::new();
     while row0 < n {
         let rows = ROWS_PER_CHUNK.min(n - row0);
         let b = &mut buf[..rows * rb];
         file.read_exact(b).map_err(io)?;
+        crc.update(b);
         sink(row0, rows, b)?;
         row0 += rows;
     }
-    Ok(())
+    Ok(crc.finalize())
 }
 
 /// GGUF's data alignment (its default, which the reader assumes when none is given).
@@ -325,11 +411,12 @@ fn ggml_type_id(d: GgmlDType) -> Option<u32> {
     })
 }
 
-/// A GGUF v3 header: two metadata entries, then the tensor infos, padded to [`ALIGN`].
+/// A GGUF v3 header: the format, the mode and each tensor's CRC-32 as metadata, then the
+/// tensor infos, padded to [`ALIGN`].
 fn write_gguf_header(
     w: &mut impl Write,
     dtype: GgmlDType,
-    tensors: &[(String, u32, (usize, usize), u64)],
+    tensors: &[SpillTensor],
 ) -> std::io::Result<()> {
     let mut h: Vec<u8> = Vec::new();
     let string = |h: &mut Vec<u8>, s: &str| {
@@ -339,21 +426,27 @@ fn write_gguf_header(
     h.extend_from_slice(b"GGUF");
     h.extend_from_slice(&3u32.to_le_bytes());
     h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    h.extend_from_slice(&2u64.to_le_bytes());
+    h.extend_from_slice(&(2 + tensors.len() as u64).to_le_bytes());
     string(&mut h, "dpa_explorer.cache_format");
     h.extend_from_slice(&4u32.to_le_bytes()); // u32
     h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
     string(&mut h, "dpa_explorer.mode");
     h.extend_from_slice(&8u32.to_le_bytes()); // string
     string(&mut h, mode_name(dtype));
-    for (name, type_id, (rows, cols), offset) in tensors {
-        string(&mut h, name);
+    for t in tensors {
+        string(&mut h, &format!("{CRC_KEY}{}", t.name));
+        h.extend_from_slice(&4u32.to_le_bytes()); // u32
+        h.extend_from_slice(&t.crc.to_le_bytes());
+    }
+    for t in tensors {
+        let (rows, cols) = t.shape;
+        string(&mut h, &t.name);
         h.extend_from_slice(&2u32.to_le_bytes());
         // GGUF lists dimensions innermost first.
-        h.extend_from_slice(&(*cols as u64).to_le_bytes());
-        h.extend_from_slice(&(*rows as u64).to_le_bytes());
-        h.extend_from_slice(&type_id.to_le_bytes());
-        h.extend_from_slice(&offset.to_le_bytes());
+        h.extend_from_slice(&(cols as u64).to_le_bytes());
+        h.extend_from_slice(&(rows as u64).to_le_bytes());
+        h.extend_from_slice(&t.type_id.to_le_bytes());
+        h.extend_from_slice(&t.offset.to_le_bytes());
     }
     h.resize(
         (h.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,

@@ -377,6 +377,28 @@ impl Checkpoint {
         }
     }
 
+    /// Marks a tensor as used without reading it (its stand-in comes from elsewhere, such as
+    /// the quantised cache); it must exist with exactly `shape`, as for [`Checkpoint::get`].
+    pub fn mark_taken(&mut self, name: &str, shape: &[usize]) -> Result<(), ModelError> {
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                unknown: Vec::new(),
+            })?;
+        if entry.shape != shape {
+            return Err(ModelError::ShapeMismatch {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: entry.shape.clone(),
+            });
+        }
+        self.taken.insert(name.to_string());
+        Ok(())
+    }
+
     /// Tensors in the checkpoint that nothing has asked for, by name.
     pub fn untaken(&self) -> Vec<String> {
         let mut names: Vec<String> = self

@@ -12,3 +12,4 @@ mod cli;
 mod hub;
 mod model;
 mod persist;
+mod quant;
