@@ -238,3 +238,222 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
         "{saved}"
     );
 }
+
+/// The explorer running in a pseudo-terminal, with a vt100 screen fed from it.
+struct Pty {
+    screen: Screen,
+    keys: Arc<Mutex<Box<dyn Write + Send>>>,
+    child: Running,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Pty {
+    fn start(home: &Path, args: &[&std::ffi::OsStr]) -> Pty {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dpa-explorer"));
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd.arg("--log");
+        cmd.arg(home.join("explorer.log"));
+        cmd.cwd(home);
+        cmd.env("TERM", "xterm-256color");
+        isolate(home, &mut |k, v| cmd.env(k, v));
+        let child = Running(pair.slave.spawn_command(cmd).expect("start the explorer"));
+        drop(pair.slave);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let sink = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let keys = Arc::new(Mutex::new(pair.master.take_writer().expect("pty writer")));
+        Pty {
+            screen: Screen { parser },
+            keys,
+            child,
+            _master: pair.master,
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        let mut k = self.keys.lock().unwrap();
+        k.write_all(bytes).expect("write keys");
+        k.flush().expect("flush keys");
+    }
+
+    /// Writes a long burst from another thread, so a stalled reader fails the wait on the
+    /// screen instead of blocking the test in `write`.
+    fn send_burst(&self, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+        let keys = self.keys.clone();
+        std::thread::spawn(move || {
+            let mut k = keys.lock().unwrap();
+            for chunk in bytes.chunks(512) {
+                if k.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+            let _ = k.flush();
+        })
+    }
+
+    fn quit(mut self) {
+        self.send(b"\x11");
+        let end = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.0.try_wait().expect("child status") {
+                assert!(s.success(), "exit status {s:?}");
+                return;
+            }
+            assert!(Instant::now() < end, "the explorer did not quit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `n` characters of text made of short words, ending in `end`.
+fn long_text(n: usize, end: &str) -> String {
+    let words = ["sky ", "blue ", "cloud ", "rain ", "grey "];
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() + end.len() < n {
+        s.push_str(words[i % words.len()]);
+        i += 1;
+    }
+    s.truncate(n - end.len());
+    s.push_str(end);
+    s
+}
+
+#[test]
+fn a_20000_character_burst_appears_in_full_without_another_key() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let pty = Pty::start(home.path(), &["--demo".as_ref()]);
+    pty.screen
+        .wait_for("the explorer to start", |t| t.contains("Prompt"));
+    // The demo starts with sample text: start a fresh session (nothing unsaved yet).
+    pty.send(b"\x1bn");
+    pty.screen.wait_for("an empty prompt", |t| {
+        t.contains("Type the user's prompt here")
+    });
+    let text = long_text(20_000, " END-OF-BURST");
+    let writer = pty.send_burst(text.clone().into_bytes());
+    pty.screen
+        .wait_for("the end of the burst", |t| t.contains("END-OF-BURST"));
+    writer.join().expect("writer");
+    pty.quit();
+    let autosave = find(home.path(), "autosave.json").expect("autosave written on quit");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&autosave).unwrap()).unwrap();
+    assert_eq!(saved["prompt"].as_str().map(str::len), Some(20_000));
+    assert_eq!(saved["prompt"].as_str(), Some(text.as_str()));
+}
+
+#[test]
+fn long_prompt_emptied_candidate_weight_mode_ranking_r_and_export() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let model = common::fixture("tiny-mha");
+    let pty = Pty::start(home.path(), &["--model".as_ref(), model.as_os_str()]);
+    pty.screen
+        .wait_for("the model to be ready", |t| t.contains(" ready "));
+    let prompt = long_text(20_000, " END-OF-PROMPT");
+    pty.send_burst(prompt.clone().into_bytes())
+        .join()
+        .expect("writer");
+    pty.screen
+        .wait_for("the whole prompt", |t| t.contains("END-OF-PROMPT"));
+    // Candidate A, then B.
+    pty.send(b"\t");
+    pty.send(b"Blue, on a clear day.");
+    pty.send(b"\x0e"); // Ctrl-N
+    pty.send(b"Grey when it rains, blue otherwise.");
+    pty.screen.wait_for("both scored", |t| {
+        t.contains("last: ") && !t.contains("scoring") && t.contains("B ")
+    });
+    // The long prompt was cut to the model's limit, and the screen says so.
+    pty.screen
+        .wait_for("the truncation marker", |t| t.contains("start cut"));
+    // Weight mode on the dial: correctness +0.5 next to helpfulness 1.
+    pty.send(b"\t");
+    pty.send(b"m");
+    pty.send(b"\x1b[B");
+    for _ in 0..5 {
+        pty.send(b"\x1b[C");
+    }
+    pty.screen.wait_for("weights mode", |t| t.contains("0.50"));
+    // Empty candidate A: select it, edit, select all, delete.
+    pty.send(b"1");
+    pty.send(b"e");
+    pty.send(b"\x01"); // Ctrl-A
+    pty.send(b"\x7f"); // Backspace
+    pty.screen.wait_for("A emptied", |t| {
+        t.contains("Type a candidate response here")
+    });
+    // Export next to the home.
+    let out = home.path().join("scores.jsonl");
+    pty.send(b"\x05"); // Ctrl-E
+    pty.send(b"\x01");
+    pty.send(out.to_string_lossy().as_bytes());
+    pty.send(b"\r");
+    pty.screen
+        .wait_for("the export", |t| t.contains("exported 2 candidates"));
+    // B (selected last, and the only one with scores) is first in the ranking panel.
+    let screen = pty.screen.text();
+    pty.quit();
+
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .expect("export written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let (b, a) = (&rows[0], &rows[1]);
+    assert_eq!(b["candidate"], "B", "the scored candidate ranks first");
+    assert_eq!(b["rank"], 1);
+    assert_eq!(b["response"], "Grey when it rains, blue otherwise.");
+    assert_eq!(b["prompt"].as_str(), Some(prompt.as_str()));
+    assert_eq!(a["candidate"], "A");
+    assert_eq!(a["response"], "");
+    assert!(a["scores"].is_null() && a["weighted"].is_null() && a["rank"].is_null());
+    // R is v·r over every attribute, for the weights on the dial.
+    let scores = b["scores"].as_object().expect("scores");
+    let h = scores["helpsteer-helpfulness"].as_f64().unwrap();
+    let c = scores["helpsteer-correctness"].as_f64().unwrap();
+    let norm = (1.0f64 + 0.25).sqrt();
+    let expected = (h + 0.5 * c) / norm;
+    let weighted = b["weighted"].as_f64().expect("weighted");
+    assert!(
+        (weighted - expected).abs() < 1e-4,
+        "{weighted} vs {expected}"
+    );
+    let shown = screen
+        .lines()
+        .filter_map(|l| {
+            let at = l.find("R = ")?;
+            let num: String = l[at + 4..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                .collect();
+            num.parse::<f64>().ok()
+        })
+        .next();
+    // The dial shows the selected candidate (A, now empty): no R for it.
+    assert!(
+        shown.is_none_or(|r| (r - expected).abs() < 0.006),
+        "screen R {shown:?} vs {expected}:\n{screen}"
+    );
+}

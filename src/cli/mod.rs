@@ -160,3 +160,35 @@ pub fn init_logging(
         .ok()?;
     Some(guard)
 }
+
+/// What to do when the model cannot be loaded, most useful first: shown first in the
+/// explorer's panel and after a failed `score`.
+pub fn no_model_hint(model: &ModelArgs) -> Vec<String> {
+    let hub = HubOptions::from_env();
+    let mut lines = vec![
+        "dpa-explorer --demo       try it offline (tiny random-weight model)".to_string(),
+        "dpa-explorer --model DIR  a local copy (config.json, tokenizer.json, *.safetensors)"
+            .to_string(),
+        format!("cache: {}", hub.cache_dir.display()),
+    ];
+    if hub.offline {
+        lines.push("HF_HUB_OFFLINE is set: only the cache is used; unset it to download".into());
+    } else {
+        lines.push(format!(
+            "hub {}: HF_ENDPOINT=URL for a mirror, HF_HUB_OFFLINE=1 for the cache only",
+            hub.endpoint
+        ));
+    }
+    if model.model == DEFAULT_MODEL && !model.demo {
+        lines.push(format!("{DEFAULT_MODEL} is about 14 GB to download"));
+    }
+    lines
+}
+
+/// Whether `error` comes from finding or loading the model (then the hint helps).
+pub fn is_model_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|c| {
+        c.downcast_ref::<hub::HubError>().is_some()
+            || c.downcast_ref::<crate::model::ModelError>().is_some()
+    })
+}

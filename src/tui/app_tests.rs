@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::*;
-use crate::engine::{Backend, Engine, Loader};
+use ratatui_textarea::{Input, TextArea};
+
+use crate::engine::{Backend, Engine, EngineEvent, LoadStage, Loader, RequestId, ScoreItem};
 use crate::model::ModelError;
+use crate::model::{ModelInfo, Scored, DPA_LABELS};
+use crate::preference::Direction;
 use crate::tui::layout;
 use crate::tui::widgets::{candidates, dial};
 
@@ -208,7 +212,7 @@ fn q_and_question_mark_in_an_editor_are_text() {
 }
 
 #[test]
-fn outside_editors_q_quits_and_question_mark_helps() {
+fn outside_editors_q_does_not_quit_and_question_mark_helps() {
     let (mut app, _) = new_app();
     let t = Instant::now();
     app.apply(Action::Focus(Focus::Dial), t);
@@ -216,8 +220,10 @@ fn outside_editors_q_quits_and_question_mark_helps() {
     assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
     key(&mut app, KeyCode::Esc, t);
     assert!(app.overlay.is_none());
+    // A stray `q` (typed while the dial has focus) says how to quit instead of quitting.
     key(&mut app, KeyCode::Char('q'), t);
-    assert!(app.quit);
+    assert!(!app.quit);
+    assert!(app.flash.as_ref().unwrap().text.contains("Ctrl-Q"));
 }
 
 #[test]
@@ -537,13 +543,21 @@ fn a_result_for_old_text_is_never_fresh() {
 }
 
 #[test]
-fn going_back_to_the_scored_text_is_fresh_again() {
-    let (mut app, _scorer, t) = scored_app("p", &["abc"]);
+fn going_back_to_the_scored_text_is_a_new_revision_rescored() {
+    let (mut app, scorer, t) = scored_app("p", &["abc"]);
+    let before = app.candidates[0].result.clone().unwrap().scored.scores;
     app.apply(Action::Focus(Focus::Response), t);
     type_text(&mut app, "d", t);
     assert_eq!(app.candidate_views()[0].freshness, Freshness::Stale);
     key(&mut app, KeyCode::Backspace, t);
+    // Freshness is by revision, not by comparing texts: the undo is a new revision, scored
+    // again after the pause (the engine's cache answers it at once).
+    assert_eq!(app.candidate_views()[0].freshness, Freshness::Stale);
+    app.handle(Event::Tick, t + DEBOUNCE);
+    let id = scorer.requests.borrow().last().unwrap().0;
+    answer(&mut app, &scorer, id, t + DEBOUNCE);
     assert_eq!(app.candidate_views()[0].freshness, Freshness::Fresh);
+    assert_eq!(app.candidate_views()[0].scores.as_ref(), Some(&before));
 }
 
 #[test]
@@ -574,10 +588,11 @@ fn supersession_and_the_status_of_the_request() {
     assert!(app.candidate_views()[0].scoring);
     answer(&mut app, &scorer, 2, t);
     assert!(app.inflight.is_none());
+    // The whole batch as the engine timed it, not one item's time.
     assert_eq!(
         app.latency,
         Some(Latency {
-            elapsed: Duration::from_millis(850),
+            elapsed: Duration::from_millis(900),
             cached: false
         })
     );
@@ -632,9 +647,15 @@ fn a_model_that_fails_to_load_leaves_the_editors_usable() {
     assert!(matches!(app.model, ModelState::Failed { .. }));
     type_text(&mut app, "still typing", t);
     assert_eq!(app.prompt_text(), "still typing");
+    // F5 asks for the model again; this stand-in cannot, and says so.
     app.apply(Action::RescoreNow, t);
     assert_eq!(requests(&scorer), 0);
-    assert!(app.flash.as_ref().unwrap().text.contains("not loaded"));
+    assert!(app
+        .flash
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("cannot be loaded again"));
 }
 
 #[test]

@@ -6,95 +6,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::{Position, Rect};
 use ratatui_textarea::Input;
 
-use super::app::{Action, App, DialMode, Drag, Focus, Overlay, View};
+use super::explorer::{Action, Explorer as App, Overlay};
 use super::layout::{self, inner};
+use super::state::{DialMode, Drag, Focus, View};
 use super::widgets::{candidates, dial, ranking, tabs};
 
-/// Every key, as the help screen lists it: (section, [(keys, what they do)]).
-pub const HELP: &[(&str, &[(&str, &str)])] = &[
-    (
-        "Anywhere",
-        &[
-            ("Ctrl-Q  Ctrl-C", "quit (the session is autosaved)"),
-            ("F1", "this help"),
-            ("Tab  Shift-Tab", "focus: prompt → response → dial"),
-            ("Esc", "leave the editor (focus the dial)"),
-            ("F2", "bars: 0–100 ↔ HelpSteer 0–4 scale"),
-            ("F3", "next view: ranking / scatter / sweep"),
-            ("F4", "dial: angle θ ↔ free weight vector"),
-            ("F5", "rescore now (also retries failures)"),
-            ("F6", "presets (paper's and your own)"),
-            ("Ctrl-N  F7", "new candidate response"),
-            ("F8", "delete the selected candidate"),
-            ("Alt-↑ Alt-↓", "previous / next candidate"),
-            ("Alt-1 … Alt-9", "select candidate 1 … 9"),
-            ("Ctrl-S", "save the session (JSON)"),
-            ("Ctrl-O", "open a session"),
-            ("Ctrl-E", "export scores (.jsonl or .csv)"),
-        ],
-    ),
-    (
-        "In an editor",
-        &[
-            ("any character", "is text, including q and ?"),
-            ("arrows Home End", "move; with Shift: select"),
-            ("Ctrl-← Ctrl-→", "move by word"),
-            ("PgUp PgDn", "scroll"),
-            ("Ctrl-Z  Ctrl-Y", "undo / redo"),
-            ("Ctrl-A", "select all"),
-            (
-                "Ctrl-X  Alt-C  Ctrl-V",
-                "cut / copy / paste (editor clipboard)",
-            ),
-            ("terminal paste", "inserts the pasted text"),
-            ("Ctrl-K  Ctrl-W", "delete to line end / word back"),
-        ],
-    ),
-    (
-        "On the dial (angle mode)",
-        &[
-            ("← →", "turn θ by 5°"),
-            ("Shift-← Shift-→", "turn θ by 1°"),
-            ("0", "θ = 0° (pure helpfulness)"),
-            ("↑ ↓  [ ]", "previous / next candidate"),
-            ("1 … 9", "select candidate"),
-            ("Enter  e", "edit the selected response"),
-            ("p", "presets"),
-            ("m", "switch to the weight vector"),
-            ("h  v  r", "scale / view / rescore"),
-            ("n  d", "new / delete candidate"),
-            ("q  ?", "quit / help"),
-        ],
-    ),
-    (
-        "On the dial (weights mode)",
-        &[
-            ("↑ ↓", "choose an attribute"),
-            ("← →", "weight −/+ 0.1"),
-            ("Shift-← Shift-→", "weight −/+ 0.01"),
-            ("0", "back to pure helpfulness"),
-            ("m", "back to the angle"),
-        ],
-    ),
-    (
-        "Presets",
-        &[
-            ("↑ ↓  Enter", "choose / apply"),
-            ("s", "save the current direction under a name"),
-            ("d  Delete", "delete one of your presets"),
-            ("Esc", "close"),
-        ],
-    ),
-    (
-        "Mouse",
-        &[
-            ("click", "focus an editor, place the cursor"),
-            ("drag on the dial", "point θ there"),
-            ("click tab / rank row", "select that candidate or view"),
-            ("wheel", "scroll editor · turn dial · step candidates"),
-        ],
-    ),
-];
+pub use super::keymap::HELP;
 
 fn ctrl(k: &KeyEvent) -> bool {
     k.modifiers.contains(KeyModifiers::CONTROL)
@@ -117,6 +34,26 @@ pub fn key_action(app: &App, key: KeyEvent) -> Action {
     }
     if let Some(overlay) = &app.overlay {
         return overlay_key(overlay, key);
+    }
+    // Every F-key has an Alt chord, for terminals (and multiplexers) that eat F-keys.
+    if alt(&key) && !ctrl(&key) {
+        if let Char(c) = key.code {
+            let action = match c.to_ascii_lowercase() {
+                'h' => Some(Action::ShowHelp),
+                's' => Some(Action::ToggleScale),
+                'v' => Some(Action::NextView),
+                'm' => Some(Action::ToggleDialMode),
+                'r' => Some(Action::RescoreNow),
+                'p' => Some(Action::OpenPresets),
+                'd' => Some(Action::DeleteCandidate),
+                'u' => Some(Action::UndoDelete),
+                'n' => Some(Action::NewSession),
+                _ => None,
+            };
+            if let Some(a) = action {
+                return a;
+            }
+        }
     }
     match key.code {
         F(1) => return Action::ShowHelp,
@@ -194,8 +131,17 @@ fn dial_key(app: &App, key: KeyEvent) -> Action {
         Char('r') => Action::RescoreNow,
         Char('n') => Action::NewCandidate,
         Char('d') | Delete => Action::DeleteCandidate,
-        Char('q') => Action::Quit,
+        Char('u') => Action::UndoDelete,
+        Char('z') if ctrl(&key) => Action::UndoDelete,
         Char('?') => Action::ShowHelp,
+        // A letter typed here was most likely meant for an editor: say where typing goes
+        // rather than act on it (a stray `q` once quit at once).
+        Char('q') => {
+            Action::Tell("Ctrl-Q quits; the dial has focus (Enter or e edits the response)")
+        }
+        Char(_) if !ctrl(&key) && !alt(&key) => {
+            Action::Tell("the dial has focus: Enter or e edits the response, Tab the prompt")
+        }
         _ => Action::None,
     }
 }
@@ -224,10 +170,18 @@ fn overlay_key(overlay: &Overlay, key: KeyEvent) -> Action {
         Overlay::Input { .. } => match key.code {
             Enter => Action::OverlayAccept,
             Esc => Action::CloseOverlay,
+            Char('a') if ctrl(&key) => Action::OverlaySelectAll,
             _ => Action::OverlayInput(Input::from(key)),
         },
+        // Exactly the keys `view::CONFIRM_DELETE_KEYS` names.
         Overlay::ConfirmDelete { .. } => match key.code {
             Enter | Char('y') | Char('Y') | F(8) => Action::OverlayAccept,
+            Char('d') | Char('D') if alt(&key) => Action::OverlayAccept,
+            _ => Action::CloseOverlay,
+        },
+        // Exactly the keys `view::CONFIRM_KEYS` names.
+        Overlay::Confirm(_) => match key.code {
+            Enter | Char('y') | Char('Y') => Action::OverlayAccept,
             _ => Action::CloseOverlay,
         },
     }

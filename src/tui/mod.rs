@@ -1,16 +1,27 @@
 //! The terminal explorer: type a prompt and candidate responses, see their ten attribute
 //! scores, turn a preference direction and watch the weighted reward and the ranking change.
 //!
-//! Shape: [`app`] holds the state and applies events; [`keys`] maps input to actions;
-//! [`view`] draws the state; [`widgets`] are the pieces it draws with. This module owns the
-//! terminal and the event loop: terminal input, engine events and timers meet in one
-//! `select!`, and the screen is redrawn after whatever changed.
+//! Shape: [`state`] is the view-model the [`widgets`] draw; [`explorer`] holds the whole
+//! state; `keys` maps input to actions; the reducer (`reducer`, `scoring`, `persist`) applies
+//! them and returns [`effects`], which [`app`] carries out; [`view`] draws. This module owns
+//! the terminal and the event loop: terminal input, engine events and timers meet in one
+//! `select!`, and the screen is redrawn after whatever changed. It is handed its
+//! configuration and model loader by the caller ([`Launch`]); it knows nothing of the CLI.
 
+pub mod action;
 pub mod app;
+pub mod effects;
+pub mod explorer;
+pub mod keymap;
 pub mod keys;
 pub mod layout;
+mod perform;
+mod persist;
 pub mod presets;
+mod reducer;
+mod scoring;
 pub mod session;
+pub mod state;
 pub mod view;
 pub mod widgets;
 
@@ -34,10 +45,7 @@ use tokio::sync::mpsc;
 
 pub use app::{App, AppConfig, Event, Paths, Scorer};
 
-use crate::cli::Cli;
-use crate::engine::{self, Engine, EngineEvent};
-use crate::hub::HubOptions;
-use crate::model::DPA_LABELS;
+use crate::engine::{Engine, EngineEvent, Loader, RequestId, ScoreItem};
 
 /// Results kept by the engine, by input text.
 const CACHE_CAPACITY: usize = 512;
@@ -45,49 +53,70 @@ const CACHE_CAPACITY: usize = 512;
 /// The shortest pause between two frames while events stream in.
 const FRAME: Duration = Duration::from_millis(16);
 
+/// What the caller (the composition root in `main`) hands the explorer.
+pub struct Launch {
+    pub config: AppConfig,
+    /// What to do when the model cannot be loaded, first thing in the panel.
+    pub hint: Vec<String>,
+    /// Makes the model's loader; called again when F5 retries a failed load.
+    pub loader: Box<dyn Fn() -> Loader>,
+}
+
+/// The engine as the explorer's scorer; a reload replaces it with a fresh one.
+struct EngineScorer {
+    engine: Engine,
+    make: Box<dyn Fn() -> Loader>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl EngineScorer {
+    fn spawn(make: &dyn Fn() -> Loader, events: &mpsc::UnboundedSender<EngineEvent>) -> Engine {
+        let tx = events.clone();
+        // The engine calls back on its own thread; the channel hands events to the loop.
+        Engine::spawn(make(), CACHE_CAPACITY, move |e| {
+            let _ = tx.send(e);
+        })
+    }
+}
+
+impl Scorer for EngineScorer {
+    fn score(&mut self, items: Vec<ScoreItem>) -> RequestId {
+        self.engine.score(items)
+    }
+
+    fn forget(&mut self, slot: u64) {
+        self.engine.forget(slot)
+    }
+
+    fn reload(&mut self) -> bool {
+        // The old engine failed to load, so its thread only waits for commands: replacing
+        // it stops it at once.
+        self.engine = Self::spawn(self.make.as_ref(), &self.events);
+        true
+    }
+}
+
 /// Runs the explorer until the user quits.
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    // Refuse bad arguments before the screen is taken over, where the message can be read.
-    let direction = cli.direction.direction()?;
-    let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
-    direction
-        .resolve(&labels)
-        .context("the starting direction (--angle/--weights)")?;
-    let source = cli.model.source()?;
-    let model_name = if cli.model.is_demo() {
-        "demo (assets/demo)".to_string()
-    } else {
-        cli.model.model.clone()
-    };
-    let data = crate::assets::data_root();
-    let paths = Paths {
-        autosave: Some(data.join(session::autosave_name(
-            cli.model.is_demo(),
-            cli.ui.session.as_deref(),
-        ))),
-        presets: Some(crate::assets::config_root().join("presets.json")),
-        session: cli.ui.session.clone(),
-    };
-    let config = AppConfig {
-        model_name,
-        demo: cli.model.is_demo(),
-        direction,
-        device: format!("{:?}", cli.model.device).to_lowercase(),
-        dtype: format!("{:?}", cli.model.dtype).to_lowercase(),
-        paths,
-    };
-    let loader = engine::model_loader(source, HubOptions::from_env(), cli.model.load_options());
+pub fn run(launch: Launch) -> anyhow::Result<()> {
+    let Launch {
+        config,
+        hint,
+        loader,
+    } = launch;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
-        // The engine calls back on its own thread; the channel hands events to the loop.
-        let engine = Engine::spawn(loader, CACHE_CAPACITY, move |e| {
-            let _ = tx.send(e);
-        });
-        let mut app = App::new(config, Box::new(engine));
+        let engine = EngineScorer::spawn(loader.as_ref(), &tx);
+        let scorer = EngineScorer {
+            engine,
+            make: loader,
+            events: tx,
+        };
+        let mut app = App::new(config, Box::new(scorer));
+        app.load_hint = hint;
         app.restore_start(Instant::now());
         let mut guard = TerminalGuard::enter()?;
         let outcome = AssertUnwindSafe(event_loop(&mut guard.terminal, &mut app, rx))
@@ -205,6 +234,10 @@ async fn event_loop(
                         app.handle(ev, Instant::now());
                         dirty = true;
                     }
+                    // A burst (a long paste without bracketed paste, typed-ahead keys) can
+                    // sit in the reader's buffer with no new readiness to wake the stream:
+                    // take everything that is already there before drawing.
+                    drain_pending(app)?;
                 }
                 Some(Err(e)) => return Err(e).context("reading terminal input"),
                 // The terminal went away: quit (the caller autosaves).
@@ -246,6 +279,17 @@ async fn shutdown_signal() {
     std::future::pending::<()>().await
 }
 
+/// Applies every terminal event that can be read without waiting.
+fn drain_pending(app: &mut App) -> anyhow::Result<()> {
+    while !app.quit && crossterm::event::poll(Duration::ZERO).context("reading terminal input")? {
+        let ev = crossterm::event::read().context("reading terminal input")?;
+        if let Some(ev) = translate(ev) {
+            app.handle(ev, Instant::now());
+        }
+    }
+    Ok(())
+}
+
 fn translate(ev: TermEvent) -> Option<Event> {
     match ev {
         TermEvent::Key(k) => Some(Event::Key(k)),
@@ -258,3 +302,6 @@ fn translate(ev: TermEvent) -> Option<Event> {
 
 #[cfg(test)]
 mod render_tests;
+
+#[cfg(test)]
+mod structure_tests;

@@ -6,8 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, CandidateView, DialMode, Focus, Freshness, Overlay, View};
+use super::explorer::{Explorer as App, Overlay};
 use super::layout::{self, centered, inner, Areas};
+use super::state::{CandidateView, DialMode, Focus, Freshness, ModelState, View};
 use super::widgets::bars::AttributeBars;
 use super::widgets::candidates::CandidateTabs;
 use super::widgets::dial::DialWidget;
@@ -15,11 +16,10 @@ use super::widgets::help::Help;
 use super::widgets::progress::ModelPanel;
 use super::widgets::ranking::RankingList;
 use super::widgets::scatter::{Point, Scatter};
-use super::widgets::status::StatusLine;
+use super::widgets::status::{KeyBar, StatusLine};
 use super::widgets::sweep::Sweep;
 use super::widgets::{candidate_color, focus_style, tabs};
 use crate::preference::{angle_of, fmt_angle};
-use crate::tui::app::ModelState;
 
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
@@ -48,6 +48,7 @@ pub fn render(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         ModelPanel {
             state: &app.model,
             model_name: &app.model_name,
+            hint: &app.load_hint,
         }
         .render(a.bars, buf);
     }
@@ -123,15 +124,76 @@ fn title_bar(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
     } else {
         spans.push(Span::raw(format!(" {} ", app.model_name)));
     }
+    if app.unsaved {
+        spans.push(Span::styled(
+            " ● unsaved ",
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(p) = &app.paths.session {
         spans.push(Span::styled(
             format!(" session {} ", p.display()),
             Style::default().fg(Color::Gray),
         ));
     }
-    Paragraph::new(Line::from(spans))
-        .style(Style::default().bg(Color::Rgb(30, 30, 30)))
-        .render(area, buf);
+    let bg = Style::default().bg(Color::Rgb(30, 30, 30));
+    let line = Line::from(spans);
+    let used = (line.width() as u16).saturating_add(2).min(area.width);
+    Paragraph::new(line).style(bg).render(area, buf);
+    // The keys for what has focus, right-aligned in what the title leaves.
+    KeyBar { keys: key_bar(app) }.render(
+        Rect {
+            x: area.x + used,
+            width: area.width - used,
+            ..area
+        },
+        buf,
+    );
+}
+
+/// The keys that matter for what has focus now, most useful first.
+pub fn key_bar(app: &App) -> &'static [(&'static str, &'static str)] {
+    match &app.overlay {
+        Some(Overlay::Help { .. }) => &[("↑↓", "scroll"), ("Esc", "close")],
+        Some(Overlay::Presets { .. }) => &[
+            ("Enter", "apply"),
+            ("s", "save current"),
+            ("d", "delete"),
+            ("Esc", "close"),
+        ],
+        Some(Overlay::Input { .. }) => {
+            &[("Enter", "ok"), ("Ctrl-A", "select all"), ("Esc", "cancel")]
+        }
+        Some(Overlay::ConfirmDelete { .. }) | Some(Overlay::Confirm(_)) => {
+            &[("y", "yes"), ("n Esc", "no")]
+        }
+        None if app.focus.is_editor() => &[
+            ("Esc", "dial"),
+            ("Tab", "next"),
+            ("Ctrl-S", "save"),
+            ("Alt-R", "rescore"),
+            ("Ctrl-Q", "quit"),
+            ("F1/Alt-H", "keys"),
+        ],
+        None if app.dial.mode == DialMode::Weights => &[
+            ("↑↓", "attribute"),
+            ("←→", "weight"),
+            ("m", "angle"),
+            ("e", "edit"),
+            ("Ctrl-Q", "quit"),
+            ("?", "keys"),
+        ],
+        None => &[
+            ("←→", "turn"),
+            ("↑↓", "candidate"),
+            ("e", "edit"),
+            ("m", "weights"),
+            ("Ctrl-Q", "quit"),
+            ("?", "keys"),
+        ],
+    }
 }
 
 fn editors(app: &App, views: &[CandidateView], a: &Areas, buf: &mut ratatui::buffer::Buffer) {
@@ -264,6 +326,13 @@ fn status(app: &App, selected: &CandidateView, area: Rect, buf: &mut ratatui::bu
         Some(i) => (i.device.as_str(), i.dtype.as_str()),
         None => (app.requested_device.as_str(), app.requested_dtype.as_str()),
     };
+    // The model's own warnings are shown once already; these are about this input.
+    let input_warnings: Vec<String> = selected
+        .warnings
+        .iter()
+        .filter(|w| !app.model_warnings.contains(w))
+        .cloned()
+        .collect();
     let scoring = app.inflight.as_ref().map(|f| {
         let total = f.computing.unwrap_or(f.items.len()).max(f.answered);
         (f.answered.min(total), total)
@@ -274,6 +343,8 @@ fn status(app: &App, selected: &CandidateView, area: Rect, buf: &mut ratatui::bu
         device,
         dtype,
         tokens: selected.tokens,
+        truncated: selected.truncated,
+        input_warnings: &input_warnings,
         latency: app.latency,
         scoring,
         flash: app.flash.as_ref(),
@@ -348,21 +419,53 @@ fn overlay(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
                 .find(|c| c.slot == *slot)
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
-            let r = centered(area, 50, 4);
-            Clear.render(r, buf);
-            let block = Block::bordered()
-                .title(" Delete candidate ")
-                .border_style(Style::default().fg(Color::LightRed));
-            let ri = block.inner(r);
-            block.render(r, buf);
-            Paragraph::new(vec![
-                Line::raw(format!("Delete candidate {name} and its text?")),
-                Line::styled(
-                    "y / Enter: delete · any other key: keep",
-                    Style::default().fg(Color::Gray),
-                ),
-            ])
-            .render(ri, buf);
+            confirm_box(
+                " Delete candidate ",
+                format!("Delete candidate {name} and its text?"),
+                CONFIRM_DELETE_KEYS,
+                area,
+                buf,
+            );
         }
+        Overlay::Confirm(pending) => confirm_box(
+            " Unsaved changes ",
+            pending.question(),
+            CONFIRM_KEYS,
+            area,
+            buf,
+        ),
     }
+}
+
+/// What the delete confirmation says; `keys::overlay_key` accepts exactly these.
+pub const CONFIRM_DELETE_KEYS: &str = "y/Enter/F8/Alt-D: delete (Alt-U undoes) · other keys: keep";
+/// What the unsaved-changes confirmation says; `keys::overlay_key` accepts exactly these.
+pub const CONFIRM_KEYS: &str = "y/Enter: go ahead · other keys (n, Esc): cancel";
+
+fn confirm_box(
+    title: &str,
+    question: String,
+    keys: &str,
+    area: Rect,
+    buf: &mut ratatui::buffer::Buffer,
+) {
+    let widest = question.chars().count().max(keys.chars().count()) as u16 + 4;
+    let w = widest.min(area.width).min(76);
+    let rows = |s: &str| (s.chars().count() as u16).div_ceil(w.saturating_sub(3).max(1));
+    // Room for the wrapped text, so the keys line is never cut off.
+    let h = rows(&question) + rows(keys) + 2;
+    let text = vec![
+        Line::raw(question),
+        Line::styled(keys, Style::default().fg(Color::Gray)),
+    ];
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    let block = Block::bordered()
+        .title(title)
+        .border_style(Style::default().fg(Color::LightRed));
+    let ri = block.inner(r);
+    block.render(r, buf);
+    Paragraph::new(text)
+        .wrap(Wrap { trim: true })
+        .render(ri, buf);
 }

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::{clip, stale_style};
 use crate::preference::{helpsteer_scale, is_helpsteer, short_name};
-use crate::tui::app::{CandidateView, Freshness, Scale};
+use crate::tui::state::{CandidateView, Freshness, Scale};
 
 pub struct AttributeBars<'a> {
     pub labels: &'a [String],

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{candidate_color, freshness_symbol};
-use crate::tui::app::CandidateView;
+use crate::tui::state::CandidateView;
 
 const LEAD: &str = "Responses ";
 
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn the_selected_tab_stays_visible_when_they_do_not_fit() {
         let area = Rect::new(0, 0, 40, 1);
-        let names: Vec<String> = (0..30).map(crate::tui::app::candidate_name).collect();
+        let names: Vec<String> = (0..30).map(crate::tui::state::candidate_name).collect();
         let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
         let spans = tab_spans(&refs, 25, area);
         assert!(spans.iter().any(|s| s.2 == 25));

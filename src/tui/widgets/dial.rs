@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Paragraph, Widget};
 
 use super::{bars::display_name, fmt2, focus_style, stale_style};
 use crate::preference::fmt_angle;
-use crate::tui::app::{CandidateView, Dial, DialMode, Freshness};
+use crate::tui::state::{CandidateView, Dial, DialMode, Freshness};
 
 /// The parts of the dial panel's inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

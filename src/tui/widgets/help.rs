@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
-use crate::tui::keys::HELP;
+use crate::tui::keymap::HELP;
 
 fn section_lines(sections: &[(&str, &[(&str, &str)])], key_w: usize) -> Vec<Line<'static>> {
     let mut lines = Vec::new();

@@ -13,7 +13,7 @@ pub mod tabs;
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::tui::app::Freshness;
+use crate::tui::state::Freshness;
 
 /// Each candidate's colour, by its place in the list.
 pub fn candidate_color(index: usize) -> Color {

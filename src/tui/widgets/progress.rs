@@ -8,8 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Widget, Wrap};
 
 use crate::engine::LoadStage;
-use crate::hub::DEFAULT_MODEL;
-use crate::tui::app::ModelState;
+use crate::tui::state::ModelState;
 
 /// Bytes as `13.4 GB`, `512.0 MB`.
 pub fn fmt_bytes(b: u64) -> String {
@@ -28,6 +27,8 @@ pub fn fmt_bytes(b: u64) -> String {
 pub struct ModelPanel<'a> {
     pub state: &'a ModelState,
     pub model_name: &'a str,
+    /// What to do when the model cannot be loaded (from the command line's composition).
+    pub hint: &'a [String],
 }
 
 impl Widget for ModelPanel<'_> {
@@ -120,46 +121,32 @@ impl Widget for ModelPanel<'_> {
             }
             ModelState::Failed { error } => {
                 let key = Style::default().fg(Color::LightCyan);
-                // Short panels keep what to do and drop the explanations.
-                let roomy = inner.height >= 16;
-                let mut lines = vec![
-                    Line::styled(format!("Could not load {}:", self.model_name), bold),
-                    Line::styled(error.clone(), Style::default().fg(Color::LightRed)),
+                // The way forward first, the raw error last: at 80×24 the panel is a few
+                // rows, and what to do must be what survives.
+                let mut lines = vec![Line::styled("Not loaded. Ways forward:", bold)];
+                let fallback = [
+                    "dpa-explorer --demo       try it offline (tiny random-weight model)"
+                        .to_string(),
+                    "dpa-explorer --model DIR  a local copy".to_string(),
                 ];
-                if roomy {
-                    lines.push(Line::raw(""));
-                }
-                lines.push(Line::styled("What to do:", bold));
-                lines.push(Line::from(vec![
-                    Span::raw("• a local copy: "),
-                    Span::styled("dpa-explorer --model DIR", key),
-                ]));
-                if roomy {
-                    lines.push(Line::styled(
-                        "  (DIR holds config.json, tokenizer.json and *.safetensors)",
-                        dim,
-                    ));
+                let hint = if self.hint.is_empty() {
+                    &fallback[..]
+                } else {
+                    self.hint
+                };
+                for h in hint {
+                    lines.push(Line::styled(h.clone(), key));
                 }
                 lines.push(Line::from(vec![
-                    Span::raw("• try it offline: "),
-                    Span::styled("dpa-explorer --demo", key),
+                    Span::styled("F5", key),
+                    Span::raw(" / "),
+                    Span::styled("Alt-R", key),
+                    Span::raw(" tries loading again"),
                 ]));
-                if roomy {
-                    lines.push(Line::styled(
-                        "  (a tiny random-weight model; its scores mean nothing)",
-                        dim,
-                    ));
-                }
-                if self.model_name == DEFAULT_MODEL {
-                    lines.push(Line::from(vec![
-                        Span::raw("• or download "),
-                        Span::styled(DEFAULT_MODEL, key),
-                        Span::raw(" with network access (about 14 GB)"),
-                    ]));
-                }
-                if roomy {
-                    lines.push(Line::raw(""));
-                }
+                lines.push(Line::from(vec![
+                    Span::styled("Error: ", bold),
+                    Span::styled(error.clone(), Style::default().fg(Color::LightRed)),
+                ]));
                 lines.push(Line::styled(
                     "You can still type and save sessions; Ctrl-Q quits.",
                     dim,

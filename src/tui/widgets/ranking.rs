@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::{candidate_color, clip, fmt2, freshness_symbol, stale_style};
 use crate::preference::ranking;
-use crate::tui::app::{CandidateView, Freshness};
+use crate::tui::state::{CandidateView, Freshness};
 
 /// The place in the ranking of the row at screen row `y` of the list's inside, if any (the
 /// first row is a header).

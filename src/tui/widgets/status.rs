@@ -10,7 +10,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::clip_left;
 use crate::engine::LoadStage;
-use crate::tui::app::{Flash, Latency, ModelState};
+use crate::tui::state::{Flash, Latency, ModelState};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -47,6 +47,11 @@ pub struct StatusLine<'a> {
     pub device: &'a str,
     pub dtype: &'a str,
     pub tokens: Option<usize>,
+    /// The selected candidate's input was cut to the model's limit.
+    pub truncated: bool,
+    /// What applies to the selected candidate's input (control tokens, truncation), as the
+    /// `score` command reports it.
+    pub input_warnings: &'a [String],
     pub latency: Option<Latency>,
     pub scoring: Option<(usize, usize)>,
     pub flash: Option<&'a Flash>,
@@ -91,13 +96,32 @@ impl Widget for StatusLine<'_> {
                 Some(t) => format!("{t} tokens"),
                 None => "– tokens".into(),
             }),
+        ];
+        // Next to the token count, where the score's input is described: what was cut or
+        // read as a control token comes before everything optional.
+        if self.truncated {
+            spans.push(Span::styled(
+                " ✂ start cut",
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+        for w in self.input_warnings {
+            spans.push(sep());
+            spans.push(Span::styled(
+                format!("⚠ {w}"),
+                Style::default().fg(Color::Yellow),
+            ));
+        }
+        spans.extend([
             sep(),
             Span::raw(match self.latency {
                 Some(Latency { cached: true, .. }) => "last: cached".to_string(),
                 Some(l) => format!("last: {}", fmt_duration(l.elapsed)),
                 None => "last: –".into(),
             }),
-        ];
+        ]);
         if !self.warnings.is_empty() && self.flash.is_none() {
             spans.push(sep());
             spans.push(Span::styled(
@@ -129,6 +153,39 @@ impl Widget for StatusLine<'_> {
         if line_w + w < area.width {
             buf.set_line(area.right() - w, area.y, &hint, w);
         }
+    }
+}
+
+/// The keys for what has focus: `key action · key action`, dropping from the end what does
+/// not fit.
+pub struct KeyBar {
+    pub keys: &'static [(&'static str, &'static str)],
+}
+
+impl Widget for KeyBar {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.width == 0 || area.height == 0 {
+            return;
+        }
+        let key = Style::default()
+            .fg(Color::LightCyan)
+            .add_modifier(Modifier::BOLD);
+        let what = Style::default().fg(Color::Gray);
+        let mut spans: Vec<Span> = Vec::new();
+        let mut width = 0usize;
+        for (i, (k, w)) in self.keys.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " · " };
+            let add = sep.chars().count() + k.chars().count() + 1 + w.chars().count();
+            if width + add > area.width as usize {
+                break;
+            }
+            width += add;
+            spans.push(Span::styled(sep, Style::default().fg(Color::DarkGray)));
+            spans.push(Span::styled(*k, key));
+            spans.push(Span::styled(format!(" {w}"), what));
+        }
+        let x = area.right().saturating_sub(width as u16 + 1).max(area.x);
+        buf.set_line(x, area.y, &Line::from(spans), area.right() - x);
     }
 }
 
@@ -174,6 +231,8 @@ mod tests {
             device: "cpu",
             dtype: "f32",
             tokens: Some(12),
+            truncated: false,
+            input_warnings: &[],
             latency: None,
             scoring: None,
             flash: None,

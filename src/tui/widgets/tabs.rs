@@ -4,7 +4,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use crate::tui::app::View;
+use crate::tui::state::View;
 
 /// The pages the panel offers: the ranking too unless it has a panel of its own.
 pub fn pages(ranking_elsewhere: bool) -> Vec<View> {

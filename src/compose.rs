@@ -1,0 +1,56 @@
+//! The composition root of the explorer: turns the command line into the explorer's
+//! configuration, its files and its model loader. Only `main` calls it.
+
+use anyhow::Context;
+
+use dpa_explorer::cli::{self, Cli};
+use dpa_explorer::engine;
+use dpa_explorer::hub::HubOptions;
+use dpa_explorer::model::DPA_LABELS;
+use dpa_explorer::tui::{self, session, AppConfig, Launch, Paths};
+
+/// Everything the explorer needs, checked before the screen is taken over (where a message
+/// can still be read).
+pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
+    let direction = cli.direction.direction()?;
+    let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
+    direction
+        .resolve(&labels)
+        .context("the starting direction (--angle/--weights)")?;
+    let source = cli.model.source()?;
+    let demo = cli.model.is_demo();
+    let model_name = if demo {
+        "demo (assets/demo)".to_string()
+    } else {
+        cli.model.model.clone()
+    };
+    let data = dpa_explorer::assets::data_root();
+    let paths = Paths {
+        autosave: Some(data.join(session::autosave_name(demo, cli.ui.session.as_deref()))),
+        presets: Some(dpa_explorer::assets::config_root().join("presets.json")),
+        session: cli.ui.session.clone(),
+    };
+    let config = AppConfig {
+        model_name,
+        demo,
+        direction,
+        device: format!("{:?}", cli.model.device).to_lowercase(),
+        dtype: format!("{:?}", cli.model.dtype).to_lowercase(),
+        paths,
+    };
+    let options = cli.model.load_options();
+    // Hub settings are read again for each load, so F5 after fixing the environment works.
+    let loader = Box::new(move || {
+        engine::model_loader(source.clone(), HubOptions::from_env(), options.clone())
+    });
+    Ok(Launch {
+        config,
+        hint: cli::no_model_hint(&cli.model),
+        loader,
+    })
+}
+
+/// Runs the explorer as the command line asks.
+pub fn run_explorer(cli: &Cli) -> anyhow::Result<()> {
+    tui::run(explorer(cli)?)
+}

@@ -1,0 +1,55 @@
+//! Effects: the I/O the reducer asks for (scoring, saving, opening, exporting, autosave),
+//! as data, and the scorer that carries out the scoring ones. `perform` carries them out.
+
+use std::path::PathBuf;
+
+use crate::engine::{RequestId, ScoreItem};
+
+use super::session::{ExportRow, Session};
+
+/// I/O the reducer asks for. Each is carried out by `perform::perform`, which files the outcome
+/// with the state (so every effect is testable with a stand-in scorer and a temp dir).
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send these texts for scoring; `revisions` (in item order) is what the answers belong to.
+    Score {
+        items: Vec<ScoreItem>,
+        revisions: Vec<u64>,
+    },
+    /// The candidate of this slot is gone.
+    Forget(u64),
+    /// Load the model again (after a failed load).
+    Reload,
+    /// Save the session under `path`; never creates directories.
+    Save { path: PathBuf, session: Session },
+    /// Open the session file at `path`, replacing the texts.
+    Open { path: PathBuf },
+    /// Export these rows to `path`.
+    Export { path: PathBuf, rows: Vec<ExportRow> },
+    /// Write the autosave file.
+    Autosave { path: PathBuf, session: Session },
+    /// Write the user's presets; `done` is the message on success.
+    SavePresets { done: String },
+}
+
+/// Whatever scores text for the explorer: the engine, or a stand-in in tests.
+pub trait Scorer {
+    /// Asks for `items` to be scored; supersedes every earlier request.
+    fn score(&mut self, items: Vec<ScoreItem>) -> RequestId;
+    /// The candidate of `slot` is gone: whatever is kept for it can go.
+    fn forget(&mut self, _slot: u64) {}
+    /// Loads the model again after a failed load; false when this scorer cannot.
+    fn reload(&mut self) -> bool {
+        false
+    }
+}
+
+impl Scorer for crate::engine::Engine {
+    fn score(&mut self, items: Vec<ScoreItem>) -> RequestId {
+        crate::engine::Engine::score(self, items)
+    }
+
+    fn forget(&mut self, slot: u64) {
+        crate::engine::Engine::forget(self, slot)
+    }
+}

@@ -1,0 +1,231 @@
+//! Scoring requests and results: what to send, and how an answer is filed with the revision
+//! of the text it was computed for. No I/O; requests leave as effects.
+
+use std::time::Instant;
+
+use crate::engine::{EngineEvent, RequestId, ScoreItem};
+use crate::model::Scored;
+
+use super::effects::Effect;
+use super::explorer::*;
+use super::state::*;
+
+impl Explorer {
+    /// Sends every candidate whose shown scores are not for its current revision to the
+    /// engine, the selected one first. Without `force`, revisions whose scoring failed are
+    /// not retried and a request already covering the same revisions is not repeated.
+    pub(crate) fn request_scores(&mut self, force: bool, now: Instant) {
+        if self.model != ModelState::Ready {
+            if force {
+                let why = match &self.model {
+                    ModelState::Failed { .. } => "the model is not loaded (F5 tries again)",
+                    _ => "the model is still loading; scoring starts when it is ready",
+                };
+                self.set_flash(why.into(), false, now);
+            }
+            return;
+        }
+        let prompt = self.prompt_text();
+        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
+        order.sort_by_key(|&i| i != self.selected);
+        let mut items = Vec::new();
+        let mut revisions = Vec::new();
+        for i in order {
+            let c = &self.candidates[i];
+            let text = c.text();
+            if text.trim().is_empty() {
+                continue;
+            }
+            if c.result.as_ref().is_some_and(|o| o.revision == c.revision) {
+                continue;
+            }
+            if !force && c.failure.as_ref().is_some_and(|f| f.revision == c.revision) {
+                continue;
+            }
+            items.push(ScoreItem {
+                slot: c.slot,
+                prompt: prompt.clone(),
+                response: text,
+            });
+            revisions.push(c.revision);
+        }
+        if items.is_empty() {
+            if force {
+                self.set_flash(
+                    "every candidate is already scored for its current text".into(),
+                    false,
+                    now,
+                );
+            }
+            return;
+        }
+        if !force {
+            if let Some(f) = &self.inflight {
+                let sent: Vec<(u64, u64)> = f
+                    .items
+                    .iter()
+                    .map(|i| i.slot)
+                    .zip(f.revisions.iter().copied())
+                    .collect();
+                if items
+                    .iter()
+                    .zip(&revisions)
+                    .all(|(i, r)| sent.contains(&(i.slot, *r)))
+                {
+                    return;
+                }
+            }
+        }
+        self.effects.push(Effect::Score { items, revisions });
+    }
+
+    /// The scorer took a request under `id`.
+    pub(crate) fn score_sent(
+        &mut self,
+        id: RequestId,
+        items: Vec<ScoreItem>,
+        revisions: Vec<u64>,
+        now: Instant,
+    ) {
+        let tagged = items
+            .iter()
+            .map(|i| i.slot)
+            .zip(revisions.iter().copied())
+            .collect();
+        // Answers to a superseded request can still arrive; a few requests back is plenty.
+        const KEEP: usize = 8;
+        if self.sent.len() >= KEEP {
+            self.sent.remove(0);
+        }
+        self.sent.push((id, tagged));
+        self.inflight = Some(Inflight {
+            id,
+            items,
+            revisions,
+            since: now,
+            computing: None,
+            answered: 0,
+        });
+    }
+
+    /// The model is being loaded again after a failure.
+    pub(crate) fn reloading(&mut self, now: Instant) {
+        self.model = ModelState::Starting;
+        self.set_flash("loading the model again…".into(), false, now);
+    }
+
+    pub(crate) fn engine_event(&mut self, event: EngineEvent, now: Instant) {
+        match event {
+            EngineEvent::Progress(stage) => self.model = ModelState::Loading(stage),
+            EngineEvent::Ready { info, warnings } => {
+                self.labels = info.labels.clone();
+                self.dial.fit(&self.labels);
+                self.info = Some(info);
+                if let Some(w) = warnings.first() {
+                    self.set_flash(w.clone(), true, now);
+                }
+                self.model_warnings = warnings;
+                self.model = ModelState::Ready;
+                // Scores restored from a file for another label set cannot be shown.
+                let n = self.labels.len();
+                for c in &mut self.candidates {
+                    if c.result
+                        .as_ref()
+                        .is_some_and(|o| o.scored.scores.len() != n)
+                    {
+                        c.result = None;
+                        c.previous = None;
+                    }
+                }
+                self.request_scores(false, now);
+            }
+            EngineEvent::LoadFailed { error } => {
+                self.model = ModelState::Failed { error };
+                self.inflight = None;
+            }
+            EngineEvent::Started { request, items } => {
+                if let Some(f) = self.inflight.as_mut().filter(|f| f.id == request) {
+                    f.computing = Some(items);
+                }
+            }
+            EngineEvent::Scored {
+                request,
+                item,
+                result,
+                cached,
+                ..
+            } => {
+                if let Some(f) = self.inflight.as_mut().filter(|f| f.id == request) {
+                    f.answered += 1;
+                }
+                self.apply_result(request, item, result, cached);
+            }
+            EngineEvent::Finished { request, elapsed } => {
+                if let Some(f) = self.inflight.take_if(|f| f.id == request) {
+                    // The whole batch as the user waited for it, not the last item alone.
+                    self.latency = Some(Latency {
+                        elapsed: now.saturating_duration_since(f.since).max(elapsed),
+                        cached: f.computing.unwrap_or(0) == 0,
+                    });
+                }
+            }
+            EngineEvent::Superseded { request } => {
+                if self.inflight.as_ref().is_some_and(|f| f.id == request) {
+                    self.inflight = None;
+                }
+            }
+        }
+    }
+
+    /// The revision `slot` had when `request` was sent, if it is still known.
+    fn sent_revision(&self, request: RequestId, slot: u64) -> Option<u64> {
+        let (_, tagged) = self.sent.iter().find(|(id, _)| *id == request)?;
+        tagged.iter().find(|(s, _)| *s == slot).map(|(_, r)| *r)
+    }
+
+    /// Files one result with its candidate under the revision it was computed for: a result
+    /// for a revision that has since changed shows as stale, never as fresh, and never
+    /// displaces a result for a newer revision.
+    pub(crate) fn apply_result(
+        &mut self,
+        request: RequestId,
+        item: ScoreItem,
+        result: Result<Scored, String>,
+        cached: bool,
+    ) {
+        // An answer whose request is forgotten belongs to no revision we can vouch for.
+        let revision = self.sent_revision(request, item.slot).unwrap_or(0);
+        let Some(c) = self.candidates.iter_mut().find(|c| c.slot == item.slot) else {
+            return; // The candidate was deleted meanwhile.
+        };
+        let is_current = revision == c.revision;
+        match result {
+            Ok(scored) => {
+                if let Some(old) = &c.result {
+                    if old.revision > revision {
+                        return;
+                    }
+                    if old.revision != revision {
+                        c.previous = Some(old.scored.scores.clone());
+                    }
+                }
+                if is_current {
+                    c.failure = None;
+                }
+                c.result = Some(Outcome {
+                    revision,
+                    prompt: item.prompt,
+                    response: item.response,
+                    request,
+                    scored,
+                    cached,
+                });
+            }
+            Err(message) => {
+                if is_current {
+                    c.failure = Some(Failure { revision, message });
+                }
+            }
+        }
+    }
+}

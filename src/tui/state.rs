@@ -1,0 +1,285 @@
+//! The view-model: what the widgets draw, and nothing that changes it. Widgets and the view
+//! depend on this module only; the reducer (`reducer`, `scoring`, `persist`) fills it in.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::LoadStage;
+use crate::preference::{
+    self, angle_of, find_attribute, raw_weights, weights_direction, wrap_degrees, Direction,
+    PreferenceError, HELPFULNESS, VERBOSITY,
+};
+
+/// Which part of the screen takes keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Prompt,
+    Response,
+    Dial,
+}
+
+impl Focus {
+    pub fn is_editor(self) -> bool {
+        matches!(self, Focus::Prompt | Focus::Response)
+    }
+}
+
+/// The scale the attribute bars show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// The model's own 0–100.
+    Raw,
+    /// HelpSteer attributes as (score − 10) / 20 on 0–4; UltraFeedback stays 0–100.
+    HelpSteer,
+}
+
+/// The tabbed panel's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Ranking,
+    Scatter,
+    Sweep,
+}
+
+/// How the dial sets the direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialMode {
+    /// v = (cos θ, sin θ) over (helpfulness, verbosity).
+    Angle,
+    /// A free weight vector over all attributes, normalised.
+    Weights,
+}
+
+/// The preference direction as the user edits it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub mode: DialMode,
+    /// θ in degrees, in (−180°, 180°].
+    pub degrees: f64,
+    /// Raw weights in weights mode, one per attribute (normalised when used).
+    pub weights: Vec<f64>,
+    /// The attribute whose weight the arrows change.
+    pub cursor: usize,
+}
+
+impl Dial {
+    pub fn new(direction: &Direction, labels: &[String]) -> Self {
+        let mut d = Dial {
+            mode: DialMode::Angle,
+            degrees: 0.0,
+            weights: default_weights(labels, 0.0),
+            cursor: 0,
+        };
+        d.set_direction(direction, labels);
+        d
+    }
+
+    /// The direction as it would be saved or exported.
+    pub fn direction(&self, labels: &[String]) -> Direction {
+        match self.mode {
+            DialMode::Angle => Direction::Angle {
+                degrees: self.degrees,
+            },
+            DialMode::Weights => weights_direction(labels, &self.weights),
+        }
+    }
+
+    /// The unit weight vector over `labels`.
+    pub fn unit(&self, labels: &[String]) -> Result<Vec<f64>, PreferenceError> {
+        match self.mode {
+            DialMode::Angle => self.direction(labels).resolve(labels),
+            DialMode::Weights => preference::normalise(&self.weights),
+        }
+    }
+
+    pub fn turn(&mut self, delta: f64) {
+        self.degrees = wrap_degrees(self.degrees + delta);
+    }
+
+    pub fn set_angle(&mut self, degrees: f64) {
+        if degrees.is_finite() {
+            self.degrees = wrap_degrees(degrees);
+        }
+    }
+
+    /// Takes on `direction`; a direction that does not fit `labels` changes nothing.
+    pub fn set_direction(&mut self, direction: &Direction, labels: &[String]) -> bool {
+        match direction {
+            Direction::Angle { degrees } if degrees.is_finite() => {
+                self.mode = DialMode::Angle;
+                self.degrees = wrap_degrees(*degrees);
+                true
+            }
+            Direction::Angle { .. } => false,
+            Direction::Weights { .. } => match raw_weights(direction, labels) {
+                Ok(w) => {
+                    self.mode = DialMode::Weights;
+                    self.weights = w;
+                    self.cursor = self.cursor.min(labels.len().saturating_sub(1));
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Switches between the angle and the weight vector, carrying the direction across as
+    /// far as it goes: an angle becomes its two weights; weights become the angle of their
+    /// helpfulness/verbosity part. A round trip without changes in between gives back the
+    /// exact angle and every weight (the weights are kept while the angle is shown).
+    pub fn toggle_mode(&mut self, labels: &[String]) {
+        let plane = (
+            find_attribute(labels, HELPFULNESS),
+            find_attribute(labels, VERBOSITY),
+        );
+        let from_angle = default_weights(labels, self.degrees);
+        // Whether the weights' helpfulness/verbosity part is still what the angle gives.
+        let agrees = match plane {
+            (Ok(x), Ok(y)) => {
+                self.weights.len() == labels.len()
+                    && self.weights[x] == from_angle[x]
+                    && self.weights[y] == from_angle[y]
+            }
+            _ => self.weights == from_angle,
+        };
+        match self.mode {
+            DialMode::Angle => {
+                if !agrees {
+                    self.weights = from_angle;
+                }
+                self.mode = DialMode::Weights;
+            }
+            DialMode::Weights => {
+                if !agrees {
+                    if let (Ok(x), Ok(y)) = plane {
+                        let (wx, wy) = (self.weights[x], self.weights[y]);
+                        if wx != 0.0 || wy != 0.0 {
+                            self.degrees = (angle_of(wx, wy) * 10.0).round() / 10.0;
+                        }
+                    }
+                }
+                self.mode = DialMode::Angle;
+            }
+        }
+    }
+
+    pub fn adjust_weight(&mut self, delta: f64) {
+        if let Some(w) = self.weights.get_mut(self.cursor) {
+            // Round to the step so repeated presses land on clean values.
+            *w = ((*w + delta) * 100.0).round() / 100.0;
+        }
+    }
+
+    pub fn move_cursor(&mut self, delta: i32) {
+        let n = self.weights.len();
+        if n > 0 {
+            self.cursor = (self.cursor as i64 + delta as i64).rem_euclid(n as i64) as usize;
+        }
+    }
+
+    /// Makes the weight vector as long as `labels`, keeping what it can.
+    pub(crate) fn fit(&mut self, labels: &[String]) {
+        if self.weights.len() != labels.len() {
+            self.weights = default_weights(labels, self.degrees);
+            self.cursor = 0;
+        }
+    }
+}
+
+/// (cos θ, sin θ) on helpfulness and verbosity, zero elsewhere.
+pub(crate) fn default_weights(labels: &[String], degrees: f64) -> Vec<f64> {
+    let rounded = |x: f64| (x * 100.0).round() / 100.0;
+    Direction::Angle { degrees }
+        .resolve(labels)
+        .map(|v| v.into_iter().map(rounded).collect())
+        .unwrap_or_else(|_| vec![0.0; labels.len()])
+}
+
+/// Where the model stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelState {
+    Starting,
+    /// Downloading or reading weights, as the engine last reported.
+    Loading(LoadStage),
+    Ready,
+    Failed {
+        error: String,
+    },
+}
+
+/// How a candidate's shown scores relate to its current text (by revision).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Freshness {
+    /// No response text yet.
+    Empty,
+    /// Text, but no result yet.
+    Unscored,
+    /// The shown scores belong to the current text.
+    Fresh,
+    /// The text changed since the shown scores.
+    Stale,
+    /// Scoring the current text failed.
+    Failed(String),
+}
+
+/// What the view needs of one candidate, computed once per frame.
+#[derive(Debug, Clone)]
+pub struct CandidateView {
+    pub index: usize,
+    pub name: String,
+    pub freshness: Freshness,
+    pub scores: Option<Vec<f32>>,
+    pub previous: Option<Vec<f32>>,
+    pub tokens: Option<usize>,
+    pub truncated: bool,
+    pub warnings: Vec<String>,
+    /// R = v · r under the current direction.
+    pub reward: Option<f64>,
+    /// The first line of the response, for lists.
+    pub preview: String,
+    /// Whether this candidate is being scored right now.
+    pub scoring: bool,
+}
+
+impl CandidateView {
+    /// (helpfulness, verbosity) of the shown scores, for the dial plane.
+    pub fn point(&self, axes: Option<(usize, usize)>) -> Option<(f64, f64)> {
+        let (x, y) = axes?;
+        let s = self.scores.as_ref()?;
+        Some((*s.get(x)? as f64, *s.get(y)? as f64))
+    }
+}
+
+/// How long the last scoring took, from sending it to its last answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub elapsed: Duration,
+    pub cached: bool,
+}
+
+/// A message in the status line until `until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    pub until: Instant,
+}
+
+/// What a mouse drag is moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drag {
+    Dial,
+}
+
+/// The name of the n-th candidate: A … Z, then AA, AB, …
+pub fn candidate_name(mut n: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
