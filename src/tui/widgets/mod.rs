@@ -1,5 +1,6 @@
 //! The explorer's widgets, one per file. Each draws plain data handed to it by `view`.
 
+pub mod axis;
 pub mod bars;
 pub mod candidates;
 pub mod dial;
@@ -10,6 +11,7 @@ pub mod scatter;
 pub mod status;
 pub mod sweep;
 pub mod tabs;
+pub mod theme;
 
 use ratatui::style::{Color, Modifier, Style};
 
