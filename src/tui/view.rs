@@ -223,7 +223,7 @@ fn panel(
             None => " θ ∈ [−90°, 90°] ".into(),
         },
     };
-    let title = tabs::title(app.view, elsewhere);
+    let title = tabs::title_fit(app.view, elsewhere, a.panel.width);
     let mut block = Block::bordered().title(title.clone());
     // The subtitle only where it does not cover the tabs.
     if title.width() + subtitle.chars().count() + 3 <= a.panel.width as usize {

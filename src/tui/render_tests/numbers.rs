@@ -17,7 +17,7 @@ const FOUR_SIZES: [(u16, u16); 4] = [(80, 24), (100, 30), (160, 48), (220, 60)];
 
 /// Scores with negative and three-digit values, and big moves since the previous ones.
 const WIDE: [f32; 10] = [
-    -12.5, 104.27, -118.4, 33.49, 135.85, 63.83, -5.59, 100.0, 59.55, 46.47,
+    -112.5, 104.27, -118.4, 33.49, 135.85, 63.83, -5.59, 100.0, 59.55, 46.47,
 ];
 const BEFORE: [f32; 10] = [
     87.5, 4.27, 0.0, 33.49, 35.85, 64.83, 5.59, 0.0, 59.55, 46.47,
@@ -142,6 +142,11 @@ fn an_emptied_candidate_is_ranked_last_unstarred_and_off_the_charts() {
     assert!(a < c, "{text}");
     assert!(rows[a].contains('★') && !rows[c].contains('★'), "{text}");
     assert!(rows[c].contains("(stale)"), "{text}");
+    // The dial shows no R for the empty text.
+    app.apply(Action::SelectCandidate(1), Instant::now());
+    let buf = draw(&mut app, 100, 32);
+    let dial = region(&buf, layout::areas(buf.area).unwrap().dial);
+    assert!(dial.contains("R = —"), "{dial}");
     // Not on the scatter, not in its legend.
     app.apply(Action::SetView(View::Scatter), Instant::now());
     let text = screen_text(&draw(&mut app, 100, 32));
@@ -238,8 +243,8 @@ fn twelve_candidates_get_labels_that_do_not_collide() {
     // All close together, as a held-out model scores them.
     for i in 0..12 {
         let s = &mut app.candidates[i].result.as_mut().unwrap().scored.scores;
-        s[0] = 50.0 + (i % 4) as f32 * 0.4;
-        s[4] = 50.0 + (i / 4) as f32 * 0.4;
+        s[0] = 40.0 + (i % 4) as f32 * 3.0;
+        s[4] = 40.0 + (i / 4) as f32 * 3.0;
     }
     app.apply(Action::SetView(View::Scatter), t);
     app.apply(Action::Focus(Focus::Dial), t);

@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{candidate_color, clip, fmt2, freshness_symbol, stale_style};
+use super::{candidate_color, clip, fmt2, freshness_symbol, shown_reward, stale_style};
 use crate::tui::app::{CandidateView, Freshness};
 
 /// The place in the ranking of the row at screen row `y` of the list's inside, if any (the
@@ -38,14 +38,6 @@ pub fn tier(c: &CandidateView) -> Tier {
     }
 }
 
-/// The R a candidate shows: its own for fresh and stale results; none for empty text, whose
-/// old result belongs to no text on screen.
-pub fn shown_reward(c: &CandidateView) -> Option<f64> {
-    match tier(c) {
-        Tier::None => None,
-        _ => c.reward,
-    }
-}
 
 /// Ranks candidates: fresh ones by R, then stale ones by their old R, then the rest; ties
 /// keep list order.
@@ -85,19 +77,18 @@ impl Widget for RankingList<'_> {
         let n = self.candidates.len();
         let w = area.width as usize;
         let header = format!("best-of-{n} under {}", self.direction);
+        let count = format!("  ({fresh} fresh)");
+        let count = if fresh < n && header.chars().count() + count.chars().count() <= w {
+            count
+        } else {
+            String::new()
+        };
         let mut lines = vec![Line::from(vec![
             Span::styled(
                 clip(&header, w),
                 Style::default().add_modifier(Modifier::BOLD),
             ),
-            Span::styled(
-                if fresh < n {
-                    format!("  ({fresh} fresh)")
-                } else {
-                    String::new()
-                },
-                Style::default().fg(Color::DarkGray),
-            ),
+            Span::styled(count, Style::default().fg(Color::DarkGray)),
         ])];
         // Every R in full: the column is as wide as the widest one.
         let r_w = self

@@ -77,22 +77,24 @@ pub fn bounds(points: &[Point], exact: Option<f64>, area: Rect) -> ([f64; 2], [f
 }
 
 /// Where a label of width `w` for a marker at (x, y) goes: right of it, left of it, above or
-/// below; `None` when every place is taken.
+/// below, then ever further out up to three rows away; `None` when every place is taken.
 pub fn label_spot(taken: &Taken, x: u16, y: u16, w: u16) -> Option<(u16, u16)> {
-    let mut spots = vec![(x.saturating_add(1), y)];
-    if let Some(l) = x.checked_sub(w) {
-        spots.push((l, y));
-    }
-    if let Some(up) = y.checked_sub(1) {
-        spots.push((x, up));
-    }
-    spots.push((x, y.saturating_add(1)));
-    if let Some(up) = y.checked_sub(1) {
-        if let Some(l) = x.checked_sub(w.saturating_sub(1)) {
-            spots.push((l, up));
+    let (x, y, w) = (x as i32, y as i32, w as i32);
+    let mut spots = vec![(x + 1, y), (x - w, y), (x, y - 1), (x, y + 1)];
+    for d in 1..=3 {
+        for dy in [-d, d] {
+            for dx in [0, 1 - w, 1, -w, 2, -w - 1] {
+                spots.push((x + dx, y + dy));
+            }
         }
+        spots.push((x + 1 + d, y));
+        spots.push((x - w - d, y));
     }
-    spots.into_iter().find(|&(sx, sy)| taken.free(sx, sy, w))
+    spots
+        .into_iter()
+        .filter(|&(sx, sy)| sx >= 0 && sy >= 0 && sx <= u16::MAX as i32 && sy <= u16::MAX as i32)
+        .map(|(sx, sy)| (sx as u16, sy as u16))
+        .find(|&(sx, sy)| taken.free(sx, sy, w as u16))
 }
 
 /// What the legend says about the direction.
