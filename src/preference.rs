@@ -480,7 +480,9 @@ mod tests {
         assert_eq!(reward(&v, &bad), None);
         // The dial's plane shortcut gives the same R as the full dot product.
         for deg in [-90.0, -37.0, 0.0, 15.0, 90.0, 180.0] {
-            let u = Direction::Angle { degrees: deg }.resolve(&labels()).unwrap();
+            let u = Direction::Angle { degrees: deg }
+                .resolve(&labels())
+                .unwrap();
             let at = reward_at((scores[0] as f64, scores[4] as f64), deg);
             assert!((reward(&u, &scores).unwrap() - at).abs() < 1e-9, "{deg}");
         }

@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 
 use super::{draw, scene, screen_text};
 use crate::preference::{self, Direction};
-use crate::tui::app::{Action, App, Focus, View};
 use crate::tui::app::tests::scored_app;
+use crate::tui::app::{Action, App, Focus, View};
 use crate::tui::layout;
 
 const FOUR_SIZES: [(u16, u16); 4] = [(80, 24), (100, 30), (160, 48), (220, 60)];
@@ -228,7 +228,10 @@ fn scatter_ticks_follow_scores_near_zero() {
     let a = layout::areas(buf.area).unwrap();
     let panel = region(&buf, a.panel);
     // Ticks at values that fit the data, not 0–100.
-    assert!(panel.contains("0.5"), "no tick values near the data:\n{panel}");
+    assert!(
+        panel.contains("0.5"),
+        "no tick values near the data:\n{panel}"
+    );
     assert!(!panel.contains("100"), "a 0–100 axis:\n{panel}");
     // Three markers in three cells.
     let markers = panel.chars().filter(|c| *c == '●' || *c == '○').count();
@@ -285,7 +288,10 @@ fn sweep_is_drawn_and_its_tab_readable_at_80x24() {
         .filter(|c| ('\u{2801}'..='\u{28ff}').contains(c))
         .count();
     assert!(braille > 10, "no curves:\n{inside}");
-    assert!(inside.contains("-90°") && inside.contains("90°"), "{inside}");
+    assert!(
+        inside.contains("-90°") && inside.contains("90°"),
+        "{inside}"
+    );
 }
 
 #[test]
@@ -311,10 +317,14 @@ fn sweep_ticks_sit_under_their_angle() {
     // The vertical axis at θ = 0 runs through the column of the tick's 0 or its °.
     let above: Vec<char> = text.lines().nth(tick_row - 2).unwrap().chars().collect();
     assert!(
-        [zero, zero + 1]
-            .iter()
-            .any(|&c| above.get(c).is_some_and(|ch| ('\u{2801}'..='\u{28ff}').contains(ch))),
+        [zero, zero + 1].iter().any(|&c| above
+            .get(c)
+            .is_some_and(|ch| ('\u{2801}'..='\u{28ff}').contains(ch))),
         "0° tick not under θ = 0:\n{}",
-        text.lines().skip(tick_row - 3).take(4).collect::<Vec<_>>().join("\n")
+        text.lines()
+            .skip(tick_row - 3)
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -124,9 +124,7 @@ pub fn chart_areas(area: Rect, label_w: u16) -> ChartAreas {
 pub fn y_ticks(bounds: [f64; 2], rows: u16) -> Vec<(f64, String)> {
     let max = (rows as usize / 2).clamp(2, 6);
     let (vals, step) = ticks(bounds, max);
-    vals.into_iter()
-        .map(|v| (v, tick_label(v, step)))
-        .collect()
+    vals.into_iter().map(|v| (v, tick_label(v, step))).collect()
 }
 
 /// Draws y tick labels right-aligned in `labels`, each on the row its value lands on in a
@@ -202,7 +200,9 @@ impl Taken {
 
     fn index(&self, x: u16, y: u16) -> Option<usize> {
         (x >= self.area.x && x < self.area.right() && y >= self.area.y && y < self.area.bottom())
-            .then(|| (y - self.area.y) as usize * self.area.width as usize + (x - self.area.x) as usize)
+            .then(|| {
+                (y - self.area.y) as usize * self.area.width as usize + (x - self.area.x) as usize
+            })
     }
 
     /// Whether `w` cells from (x, y) are inside the area and free.
@@ -264,7 +264,13 @@ mod tests {
             .iter()
             .map(|v| (*v, format!("{v}°")))
             .collect();
-        draw_x_ticks(&mut buf, Rect::new(0, 0, 12, 1), [-90.0, 90.0], &t, Style::default());
+        draw_x_ticks(
+            &mut buf,
+            Rect::new(0, 0, 12, 1),
+            [-90.0, 90.0],
+            &t,
+            Style::default(),
+        );
         let line: String = (0..12).map(|x| buf[(x, 0)].symbol().to_string()).collect();
         assert!(line.starts_with("-90°"), "{line}");
         assert!(line.trim_end().ends_with("90°"), "{line}");

@@ -236,9 +236,7 @@ fn styled_lines(text: Vec<String>, r_style: Style) -> Vec<Line<'static>> {
 
 /// Moves the border between the circle and the text up so the text gets `rows` rows.
 fn grow_text(canvas: Rect, text: Rect, rows: usize) -> (Rect, Rect) {
-    let extra = (rows as u16)
-        .saturating_sub(text.height)
-        .min(canvas.height);
+    let extra = (rows as u16).saturating_sub(text.height).min(canvas.height);
     if extra == 0 {
         return (canvas, text);
     }
@@ -317,9 +315,7 @@ impl DialWidget<'_> {
             .max()
             .unwrap_or(5)
             .max(6);
-        let name_w = (list.width as usize)
-            .saturating_sub(4 + 2 * num_w)
-            .min(24);
+        let name_w = (list.width as usize).saturating_sub(4 + 2 * num_w).min(24);
         let lines: Vec<Line> = (first..n)
             .take(list.height as usize)
             .map(|i| {

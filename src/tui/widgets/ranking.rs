@@ -38,19 +38,18 @@ pub fn tier(c: &CandidateView) -> Tier {
     }
 }
 
-
 /// Ranks candidates: fresh ones by R, then stale ones by their old R, then the rest; ties
 /// keep list order.
 pub fn order(candidates: &[CandidateView]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..candidates.len()).collect();
     idx.sort_by(|&a, &b| {
         let (ca, cb) = (&candidates[a], &candidates[b]);
-        tier(ca).cmp(&tier(cb)).then_with(|| {
-            match (shown_reward(ca), shown_reward(cb)) {
+        tier(ca)
+            .cmp(&tier(cb))
+            .then_with(|| match (shown_reward(ca), shown_reward(cb)) {
                 (Some(x), Some(y)) => y.total_cmp(&x),
                 _ => std::cmp::Ordering::Equal,
-            }
-        })
+            })
     });
     idx
 }

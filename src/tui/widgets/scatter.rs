@@ -100,7 +100,9 @@ pub fn label_spot(taken: &Taken, x: u16, y: u16, w: u16) -> Option<(u16, u16)> {
 /// What the legend says about the direction.
 pub fn direction_note(plane: PlaneFit) -> (String, Color) {
     match plane {
-        PlaneFit::Inside { degrees } => (format!("v at θ = {}°", fmt_angle(degrees)), Color::Yellow),
+        PlaneFit::Inside { degrees } => {
+            (format!("v at θ = {}°", fmt_angle(degrees)), Color::Yellow)
+        }
         PlaneFit::Partly { share, .. } => (
             format!(
                 "weights mode: only {:.0}% of v is in this plane, so no projection here is R",
@@ -141,7 +143,10 @@ impl Scatter<'_> {
                     Style::default().fg(candidate_color(p.index)),
                 ));
             } else {
-                items.push((format!("{}~ stale R={}", p.name, fmt2(p.reward)), stale_style()));
+                items.push((
+                    format!("{}~ stale R={}", p.name, fmt2(p.reward)),
+                    stale_style(),
+                ));
             }
         }
         items
@@ -220,7 +225,13 @@ impl Widget for Scatter<'_> {
                     -reach * s,
                     Color::Rgb(90, 90, 40),
                 ));
-                ctx.draw(&CanvasLine::new(0.0, 0.0, reach * c, reach * s, Color::Yellow));
+                ctx.draw(&CanvasLine::new(
+                    0.0,
+                    0.0,
+                    reach * c,
+                    reach * s,
+                    Color::Yellow,
+                ));
                 for p in points.iter().filter(|p| p.fresh()) {
                     let f = projection(p.at, deg);
                     ctx.draw(&CanvasLine::new(p.at.0, p.at.1, f.0, f.1, Color::DarkGray));
@@ -299,7 +310,11 @@ impl Scatter<'_> {
         }
         let names = [
             (
-                if plot.width >= 40 { "helpfulness →" } else { "help →" },
+                if plot.width >= 40 {
+                    "helpfulness →"
+                } else {
+                    "help →"
+                },
                 false,
             ),
             ("↑ verbosity", true),

@@ -195,7 +195,12 @@ impl Widget for Sweep<'_> {
                 axis::column(m.0, xb, plot.width),
                 axis::row(m.1, yb, plot.height),
             ) {
-                buf.set_string(plot.x + c, plot.y + r, "•", Style::default().fg(Color::White));
+                buf.set_string(
+                    plot.x + c,
+                    plot.y + r,
+                    "•",
+                    Style::default().fg(Color::White),
+                );
             }
         }
         Paragraph::new(text)

@@ -40,7 +40,13 @@ fn compact(ranking_elsewhere: bool, width: u16) -> bool {
 
 fn full_width(ranking_elsewhere: bool) -> usize {
     let pages = pages(ranking_elsewhere);
-    pages.iter().map(|v| name(*v).chars().count() + 2).sum::<usize>() + pages.len() - 1 + 4
+    pages
+        .iter()
+        .map(|v| name(*v).chars().count() + 2)
+        .sum::<usize>()
+        + pages.len()
+        - 1
+        + 4
 }
 
 /// A page's name in the compact title.

@@ -158,10 +158,7 @@ mod tests {
             Depth::TrueColor
         );
         assert_eq!(depth_from(Some("24bit"), None), Depth::TrueColor);
-        assert_eq!(
-            depth_from(None, Some("screen-256color")),
-            Depth::Ansi256
-        );
+        assert_eq!(depth_from(None, Some("screen-256color")), Depth::Ansi256);
         assert_eq!(depth_from(Some(""), Some("xterm")), Depth::Ansi16);
         assert_eq!(depth_from(None, None), Depth::Ansi16);
     }
@@ -203,6 +200,9 @@ mod tests {
             }
         }
         assert_eq!(buf[(2, 0)].bg, Color::Black, "dark blue-grey background");
-        assert_eq!(at_depth(Color::Indexed(196), Depth::Ansi16), Color::LightRed);
+        assert_eq!(
+            at_depth(Color::Indexed(196), Depth::Ansi16),
+            Color::LightRed
+        );
     }
 }
