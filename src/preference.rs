@@ -130,6 +130,65 @@ pub fn weighted(weights: &[f64], scores: &[f32]) -> f64 {
     weights.iter().zip(scores).map(|(w, s)| w * *s as f64).sum()
 }
 
+/// A candidate's R = v · r under the unit direction `unit`: the one function every R shown
+/// or written comes from. `None` when the direction and the scores differ in length (a
+/// direction for another model) or the result is not a finite number.
+pub fn reward(unit: &[f64], scores: &[f32]) -> Option<f64> {
+    if unit.len() != scores.len() {
+        return None;
+    }
+    Some(weighted(unit, scores)).filter(|r| r.is_finite())
+}
+
+/// How a unit direction lies in the plane of two attributes (the dial's plane).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlaneFit {
+    /// All of the direction is in the plane, at this angle: R is the projection onto it.
+    Inside { degrees: f64 },
+    /// Part of the direction (of this length, < 1) is in the plane; R also weighs other
+    /// attributes, so no projection in the plane is R.
+    Partly { degrees: f64, share: f64 },
+    /// None of the direction is in the plane.
+    Outside,
+}
+
+impl PlaneFit {
+    /// The angle at which R equals the projection, when there is one.
+    pub fn exact_degrees(self) -> Option<f64> {
+        match self {
+            PlaneFit::Inside { degrees } => Some(degrees),
+            _ => None,
+        }
+    }
+}
+
+/// How the unit direction `unit` lies in the plane of attributes `x` and `y`.
+pub fn plane_fit(unit: &[f64], x: usize, y: usize) -> PlaneFit {
+    let (wx, wy) = (
+        unit.get(x).copied().unwrap_or(0.0),
+        unit.get(y).copied().unwrap_or(0.0),
+    );
+    let share = wx.hypot(wy);
+    let rest: f64 = unit
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != x && *i != y)
+        .map(|(_, w)| w * w)
+        .sum();
+    if share == 0.0 || !share.is_finite() {
+        PlaneFit::Outside
+    } else if rest <= 1e-12 {
+        PlaneFit::Inside {
+            degrees: angle_of(wx, wy),
+        }
+    } else {
+        PlaneFit::Partly {
+            degrees: angle_of(wx, wy),
+            share,
+        }
+    }
+}
+
 /// Finds an attribute by its full name, or by a suffix that names exactly one attribute
 /// (`correctness`, `verbosity`, `overall_score`).
 pub fn find_attribute(labels: &[String], name: &str) -> Result<usize, PreferenceError> {
@@ -242,7 +301,8 @@ pub fn crossings(points: &[(f64, f64)]) -> Vec<Crossing> {
     out
 }
 
-/// R(θ) for a point in the dial's plane.
+/// R(θ) for a point in the dial's plane: the same number as [`reward`] of the scores under
+/// the angle direction θ, without building the ten-vector.
 pub fn reward_at(point: (f64, f64), degrees: f64) -> f64 {
     let (s, c) = degrees.to_radians().sin_cos();
     c * point.0 + s * point.1
@@ -425,6 +485,64 @@ mod tests {
         let expect =
             15f64.to_radians().cos() * 68.99f32 as f64 + 15f64.to_radians().sin() * 35.85f32 as f64;
         assert!((r - expect).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reward_is_v_dot_r_and_refuses_mismatches() {
+        let scores = [
+            -18.4f32, 69.63, 76.23, 33.49, 135.85, 63.83, 55.59, 68.72, 59.55, 46.47,
+        ];
+        let v = Direction::Weights {
+            weights: vec![("correctness".into(), 1.0), ("honesty".into(), 1.0)],
+        }
+        .resolve(&labels())
+        .unwrap();
+        let want = (69.63f32 as f64 + 59.55f32 as f64) / 2f64.sqrt();
+        assert!((reward(&v, &scores).unwrap() - want).abs() < 1e-9);
+        assert_eq!(reward(&v[..9], &scores), None);
+        let mut bad = scores;
+        bad[1] = f32::NAN;
+        assert_eq!(reward(&v, &bad), None);
+        // The dial's plane shortcut gives the same R as the full dot product.
+        for deg in [-90.0, -37.0, 0.0, 15.0, 90.0, 180.0] {
+            let u = Direction::Angle { degrees: deg }
+                .resolve(&labels())
+                .unwrap();
+            let at = reward_at((scores[0] as f64, scores[4] as f64), deg);
+            assert!((reward(&u, &scores).unwrap() - at).abs() < 1e-9, "{deg}");
+        }
+    }
+
+    #[test]
+    fn plane_fit_tells_whether_r_is_a_projection() {
+        let l = labels();
+        let inside = Direction::Angle { degrees: -15.0 }.resolve(&l).unwrap();
+        match plane_fit(&inside, 0, 4) {
+            PlaneFit::Inside { degrees } => assert!((degrees + 15.0).abs() < 1e-9),
+            other => panic!("{other:?}"),
+        }
+        let correctness = Direction::Weights {
+            weights: vec![("correctness".into(), 1.0)],
+        }
+        .resolve(&l)
+        .unwrap();
+        assert_eq!(plane_fit(&correctness, 0, 4), PlaneFit::Outside);
+        let mixed = Direction::Weights {
+            weights: vec![
+                ("correctness".into(), 1.0),
+                ("helpsteer-helpfulness".into(), 1.0),
+            ],
+        }
+        .resolve(&l)
+        .unwrap();
+        match plane_fit(&mixed, 0, 4) {
+            PlaneFit::Partly { degrees, share } => {
+                assert!(degrees.abs() < 1e-9);
+                assert!((share - 0.5f64.sqrt()).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(plane_fit(&mixed, 0, 4).exact_degrees(), None);
     }
 
     #[test]

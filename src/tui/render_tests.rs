@@ -15,6 +15,8 @@ use super::view::view;
 use crate::engine::{EngineEvent, LoadStage};
 use crate::preference::short_name;
 
+mod numbers;
+
 const SIZES: [(u16, u16); 2] = [(100, 32), (160, 48)];
 
 /// The buffer as text, one line per row, trailing blanks trimmed.

@@ -18,13 +18,14 @@ use super::widgets::ranking::RankingList;
 use super::widgets::scatter::{Point, Scatter};
 use super::widgets::status::{KeyBar, StatusLine};
 use super::widgets::sweep::Sweep;
-use super::widgets::{candidate_color, focus_style, tabs};
-use crate::preference::{angle_of, fmt_angle};
+use super::widgets::{candidate_color, focus_style, tabs, theme};
+use crate::preference::{angle_of, fmt_angle, plane_fit, PlaneFit};
 
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let buf = frame.buffer_mut();
     render(app, area, buf);
+    theme::degrade(buf, theme::depth());
 }
 
 /// Draws the whole screen into `buf`.
@@ -248,30 +249,21 @@ fn points(app: &App, views: &[CandidateView]) -> Vec<Point> {
                 index: c.index,
                 name: c.name.clone(),
                 at: c.point(axes)?,
-                fresh: c.freshness == Freshness::Fresh,
+                freshness: c.freshness.clone(),
+                reward: c.reward,
             })
         })
         .collect()
 }
 
-/// The direction's angle in the plane, and a note when it is only a projection there.
-fn plane_angle(app: &App) -> (f64, Option<String>) {
-    match app.dial.mode {
-        DialMode::Angle => (app.dial.degrees, None),
-        DialMode::Weights => {
-            let part = match (app.plane_axes(), app.unit()) {
-                (Some((x, y)), Ok(u)) => u.get(x).zip(u.get(y)).map(|(a, b)| (*a, *b)),
-                _ => None,
-            };
-            let (deg, note) = match part {
-                Some((wx, wy)) if wx != 0.0 || wy != 0.0 => (
-                    angle_of(wx, wy),
-                    "weights mode: shown is the direction's part in this plane",
-                ),
-                _ => (0.0, "weights mode: the direction has no part in this plane"),
-            };
-            (deg, Some(note.to_string()))
-        }
+/// How the direction lies in the dial's plane: whether a projection there is R.
+fn plane(app: &App) -> PlaneFit {
+    match (app.dial.mode, app.plane_axes(), app.unit()) {
+        (DialMode::Angle, _, _) => PlaneFit::Inside {
+            degrees: app.dial.degrees,
+        },
+        (DialMode::Weights, Some((x, y)), Ok(u)) => plane_fit(&u, x, y),
+        _ => PlaneFit::Outside,
     }
 }
 
@@ -284,13 +276,16 @@ fn panel(
 ) {
     let elsewhere = a.ranking.is_some();
     let shown = tabs::shown(app.view, elsewhere);
-    let (deg, note) = plane_angle(app);
+    let plane = plane(app);
     let subtitle = match shown {
         View::Ranking => String::new(),
         View::Scatter => " helpfulness × verbosity ".into(),
-        View::Sweep => format!(" θ ∈ [−90°, 90°] · now {}° ", fmt_angle(deg)),
+        View::Sweep => match plane.exact_degrees() {
+            Some(deg) => format!(" θ ∈ [−90°, 90°] · now {}° ", fmt_angle(deg)),
+            None => " θ ∈ [−90°, 90°] ".into(),
+        },
     };
-    let title = tabs::title(app.view, elsewhere);
+    let title = tabs::title_fit(app.view, elsewhere, a.panel.width);
     let mut block = Block::bordered().title(title.clone());
     // The subtitle only where it does not cover the tabs.
     if title.width() + subtitle.chars().count() + 3 <= a.panel.width as usize {
@@ -307,15 +302,13 @@ fn panel(
         .render(pi, buf),
         View::Scatter => Scatter {
             points: &points(app, views),
-            degrees: deg,
+            plane,
             selected: app.selected,
-            note,
         }
         .render(pi, buf),
         View::Sweep => Sweep {
             points: &points(app, views),
-            degrees: deg,
-            note,
+            plane,
         }
         .render(pi, buf),
     }

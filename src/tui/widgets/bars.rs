@@ -96,6 +96,72 @@ pub fn display_name(label: &str, with_headers: bool) -> String {
     }
 }
 
+/// Column widths of a bar row. The value and its change are never cut: the name shrinks
+/// first, then the bar, then the change falls back to its arrow alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widths {
+    pub name_w: usize,
+    /// The value, right-aligned, with at least one space before it.
+    pub value_w: usize,
+    /// ` ▲ +1.23` (or ` ▲` alone when the row is too narrow); 0 without a previous score.
+    pub delta_w: usize,
+    pub bar_w: usize,
+}
+
+impl Widths {
+    pub fn new(
+        labels: &[String],
+        c: &CandidateView,
+        scale: Scale,
+        with_headers: bool,
+        w: usize,
+    ) -> Self {
+        let shown = |s: &Option<Vec<f32>>, i: usize, label: &str| {
+            s.as_ref()
+                .and_then(|s| s.get(i))
+                .map(|v| on_scale(label, *v as f64, scale).0)
+        };
+        let mut value_w = 6;
+        let mut change_w = 0;
+        for (i, label) in labels.iter().enumerate() {
+            if let Some(v) = shown(&c.scores, i, label) {
+                value_w = value_w.max(format!("{v:.2}").chars().count());
+                if let Some(p) = shown(&c.previous, i, label) {
+                    change_w = change_w.max(format!("{:+.2}", v - p).chars().count());
+                }
+            }
+        }
+        let value_w = value_w + 1;
+        let longest = labels
+            .iter()
+            .map(|l| display_name(l, with_headers).chars().count())
+            .max()
+            .unwrap_or(0);
+        const MIN_NAME: usize = 8;
+        const MIN_BAR: usize = 4;
+        let full_delta = if change_w > 0 { change_w + 3 } else { 0 };
+        // The change as a number when the row still has a short name and bar with it.
+        let delta_w = if full_delta == 0 || w >= MIN_NAME + 1 + MIN_BAR + value_w + full_delta {
+            full_delta
+        } else {
+            2
+        };
+        let rest = w.saturating_sub(value_w + delta_w + 1);
+        let name_w = longest.min(rest.saturating_sub(MIN_BAR)).min(w / 2);
+        let bar_w = rest.saturating_sub(name_w).max(1);
+        Widths {
+            name_w,
+            value_w,
+            delta_w,
+            bar_w,
+        }
+    }
+}
+
+fn c_is_empty(c: &CandidateView) -> bool {
+    matches!(c.freshness, Freshness::Empty)
+}
+
 impl AttributeBars<'_> {
     pub fn title(&self) -> Line<'static> {
         let c = self.candidate;
@@ -142,21 +208,29 @@ impl Widget for AttributeBars<'_> {
         if inner.width < 10 || inner.height == 0 {
             return;
         }
-        let c = self.candidate;
+        // An emptied candidate's old scores belong to no text on screen: show none.
+        let blank;
+        let c = if c_is_empty(self.candidate) {
+            blank = CandidateView {
+                scores: None,
+                previous: None,
+                ..self.candidate.clone()
+            };
+            &blank
+        } else {
+            self.candidate
+        };
         let stale = !matches!(c.freshness, Freshness::Fresh);
         let (rows, with_headers) = rows(self.labels, inner.height as usize);
         let w = inner.width as usize;
-        let name_w = self
-            .labels
-            .iter()
-            .map(|l| display_name(l, with_headers).chars().count())
-            .max()
-            .unwrap_or(0)
-            .min((w / 2).saturating_sub(3));
-        let wide_marker = w >= 60;
-        let marker_w = if wide_marker { 9 } else { 2 };
-        let value_w = 7;
-        let bar_w = w.saturating_sub(name_w + 1 + value_w + marker_w + 1).max(1);
+        let widths = Widths::new(self.labels, c, self.scale, with_headers, w);
+        let Widths {
+            name_w,
+            value_w,
+            delta_w,
+            bar_w,
+        } = widths;
+        let wide_marker = delta_w > 2;
         let mut lines: Vec<Line> = Vec::new();
         for row in rows {
             let i = match row {
@@ -213,7 +287,7 @@ impl Widget for AttributeBars<'_> {
                         let d = shown - p;
                         let (sym, col) = marker(d);
                         let text = if wide_marker {
-                            format!(" {sym} {d:>+6.2}")
+                            format!(" {sym} {d:>+dw$.2}", dw = delta_w - 3)
                         } else {
                             format!(" {sym}")
                         };

@@ -25,15 +25,36 @@ pub struct Parts {
     pub text: Rect,
 }
 
+/// Packs `items` into as few lines of at most `width` columns as it can, two spaces apart,
+/// keeping their order; an item is never cut (one wider than `width` has a line of its own).
+pub fn pack(items: &[String], width: u16) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let mut lines: Vec<String> = Vec::new();
+    for item in items {
+        match lines.last_mut() {
+            Some(l) if l.width() + 2 + item.width() <= width as usize => {
+                l.push_str("  ");
+                l.push_str(item);
+            }
+            _ => lines.push(item.clone()),
+        }
+    }
+    lines
+}
+
+/// The widest θ/v/R text the dial expects, so the split (shared with mouse handling) does not
+/// depend on the value shown. Wider values than these take rows from the circle.
+fn widest_angle_items() -> Vec<String> {
+    vec![
+        "θ = -177.5°".into(),
+        "v = (-0.71, -0.71)".into(),
+        "R = -100.00".into(),
+    ]
+}
+
 /// How many rows the θ/v/R text needs at this width.
 fn text_rows(width: u16) -> u16 {
-    if width >= 36 {
-        1
-    } else if width >= 25 {
-        2
-    } else {
-        3
-    }
+    pack(&widest_angle_items(), width).len() as u16
 }
 
 pub fn split(inner: Rect, mode: DialMode) -> Parts {
@@ -108,16 +129,26 @@ pub fn weights_scroll(rows: u16, n: usize, cursor: usize) -> usize {
     }
 }
 
-/// `θ = 15°  v = (0.97, 0.26)  R = 57.41` split over as many lines as the width needs.
+/// `θ = 15°  v = (0.97, 0.26)  R = 57.41` split over as many lines as the width needs; no
+/// number is ever cut.
 pub fn angle_text(degrees: f64, reward: Option<f64>, width: u16) -> Vec<String> {
     let (s, c) = degrees.to_radians().sin_cos();
+    // -0.00 reads as a different direction from 0.00.
+    let z = |x: f64| if x.abs() < 0.005 { 0.0 } else { x };
     let theta = format!("θ = {}°", fmt_angle(degrees));
-    let v = format!("v = ({c:.2}, {s:.2})");
+    let v = format!("v = ({:.2}, {:.2})", z(c), z(s));
     let r = format!("R = {}", fmt2(reward));
-    match text_rows(width) {
-        1 => vec![format!("{theta}  {v}  {r}")],
-        2 => vec![format!("{theta}  {v}"), r],
-        _ => vec![theta, v, r],
+    pack(&[theta, v, r], width)
+}
+
+/// `|w| = 1.00  R = 57.41` in weights mode; the norm is dropped first when both do not fit.
+pub fn weights_text(norm: f64, reward: Option<f64>, width: u16) -> Vec<String> {
+    let r = format!("R = {}", fmt2(reward));
+    let both = pack(&[format!("|w| = {norm:.2}"), r.clone()], width);
+    if both.len() == 1 {
+        both
+    } else {
+        vec![r]
     }
 }
 
@@ -155,7 +186,7 @@ impl Widget for DialWidget<'_> {
             return;
         }
         let parts = split(inner, self.dial.mode);
-        let reward = self.candidate.and_then(|c| c.reward);
+        let reward = self.candidate.and_then(super::shown_reward);
         let stale = self
             .candidate
             .is_some_and(|c| !matches!(c.freshness, Freshness::Fresh));
@@ -166,27 +197,17 @@ impl Widget for DialWidget<'_> {
         };
         match self.dial.mode {
             DialMode::Angle => {
-                render_circle(self.dial.degrees, parts.canvas, buf);
-                let lines: Vec<Line> = angle_text(self.dial.degrees, reward, parts.text.width)
-                    .into_iter()
-                    .map(|l| match l.find("R = ") {
-                        Some(at) => Line::from(vec![
-                            Span::raw(l[..at].to_string()),
-                            Span::styled(l[at..].to_string(), r_style),
-                        ]),
-                        None => Line::raw(l),
-                    })
-                    .collect();
-                Paragraph::new(lines).render(parts.text, buf);
+                let text = angle_text(self.dial.degrees, reward, parts.text.width);
+                // A value wider than the split expected takes rows from the circle.
+                let (canvas, text_area) = grow_text(parts.canvas, parts.text, text.len());
+                render_circle(self.dial.degrees, canvas, buf);
+                Paragraph::new(styled_lines(text, r_style)).render(text_area, buf);
             }
             DialMode::Weights => {
                 self.render_weights(parts.list, buf);
                 let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
-                let line = Line::from(vec![
-                    Span::raw(format!("|w| = {norm:.2}  ")),
-                    Span::styled(format!("R = {}", fmt2(reward)), r_style),
-                ]);
-                Paragraph::new(line).render(parts.text, buf);
+                let text = weights_text(norm, reward, parts.text.width);
+                Paragraph::new(styled_lines(text, r_style)).render(parts.text, buf);
             }
         }
         if let Some(p) = self.problem {
@@ -198,6 +219,38 @@ impl Widget for DialWidget<'_> {
             Paragraph::new(Line::styled(p, Style::default().fg(Color::LightRed))).render(r, buf);
         }
     }
+}
+
+/// The text's lines with `R = …` in `r_style`.
+fn styled_lines(text: Vec<String>, r_style: Style) -> Vec<Line<'static>> {
+    text.into_iter()
+        .map(|l| match l.find("R = ") {
+            Some(at) => Line::from(vec![
+                Span::raw(l[..at].to_string()),
+                Span::styled(l[at..].to_string(), r_style),
+            ]),
+            None => Line::raw(l),
+        })
+        .collect()
+}
+
+/// Moves the border between the circle and the text up so the text gets `rows` rows.
+fn grow_text(canvas: Rect, text: Rect, rows: usize) -> (Rect, Rect) {
+    let extra = (rows as u16).saturating_sub(text.height).min(canvas.height);
+    if extra == 0 {
+        return (canvas, text);
+    }
+    (
+        Rect {
+            height: canvas.height - extra,
+            ..canvas
+        },
+        Rect {
+            y: text.y - extra,
+            height: text.height + extra,
+            ..text
+        },
+    )
 }
 
 fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
@@ -222,7 +275,6 @@ fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
             });
             ctx.layer();
             ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Yellow));
-            ctx.print(c, s, Span::styled("●", Style::default().fg(Color::Yellow)));
             // Axis names outside the circle, where they fit.
             let cell = (xb[1] - xb[0]) / canvas.width as f64;
             if labels && 1.1 + 4.0 * cell <= xb[1] {
@@ -233,12 +285,15 @@ fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
                 );
             }
             if labels {
+                // One cell right of the vertical axis, clear of the knob at 90°.
                 ctx.print(
-                    0.05,
+                    1.5 * cell,
                     yb[1] - 0.02,
                     Span::styled("verb", Style::default().fg(Color::DarkGray)),
                 );
             }
+            // The knob last: labels are drawn in order, and at 90° "verb" shares its row.
+            ctx.print(c, s, Span::styled("●", Style::default().fg(Color::Yellow)));
         })
         .render(canvas, buf);
 }
@@ -251,7 +306,16 @@ impl DialWidget<'_> {
         let n = self.dial.weights.len();
         let first = weights_scroll(list.height, n, self.dial.cursor);
         let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
-        let name_w = (list.width as usize).saturating_sub(16).min(24);
+        // Columns for the raw and unit weights as wide as the widest value needs.
+        let num_w = self
+            .dial
+            .weights
+            .iter()
+            .map(|w| format!("{w:+.2}").chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(6);
+        let name_w = (list.width as usize).saturating_sub(4 + 2 * num_w).min(24);
         let lines: Vec<Line> = (first..n)
             .take(list.height as usize)
             .map(|i| {
@@ -264,7 +328,7 @@ impl DialWidget<'_> {
                     .unwrap_or_default();
                 let cursor = i == self.dial.cursor;
                 let text = format!(
-                    "{}{:<name_w$} {w:>+6.2} {unit:>+6.2}",
+                    "{}{:<name_w$} {w:>+num_w$.2} {unit:>+6.2}",
                     if cursor { "▸" } else { " " },
                     super::clip(&name, name_w),
                 );

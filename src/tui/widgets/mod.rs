@@ -1,5 +1,6 @@
 //! The explorer's widgets, one per file. Each draws plain data handed to it by `view`.
 
+pub mod axis;
 pub mod bars;
 pub mod candidates;
 pub mod dial;
@@ -10,10 +11,11 @@ pub mod scatter;
 pub mod status;
 pub mod sweep;
 pub mod tabs;
+pub mod theme;
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::tui::state::Freshness;
+use crate::tui::state::{CandidateView, Freshness};
 
 /// Each candidate's colour, by its place in the list.
 pub fn candidate_color(index: usize) -> Color {
@@ -55,6 +57,15 @@ pub fn freshness_symbol(f: &Freshness, scoring: bool) -> &'static str {
         Freshness::Fresh => "✓",
         Freshness::Stale => "~",
         Freshness::Failed(_) => "!",
+    }
+}
+
+/// The R a candidate shows: its own for fresh and stale results (stale ones drawn as such);
+/// none for empty or unscored text, whose old result belongs to no text on screen.
+pub fn shown_reward(c: &CandidateView) -> Option<f64> {
+    match c.freshness {
+        Freshness::Fresh | Freshness::Stale | Freshness::Failed(_) => c.reward,
+        Freshness::Empty | Freshness::Unscored => None,
     }
 }
 

@@ -7,8 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{candidate_color, clip, fmt2, freshness_symbol, stale_style};
-use crate::preference::ranking;
+use super::{candidate_color, clip, fmt2, freshness_symbol, shown_reward, stale_style};
 use crate::tui::state::{CandidateView, Freshness};
 
 /// The place in the ranking of the row at screen row `y` of the list's inside, if any (the
@@ -20,10 +19,39 @@ pub fn row_at(inner: Rect, y: u16) -> Option<usize> {
     ((y - inner.y) as usize).checked_sub(1)
 }
 
-/// Ranks candidates by R (unscored last).
+/// Where a candidate stands in the ranking: only fresh results compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// R belongs to the current text.
+    Fresh,
+    /// R belongs to text that has since changed (or whose rescoring failed).
+    Stale,
+    /// No R for this text: empty, not scored yet, or no direction.
+    None,
+}
+
+pub fn tier(c: &CandidateView) -> Tier {
+    match (&c.freshness, c.reward) {
+        (Freshness::Fresh, Some(_)) => Tier::Fresh,
+        (Freshness::Stale | Freshness::Failed(_), Some(_)) => Tier::Stale,
+        _ => Tier::None,
+    }
+}
+
+/// Ranks candidates: fresh ones by R, then stale ones by their old R, then the rest; ties
+/// keep list order.
 pub fn order(candidates: &[CandidateView]) -> Vec<usize> {
-    let rewards: Vec<Option<f64>> = candidates.iter().map(|c| c.reward).collect();
-    ranking(&rewards)
+    let mut idx: Vec<usize> = (0..candidates.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (ca, cb) = (&candidates[a], &candidates[b]);
+        tier(ca)
+            .cmp(&tier(cb))
+            .then_with(|| match (shown_reward(ca), shown_reward(cb)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                _ => std::cmp::Ordering::Equal,
+            })
+    });
+    idx
 }
 
 /// The ranking list, drawn inside a panel.
@@ -40,50 +68,74 @@ impl Widget for RankingList<'_> {
             return;
         }
         let order = order(self.candidates);
-        let scored = self
+        let fresh = self
             .candidates
             .iter()
-            .filter(|c| c.reward.is_some())
+            .filter(|c| tier(c) == Tier::Fresh)
             .count();
+        let n = self.candidates.len();
+        let w = area.width as usize;
+        let header = format!("best-of-{n} under {}", self.direction);
+        let count = format!("  ({fresh} fresh)");
+        let count = if fresh < n && header.chars().count() + count.chars().count() <= w {
+            count
+        } else {
+            String::new()
+        };
         let mut lines = vec![Line::from(vec![
             Span::styled(
-                format!("best-of-{} under {}", self.candidates.len(), self.direction),
+                clip(&header, w),
                 Style::default().add_modifier(Modifier::BOLD),
             ),
-            Span::styled(
-                if scored < self.candidates.len() {
-                    format!("  ({scored} scored)")
-                } else {
-                    String::new()
-                },
-                Style::default().fg(Color::DarkGray),
-            ),
+            Span::styled(count, Style::default().fg(Color::DarkGray)),
         ])];
-        let w = area.width as usize;
-        for (rank, &i) in order.iter().enumerate() {
+        // Every R in full: the column is as wide as the widest one.
+        let r_w = self
+            .candidates
+            .iter()
+            .map(|c| fmt2(shown_reward(c)).chars().count())
+            .max()
+            .unwrap_or(1);
+        let name_w = self
+            .candidates
+            .iter()
+            .map(|c| c.name.chars().count() + 1)
+            .max()
+            .unwrap_or(2);
+        let place_w = format!("{n}.").len().max(2);
+        // The `R` label and spacing are decoration, dropped when the row is narrow.
+        let roomy = w >= place_w + 1 + name_w + 4 + r_w + 3 + 12;
+        let mut fresh_rank = 0;
+        for &i in &order {
             let c = &self.candidates[i];
-            let stale = !matches!(c.freshness, Freshness::Fresh);
-            let r_style = if stale || c.reward.is_none() {
-                stale_style()
-            } else {
+            let t = tier(c);
+            let r_style = if t == Tier::Fresh {
                 Style::default().add_modifier(Modifier::BOLD)
-            };
-            let place = if c.reward.is_some() {
-                format!("{:>2}.", rank + 1)
             } else {
-                "  –".into()
+                stale_style()
             };
-            let best = rank == 0 && c.reward.is_some() && self.candidates.len() > 1;
+            let place = match t {
+                Tier::Fresh => {
+                    fresh_rank += 1;
+                    format!("{fresh_rank}.")
+                }
+                Tier::Stale => "~".into(),
+                Tier::None => "–".into(),
+            };
+            // Only a fresh result can be the best.
+            let best = t == Tier::Fresh && fresh_rank == 1 && n > 1;
+            let name = format!("{}{}", c.name, freshness_symbol(&c.freshness, c.scoring));
+            let r = fmt2(shown_reward(c));
             let head = vec![
-                Span::raw(format!("{place} ")),
+                Span::raw(format!("{place:>place_w$} ")),
                 Span::styled(
-                    format!("{}{}", c.name, freshness_symbol(&c.freshness, c.scoring)),
+                    format!("{name:<name_w$}"),
                     Style::default()
                         .fg(candidate_color(i))
                         .add_modifier(Modifier::BOLD),
                 ),
-                Span::raw("  R "),
-                Span::styled(format!("{:>7}", fmt2(c.reward)), r_style),
+                Span::raw(if roomy { "  R " } else { " " }),
+                Span::styled(format!("{r:>r_w$}"), r_style),
                 Span::styled(
                     if best { " ★ " } else { "   " },
                     Style::default().fg(Color::Yellow),
@@ -91,10 +143,12 @@ impl Widget for RankingList<'_> {
             ];
             let used: usize = head.iter().map(|s| s.width()).sum();
             let mut spans = head;
-            let preview = if c.preview.is_empty() {
-                "(empty)".to_string()
-            } else {
-                c.preview.clone()
+            let preview = match (&c.freshness, c.preview.is_empty()) {
+                (Freshness::Empty, _) | (_, true) => "(empty)".to_string(),
+                (Freshness::Stale, _) => format!("(stale) {}", c.preview),
+                (Freshness::Failed(_), _) => format!("(failed) {}", c.preview),
+                (Freshness::Unscored, _) => format!("(not scored) {}", c.preview),
+                (Freshness::Fresh, _) => c.preview.clone(),
             };
             spans.push(Span::styled(
                 clip(&preview, w.saturating_sub(used)),

@@ -1,16 +1,20 @@
-//! R(θ) for θ ∈ [−90°, 90°], one curve per candidate, with the current θ, the angles where two
-//! candidates swap places, and which candidate best-of-n picks on each stretch.
+//! R(θ) for θ ∈ [−90°, 90°], one curve per freshly scored candidate, on axes with ticks at
+//! their values, with the current θ (when the direction is an angle in this plane), the
+//! angles where two candidates swap places, and which candidate best-of-n picks on each
+//! stretch. Stale candidates are named, not drawn: their curve belongs to other text.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Widget, Wrap};
+use ratatui::widgets::canvas::{Canvas, Line as CanvasLine};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use super::axis;
 use super::candidate_color;
 use super::scatter::Point;
-use crate::preference::{crossings, fmt_angle, leaders, reward_at, sweep};
+use crate::preference::{crossings, fmt_angle, leaders, reward_at, sweep, PlaneFit};
 
 pub const FROM: f64 = -90.0;
 pub const TO: f64 = 90.0;
@@ -26,36 +30,47 @@ pub fn y_bounds(curves: &[Vec<(f64, f64)>]) -> [f64; 2] {
     if !lo.is_finite() {
         return [0.0, 100.0];
     }
-    let pad = ((hi - lo) * 0.08).max(1.0);
-    [lo - pad, hi + pad]
+    axis::padded(lo, hi, 0.08)
+}
+
+/// x ticks every 45° where they fit, else every 90°.
+fn x_ticks(width: u16) -> Vec<(f64, String)> {
+    let step = if width >= 30 { 45.0 } else { 90.0 };
+    let mut out = Vec::new();
+    let mut v = FROM;
+    while v <= TO {
+        out.push((v, format!("{}°", fmt_angle(v))));
+        v += step;
+    }
+    out
 }
 
 pub struct Sweep<'a> {
     pub points: &'a [Point],
-    pub degrees: f64,
-    pub note: Option<String>,
+    pub plane: PlaneFit,
 }
 
-impl Widget for Sweep<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        if area.width < 20 || area.height < 6 {
-            return;
-        }
-        let xy: Vec<(f64, f64)> = self.points.iter().map(|p| p.at).collect();
-        let flips: Vec<_> = crossings(&xy);
-        let runs = leaders(&xy, FROM, TO);
-        // Text under the chart: who wins where, and where rankings flip.
+impl Sweep<'_> {
+    /// The lines under the chart, most important first: the note, who wins where, flips,
+    /// and which candidates are not drawn.
+    fn text(&self, drawn: &[&Point]) -> Vec<Line<'static>> {
+        let xy: Vec<(f64, f64)> = drawn.iter().map(|p| p.at).collect();
         let mut text: Vec<Line> = Vec::new();
-        if let Some(n) = &self.note {
-            text.push(Line::styled(n.clone(), Style::default().fg(Color::Yellow)));
+        match self.plane {
+            PlaneFit::Inside { .. } => {}
+            _ => text.push(Line::styled(
+                "weights mode: curves are R for angle directions; your weights are not one",
+                Style::default().fg(Color::Yellow),
+            )),
         }
+        let runs = leaders(&xy, FROM, TO);
         if !runs.is_empty() {
             let mut spans = vec![Span::raw("best: ")];
             for (k, (a, b, i)) in runs.iter().enumerate() {
                 if k > 0 {
                     spans.push(Span::raw(" │ "));
                 }
-                let p = &self.points[*i];
+                let p = drawn[*i];
                 spans.push(Span::styled(
                     p.name.clone(),
                     Style::default().fg(candidate_color(p.index)),
@@ -73,9 +88,10 @@ impl Widget for Sweep<'_> {
             }
             text.push(Line::from(spans));
         }
+        let flips = crossings(&xy);
         let flip_text = if flips.is_empty() {
-            if self.points.len() < 2 {
-                "flips: needs two scored candidates".to_string()
+            if drawn.len() < 2 {
+                "flips: needs two freshly scored candidates".to_string()
             } else {
                 "flips: none in [−90°, 90°]".to_string()
             }
@@ -85,8 +101,8 @@ impl Widget for Sweep<'_> {
                 .map(|c| {
                     format!(
                         "{}/{} {}°",
-                        self.points[c.a].name,
-                        self.points[c.b].name,
+                        drawn[c.a].name,
+                        drawn[c.b].name,
                         fmt_angle((c.degrees * 10.0).round() / 10.0)
                     )
                 })
@@ -94,75 +110,99 @@ impl Widget for Sweep<'_> {
             format!("flips (•): {}", shown.join(", "))
         };
         text.push(Line::styled(flip_text, Style::default().fg(Color::Gray)));
-        // Rows the text takes once wrapped, up to half the panel.
+        let left_out: Vec<String> = self
+            .points
+            .iter()
+            .filter(|p| p.shown() && !p.fresh())
+            .map(|p| p.name.clone())
+            .collect();
+        if !left_out.is_empty() {
+            text.push(Line::styled(
+                format!("not drawn (stale): {}", left_out.join(", ")),
+                super::stale_style(),
+            ));
+        }
+        text
+    }
+}
+
+impl Widget for Sweep<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.width < 12 || area.height < 4 {
+            return;
+        }
+        let drawn: Vec<&Point> = self.points.iter().filter(|p| p.fresh()).collect();
+        let xy: Vec<(f64, f64)> = drawn.iter().map(|p| p.at).collect();
+        let text = self.text(&drawn);
+        // Rows the text takes once wrapped; the chart keeps at least three plot rows and the
+        // row of θ ticks, so small panels show less text, not a blank chart.
         let rows: u16 = text
             .iter()
             .map(|l| (l.width() as u16).div_ceil(area.width).max(1))
             .sum();
-        let text_h = rows.min(area.height / 2).max(1);
-        let chart_area = Rect {
+        let text_h = rows.min(area.height.saturating_sub(4)).min(area.height / 2);
+        let chart = Rect {
             height: area.height - text_h,
             ..area
         };
         let text_area = Rect {
-            y: chart_area.bottom(),
+            y: chart.bottom(),
             height: text_h,
             ..area
         };
         let curves: Vec<Vec<(f64, f64)>> = xy.iter().map(|p| sweep(*p, FROM, TO, 1.0)).collect();
         let yb = y_bounds(&curves);
-        let now = if (FROM..=TO).contains(&self.degrees) {
-            vec![(self.degrees, yb[0]), (self.degrees, yb[1])]
-        } else {
-            Vec::new()
-        };
-        let marks: Vec<(f64, f64)> = flips
+        let yt = axis::y_ticks(yb, chart.height.saturating_sub(1));
+        let label_w = yt.iter().map(|(_, l)| l.chars().count()).max().unwrap_or(1) as u16;
+        let parts = axis::chart_areas(chart, label_w);
+        let plot = parts.plot;
+        let xb = [FROM, TO];
+        let now = self
+            .plane
+            .exact_degrees()
+            .filter(|d| (FROM..=TO).contains(d));
+        let marks: Vec<(f64, f64)> = crossings(&xy)
             .iter()
             .map(|c| (c.degrees, reward_at(xy[c.a], c.degrees)))
             .collect();
-        let mut datasets: Vec<Dataset> = curves
-            .iter()
-            .zip(self.points)
-            .map(|(curve, p)| {
-                Dataset::default()
-                    .marker(Marker::Braille)
-                    .graph_type(GraphType::Line)
-                    .style(Style::default().fg(candidate_color(p.index)))
-                    .data(curve)
+        let colors: Vec<Color> = drawn.iter().map(|p| candidate_color(p.index)).collect();
+        Canvas::default()
+            .marker(Marker::Braille)
+            .x_bounds(xb)
+            .y_bounds(yb)
+            .paint(|ctx| {
+                if yb[0] < 0.0 && yb[1] > 0.0 {
+                    ctx.draw(&CanvasLine::new(FROM, 0.0, TO, 0.0, Color::DarkGray));
+                }
+                ctx.draw(&CanvasLine::new(0.0, yb[0], 0.0, yb[1], Color::DarkGray));
+                if let Some(d) = now {
+                    ctx.draw(&CanvasLine::new(d, yb[0], d, yb[1], Color::Yellow));
+                }
+                ctx.layer();
+                for (curve, color) in curves.iter().zip(&colors) {
+                    for w in curve.windows(2) {
+                        ctx.draw(&CanvasLine::new(w[0].0, w[0].1, w[1].0, w[1].1, *color));
+                    }
+                }
             })
-            .collect();
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(Style::default().fg(Color::Yellow))
-                .data(&now),
-        );
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(Style::default().fg(Color::White))
-                .data(&marks),
-        );
-        let ylabels = [yb[0], (yb[0] + yb[1]) / 2.0, yb[1]].map(|v| Span::raw(format!("{v:.0}")));
-        Chart::new(datasets)
-            .x_axis(
-                Axis::default()
-                    .title("θ")
-                    .bounds([FROM, TO])
-                    .labels(["-90°", "-45°", "0°", "45°", "90°"])
-                    .style(Style::default().fg(Color::Gray)),
-            )
-            .y_axis(
-                Axis::default()
-                    .title("R")
-                    .bounds(yb)
-                    .labels(ylabels)
-                    .style(Style::default().fg(Color::Gray)),
-            )
-            .legend_position(None)
-            .render(chart_area, buf);
+            .render(plot, buf);
+        let tick_style = Style::default().fg(Color::Gray);
+        axis::draw_y_ticks(buf, parts.y_labels, yb, &yt, tick_style);
+        axis::draw_x_ticks(buf, parts.x_labels, xb, &x_ticks(plot.width), tick_style);
+        for m in &marks {
+            // A flip's dot as a character, so it reads apart from the curves.
+            if let (Some(c), Some(r)) = (
+                axis::column(m.0, xb, plot.width),
+                axis::row(m.1, yb, plot.height),
+            ) {
+                buf.set_string(
+                    plot.x + c,
+                    plot.y + r,
+                    "•",
+                    Style::default().fg(Color::White),
+                );
+            }
+        }
         Paragraph::new(text)
             .wrap(Wrap { trim: true })
             .render(text_area, buf);
@@ -184,5 +224,12 @@ mod tests {
             assert!(*y >= lo && *y <= hi);
         }
         assert_eq!(y_bounds(&[]), [0.0, 100.0]);
+    }
+
+    #[test]
+    fn theta_ticks_fit_the_width() {
+        assert_eq!(x_ticks(40).len(), 5);
+        let narrow: Vec<String> = x_ticks(16).into_iter().map(|t| t.1).collect();
+        assert_eq!(narrow, vec!["-90°", "0°", "90°"]);
     }
 }
