@@ -642,13 +642,12 @@ impl App {
                 Ok(_) => None,
                 Err(e) => {
                     // Keep it for the user rather than overwrite it at the next change.
-                    let aside = p.with_extension("json.unreadable");
-                    let _ = std::fs::rename(p, &aside);
+                    let kept = match session::set_aside(p) {
+                        Ok(aside) => format!("kept as {}", aside.display()),
+                        Err(e) => format!("could not move it aside: {e}"),
+                    };
                     self.set_flash(
-                        format!(
-                            "could not read the autosave ({e:#}); kept as {}",
-                            aside.display()
-                        ),
+                        format!("could not read the autosave ({e:#}); {kept}"),
                         true,
                         now,
                     );
@@ -673,12 +672,18 @@ impl App {
                     now,
                 );
             }
-            (Some(path), _) => match session::load(&path) {
-                Ok(s) => {
+            (Some(path), autosaved) => match (session::load(&path), autosaved) {
+                (Ok(s), _) => {
                     self.apply_session(s);
                     self.set_flash(format!("opened {}", path.display()), false, now);
                 }
-                Err(e) => self.set_flash(format!("{e:#}"), true, now),
+                // The file is broken: its autosave is the best there is, and starting blank
+                // would let the next save replace it.
+                (Err(e), Some(a)) => {
+                    self.apply_session(a);
+                    self.set_flash(format!("{e:#}; restored its autosave instead"), true, now);
+                }
+                (Err(e), None) => self.set_flash(format!("{e:#}"), true, now),
             },
             (None, Some(a)) => {
                 self.apply_session(a);
@@ -882,7 +887,16 @@ impl App {
         }
         match self.focus {
             Focus::Prompt | Focus::Response => {
-                if self.editor_mut(self.focus).insert_str(&text) {
+                let editor = self.editor_mut(self.focus);
+                let held: usize = editor.lines().iter().map(|l| l.len() + 1).sum();
+                if held.saturating_add(text.len()) > session::MAX_TEXT_BYTES {
+                    let limit = session::MAX_TEXT_BYTES >> 10;
+                    self.set_flash(
+                        format!("not pasted: a text holds at most {limit} KiB"),
+                        true,
+                        now,
+                    );
+                } else if editor.insert_str(&text) {
                     self.edited(now);
                 }
             }
@@ -968,6 +982,12 @@ impl App {
                 self.request_scores(true, now);
             }
             Action::OpenPresets => self.overlay = Some(Overlay::Presets { selected: 0 }),
+            Action::NewCandidate if self.candidates.len() >= session::MAX_CANDIDATES => self
+                .set_flash(
+                    format!("at most {} candidates", session::MAX_CANDIDATES),
+                    true,
+                    now,
+                ),
             Action::NewCandidate => {
                 let i = self.add_candidate("");
                 self.select(i);

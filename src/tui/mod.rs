@@ -7,32 +7,25 @@
 //! `select!`, and the screen is redrawn after whatever changed.
 
 pub mod app;
+pub mod autosave;
 pub mod keys;
 pub mod layout;
 pub mod presets;
 pub mod session;
+pub mod terminal;
 pub mod view;
 pub mod widgets;
 
-use std::io::{stdout, Write};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream,
-};
-use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
-use crossterm::{cursor, execute};
+use crossterm::event::{Event as TermEvent, EventStream};
 use futures::{FutureExt, StreamExt};
-use ratatui::backend::CrosstermBackend;
-use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 pub use app::{App, AppConfig, Event, Paths, Scorer};
+use terminal::{shutdown_signal, Term, TerminalGuard};
 
 use crate::cli::Cli;
 use crate::engine::{self, Engine, EngineEvent};
@@ -59,12 +52,20 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         cli.model.model.clone()
     };
+    if let Some(dir) = cli.ui.session.as_deref().filter(|p| p.is_dir()) {
+        anyhow::bail!(
+            "--session {} is a directory; name a session file (it is created when missing)",
+            dir.display()
+        );
+    }
     let data = crate::assets::data_root();
+    // Held until the explorer ends: no other explorer writes this autosave meanwhile.
+    let claim = autosave::claim(&data.join(session::autosave_name(
+        cli.model.is_demo(),
+        cli.ui.session.as_deref(),
+    )));
     let paths = Paths {
-        autosave: Some(data.join(session::autosave_name(
-            cli.model.is_demo(),
-            cli.ui.session.as_deref(),
-        ))),
+        autosave: Some(claim.path.clone()),
         presets: Some(crate::assets::config_root().join("presets.json")),
         session: cli.ui.session.clone(),
     };
@@ -89,82 +90,34 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         });
         let mut app = App::new(config, Box::new(engine));
         app.restore_start(Instant::now());
+        if let Some(note) = &claim.note {
+            app.set_flash(note.clone(), true, Instant::now());
+        }
+        let start = app.session();
         let mut guard = TerminalGuard::enter()?;
         let outcome = AssertUnwindSafe(event_loop(&mut guard.terminal, &mut app, rx))
             .catch_unwind()
             .await;
-        // Whatever happened, keep the typed text.
-        app.autosave(Instant::now());
+        // Whatever happened, keep the typed text; say so once the screen is back if that failed.
+        let saved = autosave::save_at_exit(&mut app, &start);
         drop(guard);
+        drop(claim);
         match outcome {
             Ok(r) => {
                 // Dropping the engine waits for its thread, which cannot stop part way
                 // through loading weights; the process exits next, which ends it.
                 std::mem::forget(app);
-                r
+                r?;
+                saved.map_err(anyhow::Error::msg)
             }
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(panic) => {
+                if let Err(e) = saved {
+                    eprintln!("error: {e}");
+                }
+                std::panic::resume_unwind(panic)
+            }
         }
     })
-}
-
-type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
-
-/// Puts the terminal in raw mode on the alternate screen with mouse and bracketed paste, and
-/// restores it when dropped; a panic hook restores it before the panic message prints.
-struct TerminalGuard {
-    terminal: Term,
-}
-
-fn restore_terminal() {
-    let mut out = stdout();
-    let _ = execute!(
-        out,
-        DisableBracketedPaste,
-        DisableMouseCapture,
-        LeaveAlternateScreen,
-        cursor::Show
-    );
-    let _ = disable_raw_mode();
-    let _ = out.flush();
-}
-
-impl TerminalGuard {
-    fn enter() -> anyhow::Result<Self> {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            tracing::error!("panic: {info}");
-            previous(info);
-        }));
-        enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        let entered = execute!(
-            stdout(),
-            EnterAlternateScreen,
-            EnableMouseCapture,
-            EnableBracketedPaste,
-            cursor::Hide
-        );
-        if let Err(e) = entered {
-            restore_terminal();
-            return Err(e).context("cannot set up the terminal");
-        }
-        match Terminal::new(CrosstermBackend::new(stdout())) {
-            Ok(terminal) => Ok(Self { terminal }),
-            Err(e) => {
-                restore_terminal();
-                Err(e).context("cannot size the terminal")
-            }
-        }
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-        // Leave the default hook for whatever runs after the explorer.
-        let _ = std::panic::take_hook();
-    }
 }
 
 async fn event_loop(
@@ -225,25 +178,6 @@ async fn event_loop(
             },
         }
     }
-}
-
-/// Resolves on SIGTERM or SIGHUP; never elsewhere.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-            return;
-        }
-    }
-    std::future::pending::<()>().await
 }
 
 fn translate(ev: TermEvent) -> Option<Event> {
