@@ -681,7 +681,7 @@ impl App {
                 // would let the next save replace it.
                 (Err(e), Some(a)) => {
                     self.apply_session(a);
-                    self.set_flash(format!("{e:#}; restored its autosave instead"), true, now);
+                    self.set_flash(format!("restored its autosave: {e:#}"), true, now);
                 }
                 (Err(e), None) => self.set_flash(format!("{e:#}"), true, now),
             },
