@@ -187,17 +187,23 @@ pub fn load(path: &Path) -> anyhow::Result<Session> {
     }
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let too_large = || {
+        anyhow::anyhow!(
+            "{} is larger than {} MiB; a session file is never that large",
+            path.display(),
+            MAX_SESSION_BYTES >> 20
+        )
+    };
+    if file.metadata().is_ok_and(|m| m.len() > MAX_SESSION_BYTES) {
+        return Err(too_large());
+    }
     // Read at most one byte past the limit: a FIFO or a growing file has no trustworthy size.
     let mut bytes = Vec::new();
     file.take(MAX_SESSION_BYTES + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() as u64 > MAX_SESSION_BYTES {
-        anyhow::bail!(
-            "{} is larger than {} MiB; a session file is never that large",
-            path.display(),
-            MAX_SESSION_BYTES >> 20
-        );
+        return Err(too_large());
     }
     parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
 }
