@@ -59,6 +59,10 @@ impl Drop for Explorer {
 
 impl Explorer {
     fn start(home: &Path, args: &[&str]) -> Self {
+        Self::start_model(home, &common::fixture("tiny-mha"), args)
+    }
+
+    fn start_model(home: &Path, model: &Path, args: &[&str]) -> Self {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -69,7 +73,7 @@ impl Explorer {
             .expect("open a pseudo-terminal");
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dpa-explorer"));
         cmd.arg("--model");
-        cmd.arg(common::fixture("tiny-mha"));
+        cmd.arg(model);
         cmd.arg("--log");
         cmd.arg(home.join("explorer.log"));
         for a in args {
@@ -193,6 +197,34 @@ fn an_abort_restores_the_terminal() {
     assert!(!status.success());
     assert!(!app.on_alternate_screen(), "left on the alternate screen");
     assert!(!app.screen.lock().unwrap().screen().hide_cursor());
+}
+
+/// Issue 9, point 6: a checkpoint whose loading panics (a layer count of 2^62 overflowed a
+/// capacity) shows the error panel on the still-intact screen, and Ctrl-Q quits.
+#[test]
+fn a_loader_failure_leaves_the_screen_and_the_keys_working() {
+    let home = tempfile::tempdir().unwrap();
+    let model = common::model_copy(&common::fixture("tiny-mha"), |dir| {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        config["num_hidden_layers"] = serde_json::Value::from(1u64 << 62);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, config.to_string()).unwrap();
+    });
+    let mut app = Explorer::start_model(home.path(), model.path(), &[]);
+    let text = app.wait_for("the error panel", |t| t.contains("Could not load"));
+    assert!(
+        !text.contains("panicked at"),
+        "panic text over the UI:\n{text}"
+    );
+    assert!(app.on_alternate_screen());
+    app.send(b"still typing");
+    app.wait_for("the typed text", |t| t.contains("still typing"));
+    app.send(b"\x11");
+    let status = app.wait_exit();
+    assert!(status.success(), "exit: {status:?}");
+    assert!(!app.on_alternate_screen());
 }
 
 /// Issue 9, point 8: a broken `--session` file opens its autosave instead of a blank app, and
@@ -500,4 +532,63 @@ mod fuzz {
             prop_assert_eq!(session::parse(&json).unwrap(), s);
         }
     }
+}
+
+/// Issue 9, point 6: a loader that panics reaches the explorer as a load failure: the error
+/// panel names it, the editors still take text and Ctrl-Q still quits.
+#[test]
+fn a_panicking_loader_shows_an_error_panel_and_the_explorer_stays_usable() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use dpa_explorer::engine::{Engine, EngineEvent, Loader};
+    use dpa_explorer::tui::{App, AppConfig, Event, Paths};
+    use ratatui::{backend::TestBackend, Terminal};
+
+    let loader: Loader = Box::new(|_| panic!("shape [2147483647, 32] is too large"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let engine = Engine::spawn(loader, 16, move |e| {
+        let _ = tx.send(e);
+    });
+    let mut app = App::new(
+        AppConfig {
+            model_name: "crafted".into(),
+            demo: false,
+            direction: Default::default(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            paths: Paths::default(),
+        },
+        Box::new(engine),
+    );
+    let now = Instant::now();
+    app.restore_start(now);
+    loop {
+        let ev = rx.recv_timeout(WAIT).expect("the engine reports");
+        let failed = matches!(ev, EngineEvent::LoadFailed { .. });
+        app.handle(Event::Engine(ev), now);
+        if failed {
+            break;
+        }
+    }
+    app.handle(Event::Resize(COLS, ROWS), now);
+    let key = |code, modifiers| Event::Key(KeyEvent::new(code, modifiers));
+    for c in "still typing".chars() {
+        app.handle(key(KeyCode::Char(c), KeyModifiers::NONE), now);
+    }
+    let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
+    terminal
+        .draw(|f| dpa_explorer::tui::view::view(&app, f))
+        .unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .chunks(COLS as usize)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+        .collect();
+    assert!(screen.contains("Could not load crafted"), "{screen}");
+    assert!(screen.contains("panicked"), "{screen}");
+    assert!(screen.contains("still typing"), "{screen}");
+    assert!(!app.quit);
+    app.handle(key(KeyCode::Char('q'), KeyModifiers::CONTROL), now);
+    assert!(app.quit, "Ctrl-Q quits after a loader panic");
 }
