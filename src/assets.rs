@@ -29,10 +29,18 @@ pub fn demo_dir(cache_root: &Path) -> std::io::Result<PathBuf> {
             .map(|m| m.len() == bytes.len() as u64)
             .unwrap_or(false);
         if !fresh {
-            // Write beside, then rename, so a crash never leaves a half file in place.
-            let tmp = dir.join(format!("{name}.tmp"));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, &path)?;
+            // Write beside under this process's own name, then rename, so neither a crash nor
+            // a second explorer starting at the same time leaves a half file in place.
+            let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            let written = std::fs::File::create(&tmp)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, bytes).and_then(|()| f.sync_all())
+                })
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
         }
     }
     Ok(dir)

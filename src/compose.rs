@@ -24,6 +24,12 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
     } else {
         cli.model.model.clone()
     };
+    if let Some(dir) = cli.ui.session.as_deref().filter(|p| p.is_dir()) {
+        anyhow::bail!(
+            "--session {} is a directory; name a session file (it is created when missing)",
+            dir.display()
+        );
+    }
     let data = dpa_explorer::assets::data_root();
     let paths = Paths {
         autosave: Some(data.join(session::autosave_name(demo, cli.ui.session.as_deref()))),

@@ -306,6 +306,29 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// A result with a NaN or infinite score becomes an error naming the attributes: such a
+/// number is never shown or cached as a score.
+fn finite(scored: Scored, labels: &[String]) -> Result<Scored, String> {
+    let bad: Vec<String> = scored
+        .scores
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(i, v)| match labels.get(i) {
+            Some(l) => format!("{l} = {v}"),
+            None => format!("#{i} = {v}"),
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(scored);
+    }
+    tracing::error!(scores = ?scored.scores, "non-finite scores");
+    Err(format!(
+        "the model gave no usable score ({}); its weights or config may be broken",
+        bad.join(", ")
+    ))
+}
+
 fn run(
     loader: Loader,
     rx: mpsc::Receiver<Command>,
@@ -371,6 +394,7 @@ fn run(
             });
             continue;
         };
+        let labels = b.info().labels;
         let mut todo = Vec::new();
         for item in items {
             match cache.get(&item.prompt, &item.response) {
@@ -396,6 +420,7 @@ fn run(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             b.score(&todo, &stop, &mut |i, result| {
                 answered[i] = true;
+                let result = result.and_then(|s| finite(s, &labels));
                 if let Ok(s) = &result {
                     cache.put(&todo[i].prompt, &todo[i].response, s.clone());
                 }

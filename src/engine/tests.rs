@@ -242,3 +242,76 @@ fn forgetting_a_slot_reaches_the_backend() {
     until_finished(&rx, id);
     assert_eq!(*forgotten.lock().unwrap(), vec![3, 5]);
 }
+
+/// Gives a NaN and an infinity for the response "bad", finite scores otherwise.
+struct NonFinite;
+
+impl Backend for NonFinite {
+    fn info(&self) -> ModelInfo {
+        info()
+    }
+    fn warnings(&self) -> Vec<String> {
+        vec![]
+    }
+    fn score(
+        &mut self,
+        items: &[ScoreItem],
+        _stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Scored, String>),
+    ) -> Result<(), ModelError> {
+        for (i, it) in items.iter().enumerate() {
+            let scores = if it.response == "bad" {
+                vec![f32::NAN, f32::INFINITY]
+            } else {
+                vec![1.0, 2.0]
+            };
+            done(
+                i,
+                Ok(Scored {
+                    tokens: 3,
+                    truncated: false,
+                    scores,
+                    warnings: vec![],
+                }),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn non_finite_scores_arrive_as_errors_and_are_not_cached() {
+    let loader: Loader = Box::new(|_| Ok(Box::new(NonFinite) as Box<dyn Backend>));
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 16, move |ev| {
+        let _ = tx.send(ev);
+    });
+    assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
+    for _ in 0..2 {
+        let id = e.score(vec![item(0, "bad"), item(1, "good")]);
+        let results: Vec<(String, Result<Vec<f32>, String>, bool)> = until_finished(&rx, id)
+            .into_iter()
+            .filter_map(|ev| match ev {
+                EngineEvent::Scored {
+                    item,
+                    result,
+                    cached,
+                    ..
+                } => Some((item.response, result.map(|s| s.scores), cached)),
+                _ => None,
+            })
+            .collect();
+        let bad = results.iter().find(|r| r.0 == "bad").expect("bad answered");
+        let error = bad.1.clone().expect_err("a NaN is no score");
+        assert!(
+            error.contains("a = NaN") && error.contains("b = inf"),
+            "{error}"
+        );
+        assert!(!bad.2, "never served from the cache");
+        let good = results
+            .iter()
+            .find(|r| r.0 == "good")
+            .expect("good answered");
+        assert_eq!(good.1, Ok(vec![1.0, 2.0]));
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod app;
+pub mod autosave;
 pub mod effects;
 pub mod explorer;
 pub mod keymap;
@@ -22,28 +23,20 @@ mod reducer;
 mod scoring;
 pub mod session;
 pub mod state;
+pub mod terminal;
 pub mod view;
 pub mod widgets;
 
-use std::io::{stdout, Write};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream,
-};
-use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
-use crossterm::{cursor, execute};
+use crossterm::event::{Event as TermEvent, EventStream};
 use futures::{FutureExt, StreamExt};
-use ratatui::backend::CrosstermBackend;
-use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 pub use app::{App, AppConfig, Event, Paths, Scorer};
+use terminal::{shutdown_signal, Term, TerminalGuard};
 
 use crate::engine::{Engine, EngineEvent, Loader, RequestId, ScoreItem};
 
@@ -99,10 +92,15 @@ impl Scorer for EngineScorer {
 /// Runs the explorer until the user quits.
 pub fn run(launch: Launch) -> anyhow::Result<()> {
     let Launch {
-        config,
+        mut config,
         hint,
         loader,
     } = launch;
+    // Held until the explorer ends: no other explorer writes this autosave meanwhile.
+    let claim = config.paths.autosave.as_deref().map(autosave::claim);
+    if let Some(c) = &claim {
+        config.paths.autosave = Some(c.path.clone());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,82 +116,34 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
         let mut app = App::new(config, Box::new(scorer));
         app.load_hint = hint;
         app.restore_start(Instant::now());
+        if let Some(note) = claim.as_ref().and_then(|c| c.note.as_ref()) {
+            app.set_flash(note.clone(), true, Instant::now());
+        }
+        let start = app.session();
         let mut guard = TerminalGuard::enter()?;
         let outcome = AssertUnwindSafe(event_loop(&mut guard.terminal, &mut app, rx))
             .catch_unwind()
             .await;
-        // Whatever happened, keep the typed text.
-        app.autosave(Instant::now());
+        // Whatever happened, keep the typed text; say so once the screen is back if that failed.
+        let saved = autosave::save_at_exit(&mut app, &start);
         drop(guard);
+        drop(claim);
         match outcome {
             Ok(r) => {
                 // Dropping the engine waits for its thread, which cannot stop part way
                 // through loading weights; the process exits next, which ends it.
                 std::mem::forget(app);
-                r
+                r?;
+                saved.map_err(anyhow::Error::msg)
             }
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(panic) => {
+                if let Err(e) = saved {
+                    eprintln!("error: {e}");
+                }
+                std::panic::resume_unwind(panic)
+            }
         }
     })
-}
-
-type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
-
-/// Puts the terminal in raw mode on the alternate screen with mouse and bracketed paste, and
-/// restores it when dropped; a panic hook restores it before the panic message prints.
-struct TerminalGuard {
-    terminal: Term,
-}
-
-fn restore_terminal() {
-    let mut out = stdout();
-    let _ = execute!(
-        out,
-        DisableBracketedPaste,
-        DisableMouseCapture,
-        LeaveAlternateScreen,
-        cursor::Show
-    );
-    let _ = disable_raw_mode();
-    let _ = out.flush();
-}
-
-impl TerminalGuard {
-    fn enter() -> anyhow::Result<Self> {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            tracing::error!("panic: {info}");
-            previous(info);
-        }));
-        enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        let entered = execute!(
-            stdout(),
-            EnterAlternateScreen,
-            EnableMouseCapture,
-            EnableBracketedPaste,
-            cursor::Hide
-        );
-        if let Err(e) = entered {
-            restore_terminal();
-            return Err(e).context("cannot set up the terminal");
-        }
-        match Terminal::new(CrosstermBackend::new(stdout())) {
-            Ok(terminal) => Ok(Self { terminal }),
-            Err(e) => {
-                restore_terminal();
-                Err(e).context("cannot size the terminal")
-            }
-        }
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-        // Leave the default hook for whatever runs after the explorer.
-        let _ = std::panic::take_hook();
-    }
 }
 
 async fn event_loop(
@@ -258,25 +208,6 @@ async fn event_loop(
             },
         }
     }
-}
-
-/// Resolves on SIGTERM or SIGHUP; never elsewhere.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-            return;
-        }
-    }
-    std::future::pending::<()>().await
 }
 
 /// Applies every terminal event that can be read without waiting.

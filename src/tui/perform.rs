@@ -19,13 +19,12 @@ pub fn restore_start(app: &mut Explorer, now: Instant) {
             Ok(_) => None,
             Err(e) => {
                 // Keep it for the user rather than overwrite it at the next change.
-                let aside = p.with_extension("json.unreadable");
-                let _ = std::fs::rename(p, &aside);
+                let kept = match session::set_aside(p) {
+                    Ok(aside) => format!("kept as {}", aside.display()),
+                    Err(e) => format!("could not move it aside: {e}"),
+                };
                 app.set_flash(
-                    format!(
-                        "could not read the autosave ({e:#}); kept as {}",
-                        aside.display()
-                    ),
+                    format!("could not read the autosave ({e:#}); {kept}"),
                     true,
                     now,
                 );
@@ -50,12 +49,18 @@ pub fn restore_start(app: &mut Explorer, now: Instant) {
                 now,
             );
         }
-        (Some(path), _) => match session::load(&path) {
-            Ok(s) => {
+        (Some(path), autosaved) => match (session::load(&path), autosaved) {
+            (Ok(s), _) => {
                 app.apply_session(s);
                 app.set_flash(format!("opened {}", path.display()), false, now);
             }
-            Err(e) => app.set_flash(format!("{e:#}"), true, now),
+            // The file is broken: its autosave is the best there is, and starting blank
+            // would let the next save replace it.
+            (Err(e), Some(a)) => {
+                app.apply_session(a);
+                app.set_flash(format!("restored its autosave: {e:#}"), true, now);
+            }
+            (Err(e), None) => app.set_flash(format!("{e:#}"), true, now),
         },
         (None, Some(a)) => {
             app.apply_session(a);

@@ -10,6 +10,7 @@ use ratatui_textarea::{CursorMove, Key, Scrolling, TextArea};
 use crate::preference::{paper_presets, Preset};
 
 use super::effects::Effect;
+use super::session;
 use super::explorer::*;
 use super::state::*;
 
@@ -89,7 +90,16 @@ impl Explorer {
         }
         match self.focus {
             Focus::Prompt | Focus::Response => {
-                if self.editor_mut(self.focus).insert_str(&text) {
+                let editor = self.editor_mut(self.focus);
+                let held: usize = editor.lines().iter().map(|l| l.len() + 1).sum();
+                if held.saturating_add(text.len()) > session::MAX_TEXT_BYTES {
+                    let limit = session::MAX_TEXT_BYTES >> 10;
+                    self.set_flash(
+                        format!("not pasted: a text holds at most {limit} KiB"),
+                        true,
+                        now,
+                    );
+                } else if editor.insert_str(&text) {
                     self.edited(self.focus, now);
                 }
             }
@@ -161,6 +171,12 @@ impl Explorer {
             }
             Action::Tell(text) => self.set_flash(text.into(), false, now),
             Action::OpenPresets => self.overlay = Some(Overlay::Presets { selected: 0 }),
+            Action::NewCandidate if self.candidates.len() >= session::MAX_CANDIDATES => self
+                .set_flash(
+                    format!("at most {} candidates", session::MAX_CANDIDATES),
+                    true,
+                    now,
+                ),
             Action::NewCandidate => {
                 let i = self.add_candidate("");
                 self.select(i);

@@ -1,8 +1,14 @@
 //! Sessions on disk: save and load the prompt, candidates, scores and direction as JSON;
-//! export scores as JSON lines or CSV. Files are written beside and renamed into place, so a
-//! crash never leaves half a file.
+//! export scores as JSON lines or CSV. Files are written beside under a unique name, synced and
+//! renamed into place, so a crash or a second writer never leaves half a file.
+//!
+//! A session file is untrusted: its size, the number of candidates and each text's length are
+//! bounded (see [`MAX_CANDIDATES`], [`MAX_TEXT_BYTES`], [`MAX_SESSION_BYTES`]) so that opening
+//! one can neither exhaust memory nor make every frame and autosave slow.
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -11,6 +17,17 @@ use serde_json::{Map, Value};
 use crate::preference::Direction;
 
 pub const VERSION: u32 = 1;
+
+/// The most candidates a session may hold. Every frame lays out and every autosave writes all
+/// of them; at this count both stay well under a frame's time.
+pub const MAX_CANDIDATES: usize = 200;
+
+/// The most bytes of text in one editor (the prompt or one response). The model reads at most
+/// a few thousand tokens of it; more only slows every keystroke and autosave.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
+/// The largest session file that is read at all (scores repeat the texts they belong to).
+pub const MAX_SESSION_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -76,19 +93,86 @@ pub fn autosave_name(demo: bool, session: Option<&Path>) -> String {
     name
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory.
+/// Writes `bytes` to `path` through a temporary file in the same directory: a name no other
+/// writer uses, synced before the rename and the directory synced after, so a reader sees
+/// either the old file or the whole new one, also after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "session".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    sync_dir(dir);
     Ok(())
+}
+
+/// Makes a rename in `dir` durable. Best effort: some systems cannot open a directory.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Moves an unreadable file out of the way, to `<name>.unreadable`, or `<name>.unreadable.2`,
+/// … when that is taken, so no earlier copy is ever replaced. Returns where it went.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "session".into());
+    for n in 1..=1000u32 {
+        let aside = if n == 1 {
+            path.with_file_name(format!("{name}.unreadable"))
+        } else {
+            path.with_file_name(format!("{name}.unreadable.{n}"))
+        };
+        // A hard link never replaces an existing file; the original goes once it is linked.
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => {
+                std::fs::remove_file(path)?;
+                return Ok(aside);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // No hard links on this file system: rename, having checked the name is free.
+            Err(_) if !aside.exists() => {
+                std::fs::rename(path, &aside)?;
+                return Ok(aside);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(
+        "too many unreadable copies beside it",
+    ))
 }
 
 pub fn save(path: &Path, session: &Session) -> anyhow::Result<()> {
@@ -98,17 +182,68 @@ pub fn save(path: &Path, session: &Session) -> anyhow::Result<()> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Session> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let s: Session = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a dpa-explorer session", path.display()))?;
+    if path.is_dir() {
+        anyhow::bail!("{} is a directory, not a session file", path.display());
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let too_large = || {
+        anyhow::anyhow!(
+            "{} is larger than {} MiB; a session file is never that large",
+            path.display(),
+            MAX_SESSION_BYTES >> 20
+        )
+    };
+    if file.metadata().is_ok_and(|m| m.len() > MAX_SESSION_BYTES) {
+        return Err(too_large());
+    }
+    // Read at most one byte past the limit: a FIFO or a growing file has no trustworthy size.
+    let mut bytes = Vec::new();
+    file.take(MAX_SESSION_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_SESSION_BYTES {
+        return Err(too_large());
+    }
+    parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+}
+
+/// A session from the bytes of a session file, checked against the limits.
+pub fn parse(bytes: &[u8]) -> anyhow::Result<Session> {
+    let s: Session = serde_json::from_slice(bytes).context("it is not a dpa-explorer session")?;
     if s.version > VERSION {
         anyhow::bail!(
-            "{} was written by a newer dpa-explorer (session version {})",
-            path.display(),
+            "it was written by a newer dpa-explorer (session version {})",
             s.version
         );
     }
+    check_limits(&s)?;
     Ok(s)
+}
+
+/// Refuses a session beyond [`MAX_CANDIDATES`] or with a text over [`MAX_TEXT_BYTES`].
+pub fn check_limits(s: &Session) -> anyhow::Result<()> {
+    if s.candidates.len() > MAX_CANDIDATES {
+        anyhow::bail!(
+            "it holds {} candidates; the explorer takes at most {MAX_CANDIDATES}",
+            s.candidates.len()
+        );
+    }
+    let long = std::iter::once(("the prompt".to_string(), s.prompt.len())).chain(
+        s.candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("response {}", i + 1), c.response.len())),
+    );
+    for (what, len) in long {
+        if len > MAX_TEXT_BYTES {
+            anyhow::bail!(
+                "{what} is {len} bytes; the explorer takes at most {} KiB per text",
+                MAX_TEXT_BYTES >> 10
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One candidate's scores, for export.
