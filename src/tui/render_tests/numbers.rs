@@ -328,3 +328,13 @@ fn sweep_ticks_sit_under_their_angle() {
             .join("\n")
     );
 }
+
+#[test]
+fn snapshot_charts_at_the_smallest_size() {
+    for v in [View::Ranking, View::Scatter, View::Sweep] {
+        let mut app = wide_scene();
+        app.apply(Action::SetView(v), Instant::now());
+        let text = screen_text(&draw(&mut app, 80, 24));
+        insta::assert_snapshot!(format!("charts_{v:?}_80x24"), text);
+    }
+}
