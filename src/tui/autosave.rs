@@ -12,6 +12,7 @@ use super::app::App;
 use super::session::{self, Session};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// How many explorers may run side by side with their own autosaves.
 const MAX_OWNERS: u32 = 64;
@@ -129,18 +130,22 @@ fn work(s: &Session) -> (&str, Vec<(&str, &str)>, usize, String) {
 }
 
 /// Writes the autosave as the explorer ends, when the user changed something since `start`
-/// (what the explorer started with) that is not on disk yet. What the explorer merely started
-/// with is never written: if that was blank because a file could not be read, the autosave
-/// stays as it was.
+/// (what the explorer started with, at `started`) that is not on disk yet. What the explorer
+/// merely started with is never written over an autosave this run has not written: if it was
+/// blank because a file could not be read, the autosave stays as it was.
 ///
 /// On failure the text goes to a rescue file in the temporary directory, and the error says
 /// where, for the caller to print once the terminal is back.
-pub fn save_at_exit(app: &mut App, start: &Session) -> Result<(), String> {
+pub fn save_at_exit(app: &mut App, start: &Session, started: SystemTime) -> Result<(), String> {
     let Some(path) = app.paths.autosave.clone() else {
         return Ok(());
     };
     let now = app.session();
-    if app.autosave_at.is_none() && work(&now) == work(start) {
+    // This run holds the lock, so a file modified since it started was written by it.
+    let written_by_this_run = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= started);
+    if app.autosave_at.is_none() && work(&now) == work(start) && !written_by_this_run {
         return Ok(());
     }
     if session::load(&path).is_ok_and(|on_disk| work(&on_disk) == work(&now)) {
@@ -154,7 +159,7 @@ pub fn save_at_exit(app: &mut App, start: &Session) -> Result<(), String> {
     let rescue = std::env::temp_dir().join(format!(
         "dpa-explorer-rescue-{}-{}.json",
         std::process::id(),
-        std::time::SystemTime::now()
+        SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0)
@@ -193,6 +198,75 @@ mod tests {
         let third = claim(&wanted);
         assert_eq!(third.path, wanted);
         drop(second);
+    }
+
+    struct NoScorer;
+
+    impl crate::tui::Scorer for NoScorer {
+        fn score(&mut self, _items: Vec<crate::engine::ScoreItem>) -> u64 {
+            1
+        }
+    }
+
+    fn app(autosave: &Path) -> App {
+        let config = crate::tui::AppConfig {
+            model_name: "m".into(),
+            demo: false,
+            direction: Default::default(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            paths: crate::tui::Paths {
+                autosave: Some(autosave.to_path_buf()),
+                presets: None,
+                session: None,
+            },
+        };
+        App::new(config, Box::new(NoScorer))
+    }
+
+    fn type_text(app: &mut App, text: &str, now: std::time::Instant) {
+        app.handle(crate::tui::Event::Paste(text.into()), now);
+    }
+
+    /// Quitting without a change leaves the autosave alone, even when the explorer started
+    /// from something else (here: blank, as after a session file that failed to open).
+    #[test]
+    fn nothing_changed_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("autosave.json");
+        let mut a = app(&path);
+        let start = a.session();
+        let mut kept = a.session();
+        kept.prompt = "kept".into();
+        session::save(&path, &kept).unwrap();
+        // The run started after the file was last written.
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let started = written + std::time::Duration::from_millis(1);
+        save_at_exit(&mut a, &start, started).unwrap();
+        assert_eq!(session::load(&path).unwrap().prompt, "kept");
+    }
+
+    /// Text typed, autosaved, then typed back to what the run started with: the last text is
+    /// what is on disk at the end.
+    #[test]
+    fn the_last_text_is_written_at_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("autosave.json");
+        let started = SystemTime::now() - std::time::Duration::from_secs(1);
+        let mut a = app(&path);
+        let start = a.session();
+        let now = std::time::Instant::now();
+        type_text(&mut a, "draft", now);
+        a.autosave(now);
+        assert_eq!(session::load(&path).unwrap().prompt, "draft");
+        a.set_texts("", &[]);
+        save_at_exit(&mut a, &start, started).unwrap();
+        assert_eq!(session::load(&path).unwrap().prompt, "");
+        // Pending changes are written too.
+        type_text(&mut a, "pending", now);
+        assert!(a.autosave_at.is_some());
+        save_at_exit(&mut a, &start, started).unwrap();
+        assert_eq!(session::load(&path).unwrap().prompt, "pending");
     }
 
     #[cfg(unix)]

@@ -120,12 +120,13 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             app.set_flash(note.clone(), true, Instant::now());
         }
         let start = app.session();
+        let started = std::time::SystemTime::now();
         let mut guard = TerminalGuard::enter()?;
         let outcome = AssertUnwindSafe(event_loop(&mut guard.terminal, &mut app, rx))
             .catch_unwind()
             .await;
         // Whatever happened, keep the typed text; say so once the screen is back if that failed.
-        let saved = autosave::save_at_exit(&mut app, &start);
+        let saved = autosave::save_at_exit(&mut app, &start, started);
         drop(guard);
         drop(claim);
         match outcome {
