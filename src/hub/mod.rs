@@ -303,7 +303,7 @@ mod tests {
         for p in [
             "/no/such/model",
             "./model",
-            "../model",
+            "../no-such-dpa-model",
             "~/no-such-dpa-model",
             "a/b/c",
             "models/",
