@@ -266,6 +266,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     #[test]
     fn directories_are_local_and_ids_go_to_the_hub() {
@@ -414,6 +415,25 @@ mod tests {
             o.repo_cache_dir("org/tiny"),
             hf_home.path().join("hub/models--org--tiny")
         );
+    }
+
+    #[test]
+    fn dpa_hub_timeout_bounds_every_wait() {
+        let o = HubOptions::from_vars(vars(&[]), None);
+        assert_eq!(o.max_idle, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        let o = HubOptions::from_vars(vars(&[("DPA_HUB_TIMEOUT", "8")]), None);
+        assert_eq!(
+            (o.max_idle, o.request_timeout, o.stall_timeout),
+            (
+                Duration::from_secs(8),
+                Duration::from_secs(8),
+                Duration::from_secs(2)
+            )
+        );
+        for bad in ["0", "-3", "1e3", "soon", "86401"] {
+            let o = HubOptions::from_vars(vars(&[("DPA_HUB_TIMEOUT", bad)]), None);
+            assert_eq!(o.max_idle, Duration::from_secs(DEFAULT_TIMEOUT_S), "{bad}");
+        }
     }
 
     #[test]
