@@ -3,6 +3,7 @@
 //! the errors a user sees; and `score` through the real binary with a hub model.
 
 mod common;
+#[allow(dead_code)]
 mod hub_server;
 
 use std::cell::RefCell;

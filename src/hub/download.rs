@@ -113,9 +113,13 @@ pub(super) async fn metadata(
             shown(etag)
         ))
     })?;
+    // A redirect's own Content-Length is that of its (empty) body, not the file's.
+    let own_length = (!status.is_redirection())
+        .then(|| header(headers, CONTENT_LENGTH.as_str()))
+        .flatten();
     let size_text = header(headers, "x-linked-size")
-        .or_else(|| header(headers, CONTENT_LENGTH.as_str()))
-        .ok_or_else(|| bad("no size (X-Linked-Size or Content-Length)".into()))?;
+        .or(own_length)
+        .ok_or_else(|| bad("no size (X-Linked-Size, or Content-Length of the file)".into()))?;
     let size = parse_size(size_text)
         .ok_or_else(|| bad(format!("its size {} is not a byte count", shown(size_text))))?;
     if size > MAX_FILE_BYTES {

@@ -166,3 +166,96 @@ fn parse_timeout(v: &str) -> Option<u64> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_is_read_as_huggingface_hub_reads_it() {
+        let home = PathBuf::from("/home/u");
+        let o = HubOptions::from_vars(vars(&[]), Some(home.clone()));
+        assert_eq!(o.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(o.cache_dir, home.join(".cache/huggingface/hub"));
+        assert!(o.token.is_none());
+        assert!(!o.offline);
+
+        let o = HubOptions::from_vars(
+            vars(&[("XDG_CACHE_HOME", "/xdg"), ("HF_HUB_OFFLINE", "0")]),
+            Some(home.clone()),
+        );
+        assert_eq!(o.cache_dir, PathBuf::from("/xdg/huggingface/hub"));
+        assert!(!o.offline);
+
+        let o = HubOptions::from_vars(
+            vars(&[
+                ("HF_HOME", "~/hf"),
+                ("HF_ENDPOINT", "http://127.0.0.1:9/"),
+                ("HF_TOKEN", " hf_abc\n"),
+                ("HF_HUB_OFFLINE", "True"),
+            ]),
+            Some(home.clone()),
+        );
+        assert_eq!(o.cache_dir, home.join("hf/hub"));
+        assert_eq!(o.endpoint, "http://127.0.0.1:9");
+        assert_eq!(o.token.as_deref(), Some("hf_abc"));
+        assert!(o.offline);
+        assert!(
+            !format!("{o:?}").contains("hf_abc"),
+            "token must not be logged"
+        );
+
+        let hf_home = tempfile::tempdir().unwrap();
+        std::fs::write(hf_home.path().join("token"), "hf_from_file\n").unwrap();
+        let h = hf_home.path().to_str().unwrap();
+        let o = HubOptions::from_vars(
+            vars(&[
+                ("HF_HOME", h),
+                ("HF_HUB_CACHE", "/elsewhere"),
+                ("HF_HUB_OFFLINE", "yes"),
+            ]),
+            None,
+        );
+        assert_eq!(o.cache_dir, PathBuf::from("/elsewhere"));
+        assert_eq!(o.token.as_deref(), Some("hf_from_file"));
+        assert!(o.offline);
+        let o = HubOptions::from_vars(vars(&[("HF_HOME", h), ("HF_TOKEN", "")]), None);
+        assert_eq!(
+            o.token.as_deref(),
+            Some("hf_from_file"),
+            "empty HF_TOKEN is unset"
+        );
+        assert_eq!(
+            o.repo_cache_dir("org/tiny"),
+            hf_home.path().join("hub/models--org--tiny")
+        );
+    }
+
+    #[test]
+    fn dpa_hub_timeout_bounds_every_wait() {
+        let o = HubOptions::from_vars(vars(&[]), None);
+        assert_eq!(o.max_idle, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        let o = HubOptions::from_vars(vars(&[("DPA_HUB_TIMEOUT", "8")]), None);
+        assert_eq!(
+            (o.max_idle, o.request_timeout, o.stall_timeout),
+            (
+                Duration::from_secs(8),
+                Duration::from_secs(8),
+                Duration::from_secs(2)
+            )
+        );
+        for bad in ["0", "-3", "1e3", "soon", "86401"] {
+            let o = HubOptions::from_vars(vars(&[("DPA_HUB_TIMEOUT", bad)]), None);
+            assert_eq!(o.max_idle, Duration::from_secs(DEFAULT_TIMEOUT_S), "{bad}");
+        }
+    }
+}

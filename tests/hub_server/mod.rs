@@ -6,7 +6,6 @@
 //! also be hostile: replace any header (path-like etags and commits, lying sizes and ranges),
 //! redirect (to another origin, or without `Location`), send short bodies, stall every time.
 //! It stops when dropped, and on its own after two minutes.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
