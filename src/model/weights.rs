@@ -11,7 +11,7 @@ use memmap2::Mmap;
 use super::files::{self, shown};
 use super::ModelError;
 
-mod finite;
+pub mod finite;
 
 /// The weight files of a checkpoint, in the order they should be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
