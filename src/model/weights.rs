@@ -69,9 +69,9 @@ pub fn tensor_table(bytes: &[u8]) -> Result<Vec<StoredTensor>, String> {
             safetensors::Dtype::F32 => DType::F32,
             other => {
                 return Err(format!(
-                    "tensor `{}` is stored as {other:?}; only bf16, f16 and f32 weights are supported",
-                    shown(&name)
-                ))
+                "tensor `{}` is stored as {other:?}; only bf16, f16 and f32 weights are supported",
+                shown(&name)
+            ))
             }
         };
         // The crate checks these already; a wrong range here would be an out-of-bounds slice
@@ -202,10 +202,7 @@ impl Checkpoint {
                 if entries.insert(name.clone(), entry).is_some() {
                     return Err(ModelError::Checkpoint {
                         path: path.clone(),
-                        message: format!(
-                            "tensor `{}` appears in more than one shard",
-                            shown(name)
-                        ),
+                        message: format!("tensor `{}` appears in more than one shard", shown(name)),
                     });
                 }
             }
@@ -333,11 +330,12 @@ impl Checkpoint {
                 let map = &maps[entry.file];
                 let (a, b) = entry.range;
                 let bytes = &map[a..b];
-                finite::check(&finite::scan_bytes(bytes, entry.dtype), name, target)
-                    .map_err(|message| ModelError::Checkpoint {
+                finite::check(&finite::scan_bytes(bytes, entry.dtype), name, target).map_err(
+                    |message| ModelError::Checkpoint {
                         path: path.clone(),
                         message,
-                    })?;
+                    },
+                )?;
                 let t = Tensor::from_raw_buffer(bytes, entry.dtype, &entry.shape, device)?;
                 // The bytes now live in the tensor; let the kernel drop the mapped copy so that
                 // peak memory stays near one copy of the weights.

@@ -165,7 +165,9 @@ mod tests {
         let s = scan_bytes(&bf[..4], DType::BF16);
         assert_eq!(s.non_finite, 0);
         assert!(s.max_abs > 65504.0);
-        assert!(check(&s, "w", Some(DType::F16)).unwrap_err().contains("f16"));
+        assert!(check(&s, "w", Some(DType::F16))
+            .unwrap_err()
+            .contains("f16"));
         assert!(check(&s, "w", Some(DType::F32)).is_ok());
         assert_eq!(scan_bytes(&bf, DType::BF16).first.map(|f| f.0), Some(2));
         let h: Vec<u8> = [0.5f32, f32::NAN]
