@@ -1,6 +1,11 @@
 //! Checkpoint files: one `model.safetensors`, sharded safetensors with an index, or PyTorch
 //! pickles. Safetensors are memory-mapped and each tensor is copied once, straight into the
 //! compute dtype; its mapped pages are released as soon as it is loaded.
+//!
+//! Nothing in a checkpoint is trusted: every header's sizes are checked against the bytes of
+//! its file before anything is allocated for them, and every tensor is scanned for non-finite
+//! values as it is read ([`finite`]). Which files make a checkpoint is decided in
+//! [`super::files`]. Called by the model loader (and the quantiser, through [`Checkpoint`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

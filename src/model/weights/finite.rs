@@ -113,8 +113,20 @@ pub fn scan_tensor(t: &Tensor) -> candle_core::Result<Scan> {
         return Ok(scan_bytes(&[], t.dtype()));
     }
     let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok(scan_bytes(&bytes, DType::F32))
+    let mut scan = Scan {
+        non_finite: 0,
+        first: None,
+        max_abs: 0.0,
+    };
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() {
+            scan.non_finite += 1;
+            scan.first.get_or_insert((i, v));
+        } else {
+            scan.max_abs = scan.max_abs.max(v.abs());
+        }
+    }
+    Ok(scan)
 }
 
 /// The refusal for a tensor whose scan found values that give non-finite scores once converted
