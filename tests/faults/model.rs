@@ -459,3 +459,37 @@ fn the_hub_and_the_loader_choose_weights_by_one_rule() {
     );
     assert_eq!(p(&["config.json"]), None);
 }
+
+#[test]
+fn a_safetensors_header_claiming_more_than_the_file_is_refused() {
+    let path_of = |d: &Path| d.join("model.safetensors");
+    // An embedding of [2^31 - 1, 32] whose bytes are not there, with a config to match.
+    let header = json!({"model.embed_tokens.weight":
+        {"dtype": "BF16", "shape": [i32::MAX, 32], "data_offsets": [0, 137_438_953_408u64]}})
+    .to_string();
+    let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+    lying.extend_from_slice(header.as_bytes());
+    lying.extend_from_slice(&[0; 64]);
+    // A header length of 2^64 - 1.
+    let mut huge = u64::MAX.to_le_bytes().to_vec();
+    huge.extend_from_slice(b"{}");
+    for bytes in [lying, huge] {
+        let text = std::fs::read_to_string(fixture("tiny-mha").join("config.json")).unwrap();
+        let mut cfg: Value = serde_json::from_str(&text).unwrap();
+        set(&mut cfg, "vocab_size", json!(i32::MAX));
+        let dir = model_copy(&fixture("tiny-mha"), |d| {
+            std::fs::remove_file(d.join("model.safetensors.index.json")).unwrap();
+            std::fs::remove_file(d.join("config.json")).unwrap();
+            std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+            std::fs::write(path_of(d), &bytes).unwrap();
+        });
+        let e = refusal(dir.path());
+        assert!(
+            e.starts_with(&format!(
+                "bad checkpoint {}: not a valid safetensors file (truncated or corrupt)",
+                path_of(dir.path()).display()
+            )),
+            "{e}"
+        );
+    }
+}
