@@ -142,8 +142,7 @@ impl MistralConfig {
             path: Default::default(),
             message,
         };
-        let raw: RawConfig =
-            serde_json::from_str(text).map_err(|e| bad(shown(&e.to_string())))?;
+        let raw: RawConfig = serde_json::from_str(text).map_err(|e| bad(shown(&e.to_string())))?;
         if let Some(mt) = &raw.model_type {
             if mt != "mistral" {
                 return Err(bad(format!(
@@ -219,7 +218,10 @@ impl MistralConfig {
         }
         check_rms_norm_eps(raw.rms_norm_eps).map_err(bad)?;
         check_rope(rope_theta, head_dim, raw.max_position_embeddings).map_err(bad)?;
-        for (name, id) in [("pad_token_id", raw.pad_token_id), ("bos_token_id", raw.bos_token_id)] {
+        for (name, id) in [
+            ("pad_token_id", raw.pad_token_id),
+            ("bos_token_id", raw.bos_token_id),
+        ] {
             if let Some(id) = id.filter(|&id| id as usize >= raw.vocab_size) {
                 return Err(bad(format!(
                     "{name} {id} is outside the vocabulary of {} entries",
@@ -271,7 +273,11 @@ impl MistralConfig {
             ("num_attention_heads × head_dim", heads, head_dim),
             ("num_key_value_heads × head_dim", kv_heads, head_dim),
             ("vocab_size × hidden_size", cfg.vocab_size, cfg.hidden_size),
-            ("intermediate_size × hidden_size", cfg.intermediate_size, cfg.hidden_size),
+            (
+                "intermediate_size × hidden_size",
+                cfg.intermediate_size,
+                cfg.hidden_size,
+            ),
         ] {
             let fits = a
                 .checked_mul(b)

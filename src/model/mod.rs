@@ -121,10 +121,7 @@ impl ModelFiles {
         let need = |name: &str, what: &str| files::require_file(&dir.join(name), what);
         Ok(Self {
             config: need(files::CONFIG, "config.json")?,
-            tokenizer: need(
-                files::TOKENIZER,
-                "tokenizer.json (the fast tokenizer file)",
-            )?,
+            tokenizer: need(files::TOKENIZER, "tokenizer.json (the fast tokenizer file)")?,
             weights: WeightFiles::find(dir)?,
         })
     }

@@ -1,6 +1,11 @@
 //! Checkpoint files: one `model.safetensors`, sharded safetensors with an index, or PyTorch
 //! pickles. Safetensors are memory-mapped and each tensor is copied once, straight into the
 //! compute dtype; its mapped pages are released as soon as it is loaded.
+//!
+//! Nothing in a checkpoint is trusted: every header's sizes are checked against the bytes of
+//! its file before anything is allocated for them, and every tensor is scanned for non-finite
+//! values as it is read ([`finite`]). Which files make a checkpoint is decided in
+//! [`super::files`]. Called by the model loader (and the quantiser, through [`Checkpoint`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,7 +16,7 @@ use memmap2::Mmap;
 use super::files::{self, shown};
 use super::ModelError;
 
-mod finite;
+pub mod finite;
 
 /// The weight files of a checkpoint, in the order they should be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +74,9 @@ pub fn tensor_table(bytes: &[u8]) -> Result<Vec<StoredTensor>, String> {
             safetensors::Dtype::F32 => DType::F32,
             other => {
                 return Err(format!(
-                    "tensor `{}` is stored as {other:?}; only bf16, f16 and f32 weights are supported",
-                    shown(&name)
-                ))
+                "tensor `{}` is stored as {other:?}; only bf16, f16 and f32 weights are supported",
+                shown(&name)
+            ))
             }
         };
         // The crate checks these already; a wrong range here would be an out-of-bounds slice
@@ -202,10 +207,7 @@ impl Checkpoint {
                 if entries.insert(name.clone(), entry).is_some() {
                     return Err(ModelError::Checkpoint {
                         path: path.clone(),
-                        message: format!(
-                            "tensor `{}` appears in more than one shard",
-                            shown(name)
-                        ),
+                        message: format!("tensor `{}` appears in more than one shard", shown(name)),
                     });
                 }
             }
@@ -333,11 +335,12 @@ impl Checkpoint {
                 let map = &maps[entry.file];
                 let (a, b) = entry.range;
                 let bytes = &map[a..b];
-                finite::check(&finite::scan_bytes(bytes, entry.dtype), name, target)
-                    .map_err(|message| ModelError::Checkpoint {
+                finite::check(&finite::scan_bytes(bytes, entry.dtype), name, target).map_err(
+                    |message| ModelError::Checkpoint {
                         path: path.clone(),
                         message,
-                    })?;
+                    },
+                )?;
                 let t = Tensor::from_raw_buffer(bytes, entry.dtype, &entry.shape, device)?;
                 // The bytes now live in the tensor; let the kernel drop the mapped copy so that
                 // peak memory stays near one copy of the weights.

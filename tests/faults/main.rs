@@ -5,7 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../hub_server/mod.rs"]
-#[allow(dead_code)]
 mod hub_server;
 
 mod cli;

@@ -106,17 +106,38 @@ fn config_values_that_cannot_give_finite_scores_are_refused_naming_them() {
     let rope = |t: Value| json!({"rope_theta": t, "rope_type": "default"});
     let cases: Vec<(&str, Value, &str)> = vec![
         ("rope_parameters", rope(json!(0.0)), "rope_theta is 0"),
-        ("rope_parameters", rope(json!(-10000.0)), "rope_theta is -10000"),
-        ("rope_parameters", rope(json!(1e-60)), "rope_theta is 1e-60"),
-        ("rope_parameters", rope(json!(1e300)), "rope_theta is 1e300"),
+        (
+            "rope_parameters",
+            rope(json!(-10000.0)),
+            "rope_theta is -10000",
+        ),
+        (
+            "rope_parameters",
+            rope(json!(1e-60)),
+            "e-60; it must be a positive finite number",
+        ),
+        (
+            "rope_parameters",
+            rope(json!(1e300)),
+            "e300; it must be a positive finite number",
+        ),
         ("rms_norm_eps", json!(0.0), "rms_norm_eps is 0"),
         ("rms_norm_eps", json!(-1e-5), "rms_norm_eps is -1e-5"),
-        ("rms_norm_eps", json!(1e-50), "rms_norm_eps is 1e-50"),
+        ("rms_norm_eps", json!(1e-50), "e-5"),
+        (
+            "rms_norm_eps",
+            json!(1e-50),
+            "a positive number that f32 can hold",
+        ),
         ("sliding_window", json!(0), "sliding_window is 0"),
         ("head_dim", json!(0), "head_dim (0) must be positive"),
         ("intermediate_size", json!(0), "intermediate_size is 0"),
         ("vocab_size", json!(0), "vocab_size is 0"),
-        ("max_position_embeddings", json!(0), "max_position_embeddings is 0"),
+        (
+            "max_position_embeddings",
+            json!(0),
+            "max_position_embeddings is 0",
+        ),
     ];
     for (key, value, expect) in cases {
         let dir = with_config(|c| set(c, key, value.clone()));
@@ -131,14 +152,25 @@ fn config_values_that_cannot_give_finite_scores_are_refused_naming_them() {
         set(c, "rope_parameters", rope(json!(1e-38)));
     });
     let e = refusal(dir.path());
-    assert!(e.contains("rope_theta is 1e-38: with max_position_embeddings 32768 the rotary angles overflow"), "{e}");
+    assert!(
+        e.contains(
+            "rope_theta is 1e-38: with max_position_embeddings 32768 the rotary angles overflow"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_pad_or_bos_token_outside_the_vocabulary_is_refused_at_load() {
     for (key, expect) in [
-        ("pad_token_id", "pad_token_id 32001 is outside the vocabulary of 32001 entries"),
-        ("bos_token_id", "bos_token_id 32001 is outside the vocabulary of 32001 entries"),
+        (
+            "pad_token_id",
+            "pad_token_id 32001 is outside the vocabulary of 32001 entries",
+        ),
+        (
+            "bos_token_id",
+            "bos_token_id 32001 is outside the vocabulary of 32001 entries",
+        ),
     ] {
         let dir = with_config(|c| set(c, key, json!(32001)));
         let e = refusal(dir.path());
@@ -289,7 +321,10 @@ fn an_index_naming_shards_outside_the_model_directory_is_refused() {
         let e = refusal(dir.path());
         let index = dir.path().join("model.safetensors.index.json");
         assert!(
-            e.starts_with(&format!("bad checkpoint {}: it names a shard", index.display())),
+            e.starts_with(&format!(
+                "bad checkpoint {}: it names a shard",
+                index.display()
+            )),
             "{bad:?}: {e}"
         );
         assert!(
@@ -328,12 +363,16 @@ fn weights_that_are_not_files_are_named_for_what_they_are() {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     };
-    let cases: Vec<(Box<dyn Fn(&Path)>, &str)> = vec![
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(Make, &str)> = vec![
         (
             Box::new(|p: &Path| std::fs::create_dir(p).unwrap()),
             "is a directory, not a file (the weights)",
         ),
-        (Box::new(mkfifo), "is a named pipe (FIFO), not a file (the weights)"),
+        (
+            Box::new(mkfifo),
+            "is a named pipe (FIFO), not a file (the weights)",
+        ),
         (
             Box::new(|p: &Path| symlink(p, p).unwrap()),
             "is a symbolic link that loops, not a file (the weights)",
@@ -356,7 +395,10 @@ fn weights_that_are_not_files_are_named_for_what_they_are() {
             mkfifo(&d.join(name));
         });
         let e = refusal(dir.path());
-        assert!(e.contains("is a named pipe (FIFO), not a file"), "{name}: {e}");
+        assert!(
+            e.contains("is a named pipe (FIFO), not a file"),
+            "{name}: {e}"
+        );
         assert!(e.contains(name), "{e}");
     }
 }
@@ -375,7 +417,15 @@ fn errors_are_printed_once_by_a_chained_printer() {
     let dir = with_config(|c| set(c, "sliding_window", json!(0)));
     let scratch = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dpa-explorer"))
-        .args(["score", "--prompt", "p", "--response", "r", "--device", "cpu"])
+        .args([
+            "score",
+            "--prompt",
+            "p",
+            "--response",
+            "r",
+            "--device",
+            "cpu",
+        ])
         .arg("--model")
         .arg(dir.path())
         .arg("--log")
@@ -408,4 +458,38 @@ fn the_hub_and_the_loader_choose_weights_by_one_rule() {
         Some(WeightPlan::Index("pytorch_model.bin.index.json".into()))
     );
     assert_eq!(p(&["config.json"]), None);
+}
+
+#[test]
+fn a_safetensors_header_claiming_more_than_the_file_is_refused() {
+    let path_of = |d: &Path| d.join("model.safetensors");
+    // An embedding of [2^31 - 1, 32] whose bytes are not there, with a config to match.
+    let header = json!({"model.embed_tokens.weight":
+        {"dtype": "BF16", "shape": [i32::MAX, 32], "data_offsets": [0, 137_438_953_408u64]}})
+    .to_string();
+    let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+    lying.extend_from_slice(header.as_bytes());
+    lying.extend_from_slice(&[0; 64]);
+    // A header length of 2^64 - 1.
+    let mut huge = u64::MAX.to_le_bytes().to_vec();
+    huge.extend_from_slice(b"{}");
+    for bytes in [lying, huge] {
+        let text = std::fs::read_to_string(fixture("tiny-mha").join("config.json")).unwrap();
+        let mut cfg: Value = serde_json::from_str(&text).unwrap();
+        set(&mut cfg, "vocab_size", json!(i32::MAX));
+        let dir = model_copy(&fixture("tiny-mha"), |d| {
+            std::fs::remove_file(d.join("model.safetensors.index.json")).unwrap();
+            std::fs::remove_file(d.join("config.json")).unwrap();
+            std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+            std::fs::write(path_of(d), &bytes).unwrap();
+        });
+        let e = refusal(dir.path());
+        assert!(
+            e.starts_with(&format!(
+                "bad checkpoint {}: not a valid safetensors file (truncated or corrupt)",
+                path_of(dir.path()).display()
+            )),
+            "{e}"
+        );
+    }
 }

@@ -113,8 +113,20 @@ pub fn scan_tensor(t: &Tensor) -> candle_core::Result<Scan> {
         return Ok(scan_bytes(&[], t.dtype()));
     }
     let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok(scan_bytes(&bytes, DType::F32))
+    let mut scan = Scan {
+        non_finite: 0,
+        first: None,
+        max_abs: 0.0,
+    };
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() {
+            scan.non_finite += 1;
+            scan.first.get_or_insert((i, v));
+        } else {
+            scan.max_abs = scan.max_abs.max(v.abs());
+        }
+    }
+    Ok(scan)
 }
 
 /// The refusal for a tensor whose scan found values that give non-finite scores once converted
@@ -165,7 +177,9 @@ mod tests {
         let s = scan_bytes(&bf[..4], DType::BF16);
         assert_eq!(s.non_finite, 0);
         assert!(s.max_abs > 65504.0);
-        assert!(check(&s, "w", Some(DType::F16)).unwrap_err().contains("f16"));
+        assert!(check(&s, "w", Some(DType::F16))
+            .unwrap_err()
+            .contains("f16"));
         assert!(check(&s, "w", Some(DType::F32)).is_ok());
         assert_eq!(scan_bytes(&bf, DType::BF16).first.map(|f| f.0), Some(2));
         let h: Vec<u8> = [0.5f32, f32::NAN]

@@ -54,8 +54,15 @@ fn value() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("JSON numbers are finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
-        prop_oneof![Just(0.0f64), Just(-0.0), Just(1e-300), Just(1e300), Just(-1.0), Just(1e-45)]
-            .prop_map(|f| json!(f)),
+        prop_oneof![
+            Just(0.0f64),
+            Just(-0.0),
+            Just(1e-300),
+            Just(1e300),
+            Just(-1.0),
+            Just(1e-45)
+        ]
+        .prop_map(|f| json!(f)),
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         "[a-zA-Z0-9_]{0,12}".prop_map(Value::String),
@@ -79,7 +86,9 @@ fn assert_sound(cfg: &MistralConfig) {
     assert!(cfg.rope_theta.is_finite() && cfg.rope_theta > 0.0);
     assert!(cfg.rms_norm_eps > 0.0 && (cfg.rms_norm_eps as f32) > 0.0);
     assert_ne!(cfg.sliding_window, Some(0));
-    assert!(cfg.pad_token_id.is_none_or(|p| (p as usize) < cfg.vocab_size));
+    assert!(cfg
+        .pad_token_id
+        .is_none_or(|p| (p as usize) < cfg.vocab_size));
 }
 
 /// A plain relative path: what every accepted shard name must be.
@@ -106,23 +115,43 @@ fn path_part() -> impl Strategy<Value = String> {
 }
 
 fn shard_name() -> impl Strategy<Value = String> {
-    (any::<bool>(), prop::collection::vec(path_part(), 1..4))
-        .prop_map(|(absolute, parts)| format!("{}{}", if absolute { "/" } else { "" }, parts.join("/")))
+    (any::<bool>(), prop::collection::vec(path_part(), 1..4)).prop_map(|(absolute, parts)| {
+        format!("{}{}", if absolute { "/" } else { "" }, parts.join("/"))
+    })
 }
 
 /// A safetensors file: declared header length, header JSON, trailing data.
 fn safetensors_file() -> impl Strategy<Value = Vec<u8>> {
     let dtype = prop_oneof![
-        Just("BF16"), Just("F16"), Just("F32"), Just("F64"), Just("I64"), Just("BOOL"),
-        Just("F4"), Just("x")
+        Just("BF16"),
+        Just("F16"),
+        Just("F32"),
+        Just("F64"),
+        Just("I64"),
+        Just("BOOL"),
+        Just("F4"),
+        Just("x")
     ];
-    let dim = prop_oneof![0usize..40, Just(usize::MAX), Just(1 << 31), Just((1 << 62) + 1)];
+    let dim = prop_oneof![
+        0usize..40,
+        Just(usize::MAX),
+        Just(1 << 31),
+        Just((1 << 62) + 1)
+    ];
     let offset = prop_oneof![0usize..600, Just(usize::MAX), Just(1 << 40)];
-    let tensor = (dtype, prop::collection::vec(dim, 0..4), offset.clone(), offset);
+    let tensor = (
+        dtype,
+        prop::collection::vec(dim, 0..4),
+        offset.clone(),
+        offset,
+    );
     let header = prop::collection::btree_map("[a-z.0-9]{1,12}", tensor, 0..4).prop_map(|m| {
         let mut obj = serde_json::Map::new();
         for (name, (dtype, shape, a, b)) in m {
-            obj.insert(name, json!({"dtype": dtype, "shape": shape, "data_offsets": [a, b]}));
+            obj.insert(
+                name,
+                json!({"dtype": dtype, "shape": shape, "data_offsets": [a, b]}),
+            );
         }
         Value::Object(obj).to_string()
     });

@@ -14,7 +14,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -38,7 +42,11 @@ fn patch_entry(zip: &mut [u8], name: &str, edit: impl FnOnce(&mut [u8])) {
             let n = u16_at(zip, at + 28);
             if &zip[at + 46..at + 46 + n] == name.as_bytes() {
                 assert_eq!(u16_at(zip, at + 10), 0, "{name} is stored uncompressed");
-                break (u32_at(zip, at + 42) as usize, u32_at(zip, at + 24) as usize, at + 16);
+                break (
+                    u32_at(zip, at + 42) as usize,
+                    u32_at(zip, at + 24) as usize,
+                    at + 16,
+                );
             }
         }
         at += 1;
@@ -108,7 +116,11 @@ fn a_pickled_embedding_larger_than_its_file_is_refused_before_allocating() {
 #[test]
 fn a_pickled_nan_is_refused_naming_the_tensor() {
     let dir = crafted_bin(
-        |zip| patch_entry(zip, EMBEDDING, |data| data[64..66].copy_from_slice(&[0xc0, 0x7f])),
+        |zip| {
+            patch_entry(zip, EMBEDDING, |data| {
+                data[64..66].copy_from_slice(&[0xc0, 0x7f])
+            })
+        },
         |_| {},
     );
     let e = refusal(dir.path());
