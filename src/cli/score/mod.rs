@@ -293,7 +293,7 @@ pub fn run(
     // A window is what is read ahead and scored together: pairs that share a prompt share
     // its keys and values within it. It stays small so results stream out and memory stays
     // bounded whatever the input's size.
-    let max_lines = batch.checked_mul(WINDOW_BATCHES).unwrap_or(usize::MAX);
+    let max_lines = batch.saturating_mul(WINDOW_BATCHES);
     // Prefixes computed for one window serve the next (a prompt's pairs split by the window
     // boundary, the template head).
     let mut store = KvStore::new(DEFAULT_KV_BUDGET);
