@@ -97,7 +97,7 @@ fn a_failed_run_leaves_an_existing_output_as_it_was() {
         }
     });
     let cases: [(&str, &Path, &str); 2] = [
-        ("failed load", broken.path(), "LABEL_0=1"),
+        ("failed load", broken.path(), "correctness=1"),
         ("unknown attribute", &tiny(), "nosuch=1"),
     ];
     for (what, model, weights) in cases {
@@ -517,13 +517,14 @@ fn extreme_weights_give_the_same_direction() {
         assert_eq!(code, 0, "{weights}: {err}");
         json_lines(&out).remove(0)
     };
-    let plain = run("LABEL_0=1,LABEL_1=1");
+    let (a, b) = ("helpsteer-correctness", "helpsteer-coherence");
+    let plain = run(&format!("{a}=1,{b}=1"));
     let expected = plain["weighted"].as_f64().unwrap();
     let s = &plain["scores"];
-    let by_hand = (s["LABEL_0"].as_f64().unwrap() + s["LABEL_1"].as_f64().unwrap()) / 2f64.sqrt();
+    let by_hand = (s[a].as_f64().unwrap() + s[b].as_f64().unwrap()) / 2f64.sqrt();
     assert!((expected - by_hand).abs() < 1e-4, "{expected} {by_hand}");
     for w in ["1e308", "1e-200"] {
-        let v = run(&format!("LABEL_0={w},LABEL_1={w}"));
+        let v = run(&format!("{a}={w},{b}={w}"));
         let got = v["weighted"].as_f64().unwrap();
         assert!((got - expected).abs() < 1e-9, "{w}: {got} vs {expected}");
     }

@@ -52,10 +52,10 @@ pub struct ScoreArgs {
     pub batch_size: u64,
 }
 
-/// The output fields for one scored pair: the input's fields, each as the exact text it had,
+/// The output fields for one scored pair: the input's `fields`, each as the exact text it had,
 /// then the results. A non-finite score is never written as one: it is an error for its line.
 pub fn result_fields(
-    pair: &Pair,
+    mut fields: Vec<(String, String)>,
     labels: &[String],
     s: &Scored,
     weights: &[f64],
@@ -81,7 +81,6 @@ pub fn result_fields(
         .zip(&s.scores)
         .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
         .collect();
-    let mut fields = pair.fields.clone();
     let text = |v: Value| v.to_string();
     set_field(&mut fields, "tokens", text(Value::from(s.tokens)));
     set_field(&mut fields, "truncated", text(Value::from(s.truncated)));
@@ -293,31 +292,36 @@ pub fn run(
     // A window is what is read ahead and scored together: pairs that share a prompt share
     // its keys and values within it. It stays small so results stream out and memory stays
     // bounded whatever the input's size.
-    let max_lines = batch.checked_mul(WINDOW_BATCHES).unwrap_or(usize::MAX);
+    let max_lines = batch.saturating_mul(WINDOW_BATCHES);
     // Prefixes computed for one window serve the next (a prompt's pairs split by the window
     // boundary, the template head).
     let mut store = KvStore::new(DEFAULT_KV_BUDGET);
     let (mut lines, mut failed) = (0usize, 0usize);
     loop {
-        let window = reader
+        let mut window = reader
             .next_window(max_lines, WINDOW_BYTES)
             .context("reading the input")?;
         if window.is_empty() {
             break;
         }
-        let inputs: Vec<Result<(&str, &str), &str>> = window
-            .iter()
-            .map(|l| match &l.parsed {
-                Ok(p) => Ok((p.prompt.as_str(), p.response.as_str())),
-                Err(e) => Err(e.as_str()),
-            })
-            .collect();
-        let results = score_pairs(&model, &mut store, &inputs, batch);
+        let results = {
+            let inputs: Vec<Result<(&str, &str), &str>> = window
+                .iter()
+                .map(|l| match &l.parsed {
+                    Ok(p) => Ok((p.prompt.as_str(), p.response.as_str())),
+                    Err(e) => Err(e.as_str()),
+                })
+                .collect();
+            score_pairs(&model, &mut store, &inputs, batch)
+        };
         let sink = output.writer();
-        for (line, result) in window.iter().zip(results) {
+        for (line, result) in window.iter_mut().zip(results) {
             lines += 1;
-            let fields = match (&line.parsed, result) {
-                (Ok(pair), Ok(scored)) => result_fields(pair, &labels, &scored, &weights),
+            let fields = match (&mut line.parsed, result) {
+                // Taken, not copied: a line may be tens of megabytes.
+                (Ok(pair), Ok(scored)) => {
+                    result_fields(std::mem::take(&mut pair.fields), &labels, &scored, &weights)
+                }
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), Err(e)) => Err(e),
             };
@@ -397,7 +401,13 @@ mod tests {
             r#"{"id": 123456789012345678901234567890, "prompt": "p", "response": "r", "x": 1.10}"#,
         );
         let labels = ["a".to_string(), "b".to_string()];
-        let fields = result_fields(&p, &labels, &scored(vec![10.0, 20.0]), &[0.6, 0.8]).unwrap();
+        let fields = result_fields(
+            p.fields.clone(),
+            &labels,
+            &scored(vec![10.0, 20.0]),
+            &[0.6, 0.8],
+        )
+        .unwrap();
         let mut out = Vec::new();
         write_object(&mut out, &fields).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -412,7 +422,8 @@ mod tests {
     #[test]
     fn a_result_field_in_the_input_is_replaced_in_place() {
         let p = pair(r#"{"scores": 1, "prompt": "p", "response": "r"}"#);
-        let fields = result_fields(&p, &["a".into()], &scored(vec![1.0]), &[1.0]).unwrap();
+        let fields =
+            result_fields(p.fields.clone(), &["a".into()], &scored(vec![1.0]), &[1.0]).unwrap();
         let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
@@ -433,7 +444,13 @@ mod tests {
         let p = pair(r#"{"prompt": "p", "response": "r"}"#);
         let labels = ["a".to_string(), "b".to_string()];
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let e = result_fields(&p, &labels, &scored(vec![1.0, bad]), &[0.6, 0.8]).unwrap_err();
+            let e = result_fields(
+                p.fields.clone(),
+                &labels,
+                &scored(vec![1.0, bad]),
+                &[0.6, 0.8],
+            )
+            .unwrap_err();
             assert!(e.contains("non-finite") && e.contains("b = "), "{e}");
         }
         // Finite scores whose weighted sum overflows.
