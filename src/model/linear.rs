@@ -399,6 +399,28 @@ mod tests {
     }
 
     #[test]
+    fn quantised_rows_past_the_first_chunk_of_an_f32_checkpoint_are_its_own() {
+        // More rows than one quantisation chunk (512), stored in f32 so that no conversion
+        // copy is made: each chunk must quantise its own rows.
+        let (k, n) = (64, 600);
+        let w = tensor(n, k, 11);
+        let x = tensor(3, k, 12);
+        let (_dir, mut ckpt) = checkpoint(&[("w", &w)], DType::F32);
+        let dev = Device::Cpu;
+        let want = x.matmul(&w.t().unwrap()).unwrap();
+        for format in [
+            WeightFormat::Quantized(GgmlDType::Q8_0),
+            WeightFormat::Quantized(GgmlDType::Q4K),
+        ] {
+            let lin = load(&mut ckpt, &["w"], &[n], k, format, &dev, None).unwrap();
+            let got = lin.forward(&x).unwrap();
+            let tail = |t: &Tensor| t.narrow(1, 512, n - 512).unwrap();
+            let err = max_rel(&tail(&got), &tail(&want));
+            assert!(err <= 2e-2, "{format:?}: rows past 512 off by {err}");
+        }
+    }
+
+    #[test]
     fn packed_bf16_from_an_f32_checkpoint_rounds_the_weights_once() {
         let (k, n) = (64, 20);
         let w = tensor(n, k, 7);

@@ -48,7 +48,15 @@ pub fn quantize_rows(
         let mut start = 0;
         while start < out {
             let n = ROWS_PER_CHUNK.min(out - start);
+            // A chunk of its own: `QTensor::quantize` reads the storage from its start and
+            // ignores a view's offset, which a narrowed f32 weight (no conversion copy) has.
             let chunk = stored.narrow(0, start, n)?.to_dtype(DType::F32)?;
+            let chunk = if chunk.layout().start_offset() != 0 {
+                let values = chunk.flatten_all()?.to_vec1::<f32>()?;
+                candle_core::Tensor::from_vec(values, chunk.dims(), &Device::Cpu)?
+            } else {
+                chunk
+            };
             let q = QTensor::quantize(&chunk, dtype)?;
             sink(row0 + start, n, &q.data()?)?;
             start += n;
