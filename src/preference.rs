@@ -130,6 +130,12 @@ pub fn weighted(weights: &[f64], scores: &[f32]) -> f64 {
     weights.iter().zip(scores).map(|(w, s)| w * *s as f64).sum()
 }
 
+/// An f32 as the f64 with the same shortest decimal form, so JSON shows `68.99269`, not
+/// `68.99269104003906`; every score written to a file goes through it.
+pub fn shortest(v: f32) -> f64 {
+    format!("{v}").parse().unwrap_or(v as f64)
+}
+
 /// A candidate's R = v · r under the unit direction `unit`: the one function every R shown
 /// or written comes from. `None` when the direction and the scores differ in length (a
 /// direction for another model) or the result is not a finite number.

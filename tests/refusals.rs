@@ -134,10 +134,18 @@ fn a_wrong_model_path_is_named_and_never_sent_to_the_hub() {
     );
     assert_eq!(code, 2);
     assert!(out.is_empty());
+    // The error first, on one line, then the ways forward; nothing else (no hub request).
+    let mut lines = err.lines();
     assert_eq!(
-        err.trim(),
-        "error: no such model directory: ./no/such/model"
+        lines.next(),
+        Some("error: no such model directory: ./no/such/model")
     );
+    let rest: String = lines.collect::<Vec<_>>().join("\n");
+    assert!(
+        rest.contains("Ways forward:") && rest.contains("--demo"),
+        "{err}"
+    );
+    assert!(!rest.to_lowercase().contains("download"), "{err}");
 
     let e = ModelSource::parse("/definitely/not/here", None)
         .unwrap_err()

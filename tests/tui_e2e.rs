@@ -355,7 +355,7 @@ fn a_20000_character_burst_appears_in_full_without_another_key() {
         .wait_for("the end of the burst", |t| t.contains("END-OF-BURST"));
     writer.join().expect("writer");
     pty.quit();
-    let autosave = find(home.path(), "autosave.json").expect("autosave written on quit");
+    let autosave = find(home.path(), "autosave-demo.json").expect("autosave written on quit");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&autosave).unwrap()).unwrap();
     assert_eq!(saved["prompt"].as_str().map(str::len), Some(20_000));
@@ -366,7 +366,16 @@ fn a_20000_character_burst_appears_in_full_without_another_key() {
 fn long_prompt_emptied_candidate_weight_mode_ranking_r_and_export() {
     let home = tempfile::tempdir().expect("temp dir");
     let model = common::fixture("tiny-mha");
-    let pty = Pty::start(home.path(), &["--model".as_ref(), model.as_os_str()]);
+    // A window shorter than the 20,000-character prompt's ~4,100 tokens, so it is cut.
+    let pty = Pty::start(
+        home.path(),
+        &[
+            "--model".as_ref(),
+            model.as_os_str(),
+            "--max-tokens".as_ref(),
+            "2048".as_ref(),
+        ],
+    );
     pty.screen
         .wait_for("the model to be ready", |t| t.contains(" ready "));
     let prompt = long_text(20_000, " END-OF-PROMPT");

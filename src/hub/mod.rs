@@ -415,6 +415,6 @@ mod tests {
             r#"{"weight_map": {"a": "../x"}}"#,
         )
         .unwrap();
-        assert!(missing_files(&snap)[0].contains("outside the repository"));
+        assert!(missing_files(&snap)[0].contains("outside the model directory"));
     }
 }

@@ -365,7 +365,8 @@ impl QuantCache {
             let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
             write_gguf_header(&mut w, self.dtype, &tensors)?;
             std::io::copy(&mut std::fs::File::open(&spill_path)?, &mut w)?;
-            w.flush()?;
+            // On disk before the rename: a crash leaves the old cache or the whole new one.
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             Ok(())
         };
         let result = write();

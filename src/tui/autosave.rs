@@ -271,16 +271,12 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_read_only_directory_is_said_at_start() {
-        use std::os::unix::fs::PermissionsExt;
+    fn an_unusable_directory_is_said_at_start() {
+        // A regular file where the directory should be: refused for every user, root included,
+        // unlike permission bits.
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
-        // Root ignores permissions; then there is nothing to check.
-        if std::fs::write(data.join("probe"), b"x").is_ok() {
-            return;
-        }
+        std::fs::write(&data, b"not a directory").unwrap();
         let c = claim(&data.join("autosave.json"));
         assert_eq!(c.path, data.join("autosave.json"));
         assert!(c.note.unwrap().contains("cannot keep an autosave"));

@@ -441,7 +441,7 @@ impl Explorer {
                     .filter(|_| freshness != Freshness::Empty)
                     .map(|o| o.scored.scores.clone());
                 let reward = match (&unit, &scores) {
-                    (Some(u), Some(s)) if u.len() == s.len() => Some(preference::weighted(u, s)),
+                    (Some(u), Some(s)) => preference::reward(u, s),
                     _ => None,
                 };
                 let scoring = !fresh

@@ -10,8 +10,8 @@ use ratatui_textarea::{CursorMove, Key, Scrolling, TextArea};
 use crate::preference::{paper_presets, Preset};
 
 use super::effects::Effect;
-use super::session;
 use super::explorer::*;
+use super::session;
 use super::state::*;
 
 impl Explorer {
@@ -199,7 +199,7 @@ impl Explorer {
             }
             Action::SelectRank(r) => {
                 // The same order the ranking list draws.
-                let order = super::widgets::ranking::order(&self.candidate_views());
+                let order = super::state::order(&self.candidate_views());
                 if let Some(&i) = order.get(r) {
                     self.select(i);
                 }

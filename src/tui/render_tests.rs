@@ -95,6 +95,25 @@ fn snapshot_help() {
 }
 
 #[test]
+fn help_descriptions_are_never_cut_in_two_columns() {
+    let mut app = scene();
+    app.apply(Action::ShowHelp, Instant::now());
+    let text = screen_text(&draw(&mut app, 160, 48));
+    // Rows past the bottom scroll into view; a row that shows must show whole.
+    let mut shown = 0;
+    for (_, keys) in crate::tui::keymap::HELP {
+        for (_, what) in *keys {
+            let start: String = what.chars().take(12).collect();
+            if text.contains(&start) {
+                shown += 1;
+                assert!(text.contains(what), "{what:?} cut:\n{text}");
+            }
+        }
+    }
+    assert!(shown > 40, "only {shown} rows on screen:\n{text}");
+}
+
+#[test]
 fn snapshot_scatter() {
     for (w, h) in SIZES {
         let mut app = scene();

@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::preference::Direction;
+use crate::preference::{self, Direction};
 
 pub const VERSION: u32 = 1;
 
@@ -263,11 +263,6 @@ pub struct ExportRow {
     pub direction: String,
 }
 
-/// An f32 as the f64 with the same shortest decimal form (as the `score` command writes it).
-fn shortest(v: f32) -> f64 {
-    crate::cli::score::shortest(v)
-}
-
 /// The rows as JSON lines, one object per candidate.
 pub fn to_jsonl(rows: &[ExportRow]) -> String {
     let mut out = String::new();
@@ -290,7 +285,7 @@ pub fn to_jsonl(rows: &[ExportRow]) -> String {
                 r.labels
                     .iter()
                     .zip(s)
-                    .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
+                    .map(|(l, v)| (l.clone(), Value::from(preference::shortest(*v))))
                     .collect(),
             ),
             None => Value::Null,
@@ -342,7 +337,7 @@ pub fn to_csv(rows: &[ExportRow]) -> String {
                 r.scores
                     .as_ref()
                     .and_then(|s| s.get(i))
-                    .map(|v| shortest(*v).to_string())
+                    .map(|v| preference::shortest(*v).to_string())
                     .unwrap_or_default(),
             );
         }

@@ -283,3 +283,47 @@ pub fn candidate_name(mut n: usize) -> String {
     s.reverse();
     String::from_utf8(s).unwrap_or_default()
 }
+
+/// The R a candidate shows: its own for fresh and stale results (stale ones drawn as such);
+/// none for empty or unscored text, whose old result belongs to no text on screen.
+pub fn shown_reward(c: &CandidateView) -> Option<f64> {
+    match c.freshness {
+        Freshness::Fresh | Freshness::Stale | Freshness::Failed(_) => c.reward,
+        Freshness::Empty | Freshness::Unscored => None,
+    }
+}
+
+/// Where a candidate stands in the ranking: only fresh results compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    /// R belongs to the current text.
+    Fresh,
+    /// R belongs to text that has since changed (or whose rescoring failed).
+    Stale,
+    /// No R for this text: empty, not scored yet, or no direction.
+    None,
+}
+
+pub fn tier(c: &CandidateView) -> Tier {
+    match (&c.freshness, c.reward) {
+        (Freshness::Fresh, Some(_)) => Tier::Fresh,
+        (Freshness::Stale | Freshness::Failed(_), Some(_)) => Tier::Stale,
+        _ => Tier::None,
+    }
+}
+
+/// Ranks candidates: fresh ones by R, then stale ones by their old R, then the rest; ties
+/// keep list order.
+pub fn order(candidates: &[CandidateView]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..candidates.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (ca, cb) = (&candidates[a], &candidates[b]);
+        tier(ca)
+            .cmp(&tier(cb))
+            .then_with(|| match (shown_reward(ca), shown_reward(cb)) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                _ => std::cmp::Ordering::Equal,
+            })
+    });
+    idx
+}

@@ -31,9 +31,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         let in_widgets = path.parent().is_some_and(|d| d.ends_with("widgets"));
         let edges = graph.entry(name.clone()).or_default();
         for target in named_modules(&text, in_widgets) {
-            if modules.contains(&target) && target != *name {
-                edges.insert(target);
-            } else if target == "cli" {
+            if (modules.contains(&target) && target != *name) || target == "cli" {
                 edges.insert(target);
             }
         }
@@ -114,12 +112,10 @@ fn widgets_depend_on_the_view_model_not_on_the_app() {
 
 #[test]
 fn the_explorer_does_not_import_the_command_line() {
-    // Known exception, to move when `score`'s number formatting moves out of `cli`.
-    let exempt = ["session"];
     let g = graph();
     let bad: Vec<&String> = g
         .iter()
-        .filter(|(m, deps)| deps.contains("cli") && !exempt.contains(&m.as_str()))
+        .filter(|(_, deps)| deps.contains("cli"))
         .map(|(m, _)| m)
         .collect();
     assert!(bad.is_empty(), "{bad:?} import crate::cli");

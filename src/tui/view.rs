@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 use super::explorer::{Explorer as App, Overlay};
 use super::layout::{self, centered, inner, Areas};
-use super::state::{CandidateView, DialMode, Focus, Freshness, ModelState, View};
+use super::state::{CandidateView, DialMode, Focus, ModelState, View};
 use super::widgets::bars::AttributeBars;
 use super::widgets::candidates::CandidateTabs;
 use super::widgets::dial::DialWidget;
@@ -19,7 +19,7 @@ use super::widgets::scatter::{Point, Scatter};
 use super::widgets::status::{KeyBar, StatusLine};
 use super::widgets::sweep::Sweep;
 use super::widgets::{candidate_color, focus_style, tabs, theme};
-use crate::preference::{angle_of, fmt_angle, plane_fit, PlaneFit};
+use crate::preference::{fmt_angle, plane_fit, PlaneFit};
 
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();

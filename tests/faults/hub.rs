@@ -201,7 +201,10 @@ fn a_shard_index_naming_files_outside_the_repository_is_refused() {
                 std::sync::Arc::new(index.into_bytes()),
             );
         });
-        assert!(e.contains("names a shard outside the repository"), "{e}");
+        assert!(
+            e.contains("names a shard outside the model directory"),
+            "{e}"
+        );
     }
 }
 

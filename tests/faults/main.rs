@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../hub_server/mod.rs"]
+#[allow(dead_code)] // Shared with tests/hub.rs; each target uses part of it.
 mod hub_server;
 
 mod cli;

@@ -213,7 +213,7 @@ fn a_loader_failure_leaves_the_screen_and_the_keys_working() {
         std::fs::write(&path, config.to_string()).unwrap();
     });
     let mut app = Explorer::start_model(home.path(), model.path(), &[]);
-    let text = app.wait_for("the error panel", |t| t.contains("Could not load"));
+    let text = app.wait_for("the error panel", |t| t.contains("Model not loaded"));
     assert!(
         !text.contains("panicked at"),
         "panic text over the UI:\n{text}"
@@ -585,7 +585,7 @@ fn a_panicking_loader_shows_an_error_panel_and_the_explorer_stays_usable() {
         .chunks(COLS as usize)
         .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
         .collect();
-    assert!(screen.contains("Could not load crafted"), "{screen}");
+    assert!(screen.contains("Model not loaded"), "{screen}");
     assert!(screen.contains("panicked"), "{screen}");
     assert!(screen.contains("still typing"), "{screen}");
     assert!(!app.quit);

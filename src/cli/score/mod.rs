@@ -16,7 +16,7 @@ use super::{DirectionArgs, ModelArgs};
 use crate::hub::DownloadProgress;
 use crate::model::reuse::{self, Job, DEFAULT_KV_BUDGET};
 use crate::model::{Encoded, KvStore, ReuseOptions, RewardModel, Scored};
-use crate::preference::weighted;
+use crate::preference::{self, shortest};
 use input::LineReader;
 pub use input::{parse_jsonl, parse_line, Pair, Record};
 use output::{same_file, set_field, stdin_is, write_object, Output};
@@ -72,10 +72,12 @@ pub fn result_fields(
             bad.join(", ")
         ));
     }
-    let reward = weighted(weights, &s.scores);
-    if !reward.is_finite() {
-        return Err(format!("the weighted reward is not finite ({reward})"));
-    }
+    let Some(reward) = preference::reward(weights, &s.scores) else {
+        return Err(format!(
+            "the weighted reward is not finite ({})",
+            preference::weighted(weights, &s.scores)
+        ));
+    };
     let scores: Map<String, Value> = labels
         .iter()
         .zip(&s.scores)
@@ -94,12 +96,6 @@ pub fn result_fields(
         );
     }
     Ok(fields)
-}
-
-/// An f32 as the f64 with the same shortest decimal form, so JSON shows `68.99269`, not
-/// `68.99269104003906`.
-pub fn shortest(v: f32) -> f64 {
-    format!("{v}").parse().unwrap_or(v as f64)
 }
 
 fn error_fields(line: usize, error: &str) -> Vec<(String, String)> {
@@ -455,7 +451,7 @@ mod tests {
         }
         // Finite scores whose weighted sum overflows.
         let e = result_fields(
-            &p,
+            p.fields.clone(),
             &labels,
             &scored(vec![f32::MAX, f32::MAX]),
             &[1e300, 1e300],

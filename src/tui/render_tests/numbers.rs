@@ -119,7 +119,7 @@ fn empty(app: &mut App, i: usize) {
 fn an_emptied_candidate_is_ranked_last_unstarred_and_off_the_charts() {
     let mut app = scene();
     // B has the best R in the scene; empty it.
-    let best = crate::tui::widgets::ranking::order(&app.candidate_views())[0];
+    let best = crate::tui::state::order(&app.candidate_views())[0];
     assert_eq!(best, 1);
     empty(&mut app, 1);
     app.apply(Action::SetView(View::Ranking), Instant::now());

@@ -186,7 +186,7 @@ impl Widget for DialWidget<'_> {
             return;
         }
         let parts = split(inner, self.dial.mode);
-        let reward = self.candidate.and_then(super::shown_reward);
+        let reward = self.candidate.and_then(crate::tui::state::shown_reward);
         let stale = self
             .candidate
             .is_some_and(|c| !matches!(c.freshness, Freshness::Fresh));

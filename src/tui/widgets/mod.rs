@@ -15,7 +15,7 @@ pub mod theme;
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::tui::state::{CandidateView, Freshness};
+use crate::tui::state::Freshness;
 
 /// Each candidate's colour, by its place in the list.
 pub fn candidate_color(index: usize) -> Color {
@@ -57,15 +57,6 @@ pub fn freshness_symbol(f: &Freshness, scoring: bool) -> &'static str {
         Freshness::Fresh => "✓",
         Freshness::Stale => "~",
         Freshness::Failed(_) => "!",
-    }
-}
-
-/// The R a candidate shows: its own for fresh and stale results (stale ones drawn as such);
-/// none for empty or unscored text, whose old result belongs to no text on screen.
-pub fn shown_reward(c: &CandidateView) -> Option<f64> {
-    match c.freshness {
-        Freshness::Fresh | Freshness::Stale | Freshness::Failed(_) => c.reward,
-        Freshness::Empty | Freshness::Unscored => None,
     }
 }
 

@@ -7,8 +7,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{candidate_color, clip, fmt2, freshness_symbol, shown_reward, stale_style};
-use crate::tui::state::{CandidateView, Freshness};
+use super::{candidate_color, clip, fmt2, freshness_symbol, stale_style};
+use crate::tui::state::{order, shown_reward, tier, CandidateView, Freshness, Tier};
 
 /// The place in the ranking of the row at screen row `y` of the list's inside, if any (the
 /// first row is a header).
@@ -17,41 +17,6 @@ pub fn row_at(inner: Rect, y: u16) -> Option<usize> {
         return None;
     }
     ((y - inner.y) as usize).checked_sub(1)
-}
-
-/// Where a candidate stands in the ranking: only fresh results compete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Tier {
-    /// R belongs to the current text.
-    Fresh,
-    /// R belongs to text that has since changed (or whose rescoring failed).
-    Stale,
-    /// No R for this text: empty, not scored yet, or no direction.
-    None,
-}
-
-pub fn tier(c: &CandidateView) -> Tier {
-    match (&c.freshness, c.reward) {
-        (Freshness::Fresh, Some(_)) => Tier::Fresh,
-        (Freshness::Stale | Freshness::Failed(_), Some(_)) => Tier::Stale,
-        _ => Tier::None,
-    }
-}
-
-/// Ranks candidates: fresh ones by R, then stale ones by their old R, then the rest; ties
-/// keep list order.
-pub fn order(candidates: &[CandidateView]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..candidates.len()).collect();
-    idx.sort_by(|&a, &b| {
-        let (ca, cb) = (&candidates[a], &candidates[b]);
-        tier(ca)
-            .cmp(&tier(cb))
-            .then_with(|| match (shown_reward(ca), shown_reward(cb)) {
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                _ => std::cmp::Ordering::Equal,
-            })
-    });
-    idx
 }
 
 /// The ranking list, drawn inside a panel.
