@@ -9,6 +9,11 @@
 //! report progress and are retried within a bounded wait (`download`, `session`). Only the
 //! files the model layer reads are fetched (`checkpoint`): never remote code.
 //!
+//! Why not the `hf-hub` crate: both 0.4 and its 1.x rewrite join the server's ETag, commit
+//! and file names into cache paths without checking them, and 0.4 sends the token wherever a
+//! redirect points. Owning this layer (reqwest, and the cache layout above) is what keeps
+//! every write inside `HF_HUB_CACHE`.
+//!
 //! Callers: the CLI and the engine, through [`fetch`], [`resolve`] and [`HubOptions`].
 
 mod cache;
