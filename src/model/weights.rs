@@ -253,14 +253,8 @@ impl Checkpoint {
             .fold(0, usize::saturating_add)
     }
 
-    /// Loads a tensor that must exist with exactly `shape`, converted to `dtype` on `device`.
-    pub fn get(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Tensor, ModelError> {
+    /// The entry of a tensor that must exist with exactly `shape`.
+    fn entry(&self, name: &str, shape: &[usize]) -> Result<&Entry, ModelError> {
         let entry = self
             .entries
             .get(name)
@@ -276,7 +270,18 @@ impl Checkpoint {
                 found: entry.shape.clone(),
             });
         }
-        let entry = entry.clone();
+        Ok(entry)
+    }
+
+    /// Loads a tensor that must exist with exactly `shape`, converted to `dtype` on `device`.
+    pub fn get(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor, ModelError> {
+        let entry = self.entry(name, shape)?.clone();
         let tensor = self.load(name, &entry, device, Some(dtype))?;
         self.taken.insert(name.to_string());
         Ok(tensor.to_dtype(dtype)?)
@@ -299,22 +304,7 @@ impl Checkpoint {
 
     /// Loads a tensor in the dtype it is stored in, on the CPU (for quantisation).
     pub fn get_stored(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
-        let entry = self
-            .entries
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                unknown: Vec::new(),
-            })?;
-        if entry.shape != shape {
-            return Err(ModelError::ShapeMismatch {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                found: entry.shape.clone(),
-            });
-        }
-        let entry = entry.clone();
+        let entry = self.entry(name, shape)?.clone();
         let t = self.load(name, &entry, &Device::Cpu, None)?;
         self.taken.insert(name.to_string());
         Ok(t)
@@ -383,21 +373,7 @@ impl Checkpoint {
     /// Marks a tensor as used without reading it (its stand-in comes from elsewhere, such as
     /// the quantised cache); it must exist with exactly `shape`, as for [`Checkpoint::get`].
     pub fn mark_taken(&mut self, name: &str, shape: &[usize]) -> Result<(), ModelError> {
-        let entry = self
-            .entries
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                unknown: Vec::new(),
-            })?;
-        if entry.shape != shape {
-            return Err(ModelError::ShapeMismatch {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                found: entry.shape.clone(),
-            });
-        }
+        self.entry(name, shape)?;
         self.taken.insert(name.to_string());
         Ok(())
     }
