@@ -152,20 +152,17 @@ fn mode_names_parse_and_show() {
 }
 
 #[test]
-fn the_4_bit_mode_says_its_scores_are_approximate() {
+fn modes_below_their_rank_bar_say_so_with_every_result() {
     let cache = tempfile::tempdir().unwrap();
-    let q4 = load(&fixture("tiny-mha"), DTypeChoice::Q4_0, cache.path());
-    assert!(q4
-        .warnings()
-        .iter()
-        .any(|w| w.contains("q4_0") && w.contains("approximate")));
-    let s = q4.score(&[("p", "r")]).unwrap().remove(0);
-    assert!(
-        s.warnings.iter().any(|w| w.contains("q4_0")),
-        "travels with each result"
-    );
-    let q8 = load(&fixture("tiny-mha"), DTypeChoice::Q8_0, cache.path());
-    assert!(q8.warnings().is_empty(), "{:?}", q8.warnings());
+    for mode in [DTypeChoice::Q4_0, DTypeChoice::Q8_0] {
+        let model = load(&fixture("tiny-mha"), mode, cache.path());
+        let says = |w: &String| w.contains(mode.name()) && w.contains("does not keep the ranking");
+        assert!(model.warnings().iter().any(says), "{:?}", model.warnings());
+        let s = model.score(&[("p", "r")]).unwrap().remove(0);
+        assert!(s.warnings.iter().any(says), "travels with each result");
+    }
+    let bf16 = load(&fixture("tiny-mha"), DTypeChoice::BF16, cache.path());
+    assert!(bf16.warnings().is_empty(), "{:?}", bf16.warnings());
 }
 
 #[test]

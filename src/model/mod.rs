@@ -196,8 +196,9 @@ impl DeviceChoice {
 /// How the model computes: the dtype of its weights (and, on a GPU, of its activations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
-    /// On a GPU bf16. On the CPU the most precise mode whose weights fit in the memory
-    /// available (f32, else bf16, else q8_0, else q4_0); see [`DTypeChoice::for_memory`].
+    /// On a GPU bf16. On the CPU the most precise mode that keeps the ranking (see
+    /// [`DTypeChoice::measured_rank`]) and fits in the memory available: f32, else bf16; see
+    /// [`DTypeChoice::for_memory`].
     #[default]
     Auto,
     F32,
@@ -281,22 +282,79 @@ impl DTypeChoice {
 }
 
 impl DTypeChoice {
-    /// The most precise CPU mode whose weights, with a margin for the runtime and activations,
-    /// fit in `available` bytes of memory (f32 when that is unknown).
+    /// Every mode the CPU offers, most precise first.
+    pub const CPU_MODES: [DTypeChoice; 5] = [
+        DTypeChoice::F32,
+        DTypeChoice::BF16,
+        DTypeChoice::F16,
+        DTypeChoice::Q8_0,
+        DTypeChoice::Q4_0,
+    ];
+
+    /// The Kendall rank correlation (per attribute, across inputs) against f32 scores that a
+    /// mode must keep on trained weights to be offered: 0.95 for 16- and 8-bit modes, 0.90 for
+    /// 4-bit ones (`tests/accuracy_trained.rs` holds every mode to it).
+    pub fn rank_bar(self) -> Option<f64> {
+        match self {
+            DTypeChoice::Auto => None,
+            DTypeChoice::Q4_0 => Some(0.90),
+            _ => Some(0.95),
+        }
+    }
+
+    /// The smallest over attributes of Kendall's τ against transformers f32 that this mode
+    /// measured on trained weights (a 30-layer trained Llama-family body, 24 pairs; see
+    /// BENCHMARKS.md, "Accuracy on trained weights").
+    pub fn measured_rank(self) -> Option<f64> {
+        match self {
+            DTypeChoice::Auto => None,
+            DTypeChoice::F32 => Some(1.0),
+            DTypeChoice::BF16 | DTypeChoice::F16 => Some(0.978),
+            DTypeChoice::Q8_0 => Some(0.855),
+            DTypeChoice::Q4_0 => Some(0.522),
+        }
+    }
+
+    /// Whether this mode keeps the ranking well enough to be chosen without being asked for.
+    pub fn meets_rank_bar(self) -> bool {
+        matches!((self.measured_rank(), self.rank_bar()), (Some(m), Some(b)) if m >= b)
+    }
+
+    /// The warning an explicitly chosen mode below its bar carries with every result.
+    pub fn accuracy_warning(self) -> Option<String> {
+        let (measured, bar) = (self.measured_rank()?, self.rank_bar()?);
+        (measured < bar).then(|| {
+            format!(
+                "--dtype {} does not keep the ranking: on trained weights its scores ranked                  inputs with a rank correlation of {measured:.2} to the exact ones (the bar is                  {bar:.2}); close candidates can swap places, so check a ranking with bf16",
+                self.name()
+            )
+        })
+    }
+
+    /// The most precise CPU mode that keeps the ranking and whose weights, with a margin for
+    /// the runtime and activations, fit in `available` bytes of memory (f32 when that is
+    /// unknown). When none fits, the smallest such mode: a mode that scrambles rankings is
+    /// never picked without being asked for.
     pub fn for_memory(parameters: u64, available: Option<u64>) -> DTypeChoice {
         let Some(available) = available else {
             return DTypeChoice::F32;
         };
         let fits =
             |bytes_per_weight: f64| parameters as f64 * bytes_per_weight * 1.15 <= available as f64;
-        [
+        let offered: Vec<(DTypeChoice, f64)> = [
             (DTypeChoice::F32, 4.0),
             (DTypeChoice::BF16, 2.0),
             (DTypeChoice::Q8_0, 1.0625),
+            (DTypeChoice::Q4_0, 0.5625),
         ]
         .into_iter()
-        .find(|(_, b)| fits(*b))
-        .map_or(DTypeChoice::Q4_0, |(c, _)| c)
+        .filter(|(c, _)| c.meets_rank_bar())
+        .collect();
+        offered
+            .iter()
+            .find(|(_, b)| fits(*b))
+            .or(offered.last())
+            .map_or(DTypeChoice::BF16, |(c, _)| *c)
     }
 }
 
@@ -508,12 +566,8 @@ impl RewardModel {
                 tracing::warn!("cannot keep the quantised weights: {e}");
             }
         }
-        if plan.weights == WeightFormat::Quantized(GgmlDType::Q4_0) {
-            warnings.push(
-                "--dtype q4_0 holds the weights in 4 bits: scores are approximate and close \
-                 candidates can swap places; check a ranking with q8_0 or bf16 before relying on it"
-                    .into(),
-            );
+        if let Some(w) = choice.accuracy_warning().filter(|_| device.is_cpu()) {
+            warnings.push(w);
         }
         let unknown = ckpt.untaken();
         if !unknown.is_empty() {
@@ -684,13 +738,14 @@ mod tests {
             DTypeChoice::for_memory(seven_b, Some(24 * gib)),
             DTypeChoice::BF16
         );
+        // q8_0 and q4_0 do not keep the ranking on trained weights: never picked unasked.
         assert_eq!(
             DTypeChoice::for_memory(seven_b, Some(12 * gib)),
-            DTypeChoice::Q8_0
+            DTypeChoice::BF16
         );
         assert_eq!(
             DTypeChoice::for_memory(seven_b, Some(6 * gib)),
-            DTypeChoice::Q4_0
+            DTypeChoice::BF16
         );
         assert_eq!(
             DTypeChoice::for_memory(1_000_000, Some(gib)),

@@ -1,0 +1,61 @@
+//! The accuracy table on trained weights: every CPU mode against transformers' f32 scores,
+//! as the largest absolute difference and the smallest over attributes of Kendall's τ across
+//! the pairs. The model directory and its `reference.json` come from
+//! `scripts/accuracy_trained.py` (the full model is not committed; its slice is).
+//!
+//! ```text
+//! cargo run --release --example accuracy_trained -- /tmp/acc-model/full [MODE ...]
+//! ```
+
+#[path = "support/accuracy.rs"]
+mod accuracy;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use accuracy::*;
+use dpa_explorer::model::DTypeChoice;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: accuracy_trained MODEL_DIR [MODE ...]")
+    })?);
+    let mut modes: Vec<DTypeChoice> = args
+        .map(|a| a.parse().map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    if modes.is_empty() {
+        modes = DTypeChoice::CPU_MODES.to_vec();
+    }
+    let reference = reference(&dir);
+    let want: Vec<Vec<f32>> = reference.cases.iter().map(|c| c.logits_f32.clone()).collect();
+    println!(
+        "{} pairs; smallest spread of an attribute's scores across them: {:.2}",
+        want.len(),
+        min_spread(&want)
+    );
+    println!("| mode | max abs Δ | rank correlation (min over attributes) | bar | load + score s |");
+    println!("|---|---:|---:|---:|---:|");
+    if reference.cases.iter().all(|c| !c.logits_bf16.is_empty()) {
+        let torch: Vec<Vec<f32>> = reference.cases.iter().map(|c| c.logits_bf16.clone()).collect();
+        let a = accuracy(&torch, &want);
+        println!("| PyTorch bf16 | {:.3} | {:.3} | | |", a.max_abs_diff, a.min_tau);
+    }
+    let cache = tempfile::tempdir()?;
+    for mode in modes {
+        let t = Instant::now();
+        let model = load(&dir, mode, cache.path());
+        let got = score_cases(&model, &reference);
+        let a = accuracy(&got, &want);
+        println!(
+            "| dpa-explorer {} ({}) | {:.3} | {:.3} | {} | {:.1} |",
+            mode.name(),
+            model.info().dtype,
+            a.max_abs_diff,
+            a.min_tau,
+            mode.rank_bar().map_or("–".into(), |b| format!("{b:.2}")),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

