@@ -18,9 +18,10 @@ use dpa_explorer::model::DTypeChoice;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().ok_or_else(|| {
-        anyhow::anyhow!("usage: accuracy_trained MODEL_DIR [MODE ...]")
-    })?);
+    let dir = PathBuf::from(
+        args.next()
+            .ok_or_else(|| anyhow::anyhow!("usage: accuracy_trained MODEL_DIR [MODE ...]"))?,
+    );
     let mut modes: Vec<DTypeChoice> = args
         .map(|a| a.parse().map_err(anyhow::Error::msg))
         .collect::<Result<_, _>>()?;
@@ -28,18 +29,31 @@ fn main() -> anyhow::Result<()> {
         modes = DTypeChoice::CPU_MODES.to_vec();
     }
     let reference = reference(&dir);
-    let want: Vec<Vec<f32>> = reference.cases.iter().map(|c| c.logits_f32.clone()).collect();
+    let want: Vec<Vec<f32>> = reference
+        .cases
+        .iter()
+        .map(|c| c.logits_f32.clone())
+        .collect();
     println!(
         "{} pairs; smallest spread of an attribute's scores across them: {:.2}",
         want.len(),
         min_spread(&want)
     );
-    println!("| mode | max abs Δ | rank correlation (min over attributes) | bar | load + score s |");
+    println!(
+        "| mode | max abs Δ | rank correlation (min over attributes) | bar | load + score s |"
+    );
     println!("|---|---:|---:|---:|---:|");
     if reference.cases.iter().all(|c| !c.logits_bf16.is_empty()) {
-        let torch: Vec<Vec<f32>> = reference.cases.iter().map(|c| c.logits_bf16.clone()).collect();
+        let torch: Vec<Vec<f32>> = reference
+            .cases
+            .iter()
+            .map(|c| c.logits_bf16.clone())
+            .collect();
         let a = accuracy(&torch, &want);
-        println!("| PyTorch bf16 | {:.3} | {:.3} | | |", a.max_abs_diff, a.min_tau);
+        println!(
+            "| PyTorch bf16 | {:.3} | {:.3} | | |",
+            a.max_abs_diff, a.min_tau
+        );
     }
     let cache = tempfile::tempdir()?;
     for mode in modes {

@@ -16,7 +16,11 @@ use dpa_explorer::model::DTypeChoice;
 fn every_cpu_mode_keeps_the_ranking_of_trained_weights() {
     let dir = common::fixture("trained-slice");
     let reference = reference(&dir);
-    let want: Vec<Vec<f32>> = reference.cases.iter().map(|c| c.logits_f32.clone()).collect();
+    let want: Vec<Vec<f32>> = reference
+        .cases
+        .iter()
+        .map(|c| c.logits_f32.clone())
+        .collect();
     assert_eq!(want.len(), 24);
     let cache = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
@@ -40,7 +44,10 @@ fn every_cpu_mode_keeps_the_ranking_of_trained_weights() {
         if !mode.meets_rank_bar() {
             // Offered only when asked for, and then with its measured accuracy.
             assert!(
-                model.warnings().iter().any(|w| w.contains("does not keep the ranking")),
+                model
+                    .warnings()
+                    .iter()
+                    .any(|w| w.contains("does not keep the ranking")),
                 "{}: {:?}",
                 mode.name(),
                 model.warnings()

@@ -106,6 +106,7 @@ pub fn score_cases(model: &RewardModel, reference: &Reference) -> Vec<Vec<f32>> 
             let e = Encoded {
                 ids: c.input_ids.clone(),
                 full_len: c.input_ids.len(),
+                full_len_exact: true,
                 control_tokens: Vec::new(),
             };
             let mut rows = model.score_encoded(&[&e]).expect("scores");

@@ -325,7 +325,9 @@ impl DTypeChoice {
         let (measured, bar) = (self.measured_rank()?, self.rank_bar()?);
         (measured < bar).then(|| {
             format!(
-                "--dtype {} does not keep the ranking: on trained weights its scores ranked                  inputs with a rank correlation of {measured:.2} to the exact ones (the bar is                  {bar:.2}); close candidates can swap places, so check a ranking with bf16",
+                "--dtype {} does not keep the ranking: on trained weights its scores ranked \
+                 inputs with a rank correlation of {measured:.2} to the exact ones (the bar is \
+                 {bar:.2}); close candidates can swap places, so check a ranking with bf16",
                 self.name()
             )
         })
