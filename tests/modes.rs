@@ -154,15 +154,29 @@ fn mode_names_parse_and_show() {
 #[test]
 fn modes_below_their_rank_bar_say_so_with_every_result() {
     let cache = tempfile::tempdir().unwrap();
-    for mode in [DTypeChoice::Q4_0, DTypeChoice::Q8_0] {
+    let below: Vec<DTypeChoice> = DTypeChoice::CPU_MODES
+        .into_iter()
+        .filter(|m| !m.meets_rank_bar())
+        .collect();
+    assert!(below.contains(&DTypeChoice::Q4_0));
+    for mode in below {
         let model = load(&fixture("tiny-mha"), mode, cache.path());
         let says = |w: &String| w.contains(mode.name()) && w.contains("does not keep the ranking");
         assert!(model.warnings().iter().any(says), "{:?}", model.warnings());
         let s = model.score(&[("p", "r")]).unwrap().remove(0);
         assert!(s.warnings.iter().any(says), "travels with each result");
     }
-    let bf16 = load(&fixture("tiny-mha"), DTypeChoice::BF16, cache.path());
-    assert!(bf16.warnings().is_empty(), "{:?}", bf16.warnings());
+    for mode in DTypeChoice::CPU_MODES
+        .into_iter()
+        .filter(|m| m.meets_rank_bar())
+    {
+        let model = load(&fixture("tiny-mha"), mode, cache.path());
+        assert!(
+            model.warnings().is_empty(),
+            "{mode:?}: {:?}",
+            model.warnings()
+        );
+    }
 }
 
 #[test]
