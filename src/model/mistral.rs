@@ -392,7 +392,17 @@ impl Mistral {
             device: &self.device,
             made: std::cell::OnceCell::new(),
         };
+        // The head reads each sequence's last real token.
+        let last: Vec<u32> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i * t + l - 1) as u32)
+            .collect();
+        let last = Tensor::from_vec(last, (b,), &self.device)?;
+        let hidden = self.cfg.hidden_size;
+        let pooled_rows = |x: &Tensor| x.reshape((b * t, hidden))?.index_select(&last, 0);
         let mut caches: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.layers.len());
+        let mut pooled = None;
         for (li, layer) in self.layers.iter().enumerate() {
             if should_stop() {
                 return Err(ModelError::Cancelled);
@@ -401,23 +411,25 @@ impl Mistral {
             let residual = &x;
             let h = layer.input_norm.forward(&x)?;
             let (attn, k, v) = layer.attn.forward(&h, past, &cos, &sin, &mask)?;
-            let x1 = (residual + attn)?;
-            let h = layer.post_norm.forward(&x1)?;
-            x = (&x1 + layer.mlp.forward(&h)?)?;
             if keep_caches {
                 caches.push((k, v));
             }
+            if li + 1 == self.layers.len() {
+                // Nothing reads the other tokens' rows after the last layer's attention (its
+                // keys and values are made above), so its MLP runs on the pooled rows alone.
+                let x1 = (pooled_rows(residual)? + pooled_rows(&attn)?)?;
+                let h = layer.post_norm.forward(&x1)?;
+                pooled = Some((&x1 + layer.mlp.forward(&h)?)?);
+            } else {
+                let x1 = (residual + attn)?;
+                let h = layer.post_norm.forward(&x1)?;
+                x = (&x1 + layer.mlp.forward(&h)?)?;
+            }
         }
-        // Pool at each sequence's last real token, then the final norm and the head.
-        let last: Vec<u32> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i * t + l - 1) as u32)
-            .collect();
-        let last = Tensor::from_vec(last, (b,), &self.device)?;
-        let pooled = x
-            .reshape((b * t, self.cfg.hidden_size))?
-            .index_select(&last, 0)?;
+        let pooled = match pooled {
+            Some(p) => p,
+            None => pooled_rows(&x)?,
+        };
         let pooled = self.norm.forward(&pooled)?.to_dtype(DType::F32)?;
         let mut logits = pooled.matmul(&self.score_w.t()?)?;
         if let Some(bias) = &self.score_b {
