@@ -176,6 +176,15 @@ impl InputEncoder {
         Ok(self.encoded(&all, text, 0))
     }
 
+    /// Byte offsets in `text` where its tokens end, as the tokenizer reads `text` alone.
+    pub fn token_ends(&self, text: &str) -> Result<Vec<usize>, ModelError> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| ModelError::Input(format!("tokenizer failed: {e}")))?;
+        Ok(enc.get_offsets().iter().map(|&(_, end)| end).collect())
+    }
+
     fn tokenize(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         let enc = self
             .tokenizer

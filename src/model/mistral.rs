@@ -374,7 +374,7 @@ impl Mistral {
             )));
         }
         let ids = Tensor::from_vec(ids, (b * t,), &self.device)?;
-        let mut x = self
+        let x = self
             .embed
             .index_select(&ids, 0)?
             .to_dtype(self.dtype)?
@@ -391,6 +391,7 @@ impl Mistral {
             window: self.cfg.sliding_window,
             device: &self.device,
             made: std::cell::OnceCell::new(),
+            given: false,
         };
         // The head reads each sequence's last real token.
         let last: Vec<u32> = lens
@@ -398,20 +399,153 @@ impl Mistral {
             .enumerate()
             .map(|(i, &l)| (i * t + l - 1) as u32)
             .collect();
-        let last = Tensor::from_vec(last, (b,), &self.device)?;
-        let hidden = self.cfg.hidden_size;
-        let pooled_rows = |x: &Tensor| x.reshape((b * t, hidden))?.index_select(&last, 0);
+        let pass = Pass {
+            past: prefix,
+            cos: &cos,
+            sin: &sin,
+            mask: &mask,
+            pooled: &last,
+            keep_caches,
+        };
+        let (logits, caches) = self.run(x, &pass, should_stop)?;
+        let caches = if keep_caches {
+            Some(split_caches(prefix, &caches, &lens)?)
+        } else {
+            None
+        };
+        Ok(ForwardOutput { logits, caches })
+    }
+
+    /// Scores many continuations of one cached sequence in one pass: continuation `i`
+    /// (`tails[i].1`) follows the first `tails[i].0` positions of `cache`, as if those
+    /// positions and then its tokens were the whole input; it sees nothing of the cache past
+    /// its start nor of the other continuations. Rows of scores in `tails` order. This is
+    /// what an input that shares the start of a longer, cached one costs: its own tokens.
+    pub fn forward_continuations(
+        &self,
+        cache: &KvCache,
+        tails: &[(usize, &[u32])],
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<Tensor> {
+        let labels = self.cfg.num_labels;
+        if tails.is_empty() {
+            return Ok(Tensor::zeros((0, labels), DType::F32, &self.device)?);
+        }
+        let p = cache.len;
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut pooled = Vec::with_capacity(tails.len());
+        for &(start, tail) in tails {
+            if tail.is_empty() || start > p {
+                return Err(ModelError::Input(format!(
+                    "a continuation of {} tokens from position {start} of a {p}-token cache",
+                    tail.len()
+                )));
+            }
+            ids.extend_from_slice(tail);
+            positions.extend(start..start + tail.len());
+            pooled.push((ids.len() - 1) as u32);
+        }
+        let t = ids.len();
+        let top = positions.iter().copied().max().unwrap_or(0) + 1;
+        if top > self.cfg.max_position_embeddings {
+            return Err(ModelError::Input(format!(
+                "{top} tokens exceed the model's context of {} positions",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            return Err(ModelError::Input(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.cfg.vocab_size
+            )));
+        }
+        // Query j of continuation i sees cache keys before its start and its own earlier
+        // tokens, within the sliding window counted in positions.
+        let window = self.cfg.sliding_window;
+        let mut m = vec![f32::NEG_INFINITY; t * (p + t)];
+        let mut row = 0;
+        for &(start, tail) in tails {
+            let first = row;
+            for j in 0..tail.len() {
+                let q = start + j;
+                let seen = |pos: usize| window.is_none_or(|w| q < w + pos);
+                let out = &mut m[(row + j) * (p + t)..(row + j + 1) * (p + t)];
+                for (pos, o) in out.iter_mut().enumerate().take(start) {
+                    if seen(pos) {
+                        *o = 0.0;
+                    }
+                }
+                for jj in 0..=j {
+                    if seen(start + jj) {
+                        out[p + first + jj] = 0.0;
+                    }
+                }
+            }
+            row += tail.len();
+        }
+        let mask = LazyMask {
+            t,
+            p,
+            window,
+            device: &self.device,
+            made: std::cell::OnceCell::from(Some(Tensor::from_vec(m, (t, p + t), &self.device)?)),
+            given: true,
+        };
+        let (cos, sin) = {
+            let mut rot = self.rotary.lock().unwrap_or_else(|e| e.into_inner());
+            rot.ensure(top)?;
+            let at = Tensor::from_vec(
+                positions.iter().map(|&x| x as u32).collect::<Vec<_>>(),
+                (t,),
+                &self.device,
+            )?;
+            let (cos, sin) = rot.tables(0, top)?;
+            (cos.index_select(&at, 0)?, sin.index_select(&at, 0)?)
+        };
+        let ids = Tensor::from_vec(ids, (t,), &self.device)?;
+        let x = self
+            .embed
+            .index_select(&ids, 0)?
+            .to_dtype(self.dtype)?
+            .reshape((1, t, self.cfg.hidden_size))?;
+        let pass = Pass {
+            past: Some(cache),
+            cos: &cos,
+            sin: &sin,
+            mask: &mask,
+            pooled: &pooled,
+            keep_caches: false,
+        };
+        Ok(self.run(x, &pass, should_stop)?.0)
+    }
+
+    /// The decoder over `x` (`[b, t, hidden]`), then the final norm and the head on the rows
+    /// `pass.pooled` names (in `b · t` order). Returns the logits and, when asked, each
+    /// layer's keys and values.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        mut x: Tensor,
+        pass: &Pass<'_>,
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<(Tensor, Vec<(Tensor, Tensor)>)> {
+        let (b, t, hidden) = x.dims3()?;
+        let rows = Tensor::from_vec(pass.pooled.to_vec(), (pass.pooled.len(),), &self.device)?;
+        let pooled_rows = |x: &Tensor| x.reshape((b * t, hidden))?.index_select(&rows, 0);
         let mut caches: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.layers.len());
         let mut pooled = None;
         for (li, layer) in self.layers.iter().enumerate() {
             if should_stop() {
                 return Err(ModelError::Cancelled);
             }
-            let past = prefix.map(|c| &c.layers[li]);
+            let past = pass.past.map(|c| &c.layers[li]);
             let residual = &x;
             let h = layer.input_norm.forward(&x)?;
-            let (attn, k, v) = layer.attn.forward(&h, past, &cos, &sin, &mask)?;
-            if keep_caches {
+            let (attn, k, v) = layer
+                .attn
+                .forward(&h, past, pass.cos, pass.sin, pass.mask)?;
+            if pass.keep_caches {
                 caches.push((k, v));
             }
             if li + 1 == self.layers.len() {
@@ -435,13 +569,19 @@ impl Mistral {
         if let Some(bias) = &self.score_b {
             logits = logits.broadcast_add(bias)?;
         }
-        let caches = if keep_caches {
-            Some(split_caches(prefix, &caches, &lens)?)
-        } else {
-            None
-        };
-        Ok(ForwardOutput { logits, caches })
+        Ok((logits, caches))
     }
+}
+
+/// What one pass of [`Mistral::run`] reads besides the input.
+struct Pass<'a> {
+    past: Option<&'a KvCache>,
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    mask: &'a LazyMask<'a>,
+    /// Rows (in `b · t` order) the head reads.
+    pooled: &'a [u32],
+    keep_caches: bool,
 }
 
 /// The config's layer count must be the layers the checkpoint has, numbered from 0: it sizes
@@ -510,6 +650,9 @@ struct LazyMask<'a> {
     window: Option<usize>,
     device: &'a Device,
     made: std::cell::OnceCell<Option<Tensor>>,
+    /// The mask was given whole (not causal by position): fused kernels that mask by
+    /// position must not be used.
+    given: bool,
 }
 
 impl LazyMask<'_> {
@@ -593,8 +736,10 @@ impl Attention {
             None => (k, v),
         };
         #[cfg(feature = "flash-attn")]
-        if let Some(out) = super::flash::attend(&q, &k, &v, self.window)? {
-            return Ok((self.o_proj.forward(&out)?, k, v));
+        if !mask.given {
+            if let Some(out) = super::flash::attend(&q, &k, &v, self.window)? {
+                return Ok((self.o_proj.forward(&out)?, k, v));
+            }
         }
         let total = k.dim(2)?;
         // Grouped-query attention without repeating keys: the n_rep query heads that share a
@@ -631,7 +776,12 @@ impl Attention {
                 prefix: total - t,
                 window: self.window,
             };
-            let probs = match gpu::causal_softmax(&scores, scale, at)? {
+            let fused = if mask.given {
+                None
+            } else {
+                gpu::causal_softmax(&scores, scale, at)?
+            };
+            let probs = match fused {
                 Some(probs) => probs,
                 None => {
                     let mask = match &mut stacked_mask {

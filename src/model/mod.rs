@@ -12,6 +12,7 @@ pub mod linear;
 pub mod mistral;
 pub mod quant;
 pub mod reuse;
+pub mod trajectory;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::{DirectionArgs, ModelArgs};
 use crate::hub::DownloadProgress;
 use crate::model::reuse::{self, Job, DEFAULT_KV_BUDGET};
+use crate::model::trajectory::{Every, Point};
 use crate::model::{Encoded, KvStore, ReuseOptions, RewardModel, Scored};
 use crate::preference::{self, shortest};
 use input::LineReader;
@@ -50,6 +51,50 @@ pub struct ScoreArgs {
     /// Inputs per forward pass (1 to 1024).
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
     pub batch_size: u64,
+    /// Also score each response's prefixes, cut after every word (or --every sentence or
+    /// token), as "trajectory": [{"end": E, "scores": {…}, "weighted": R}, …], where the
+    /// prefix is the response's first E bytes. Each point is the model's score of that shorter
+    /// response (not a credit given to its last word); it costs about one more pass per line.
+    #[arg(long)]
+    pub trajectory: bool,
+    /// Where --trajectory cuts a response: word, sentence or token.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        default_value = "word",
+        requires = "trajectory"
+    )]
+    pub every: Every,
+}
+
+/// The `trajectory` field: each prefix's end, scores by name and R, in order.
+pub fn trajectory_field(
+    points: &[Point],
+    labels: &[String],
+    weights: &[f64],
+) -> Result<String, String> {
+    let mut out = Vec::with_capacity(points.len());
+    for p in points {
+        let reward = preference::reward(weights, &p.scores)
+            .filter(|_| p.scores.iter().all(|v| v.is_finite()))
+            .ok_or_else(|| {
+                format!(
+                    "the model gave non-finite scores for the prefix ending at byte {}",
+                    p.end
+                )
+            })?;
+        let scores: Map<String, Value> = labels
+            .iter()
+            .zip(&p.scores)
+            .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
+            .collect();
+        let mut point = Map::new();
+        point.insert("end".into(), Value::from(p.end));
+        point.insert("scores".into(), Value::Object(scores));
+        point.insert("weighted".into(), Value::from(reward));
+        out.push(Value::Object(point));
+    }
+    Ok(Value::Array(out).to_string())
 }
 
 /// The output fields for one scored pair: the input's `fields`, each as the exact text it had,
@@ -317,6 +362,16 @@ pub fn run(
                 // Taken, not copied: a line may be tens of megabytes.
                 (Ok(pair), Ok(scored)) => {
                     result_fields(std::mem::take(&mut pair.fields), &labels, &scored, &weights)
+                        .and_then(|mut fields| {
+                            if args.trajectory {
+                                let points = model
+                                    .trajectory(&pair.prompt, &pair.response, args.every, &|| false)
+                                    .map_err(|e| e.to_string())?;
+                                let field = trajectory_field(&points, &labels, &weights)?;
+                                set_field(&mut fields, "trajectory", field);
+                            }
+                            Ok(fields)
+                        })
                 }
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), Err(e)) => Err(e),
