@@ -10,20 +10,10 @@ use std::path::Path;
 use common::*;
 use dpa_explorer::cli::score::{parse_jsonl, score_records, Record};
 use dpa_explorer::engine::{Backend, IncrementalBackend, ScoreItem};
-use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions};
 
 /// Incremental scores must equal a full recompute this closely (f32).
 const TOL: f32 = 1e-4;
-
-fn load(dir: &Path, max_tokens: usize) -> RewardModel {
-    let files = ModelFiles::from_dir(dir).expect("model files");
-    let opts = LoadOptions {
-        device: DeviceChoice::Cpu,
-        dtype: DTypeChoice::F32,
-        max_tokens,
-    };
-    RewardModel::load(&files, &opts).expect("model loads")
-}
 
 /// A small deterministic generator (xorshift), so that every run edits the same way.
 struct Rng(u64);

@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::fixture;
+use common::{fixture, load};
 use dpa_explorer::model::trajectory::Every;
-use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+use dpa_explorer::model::RewardModel;
 
 /// Trajectory points must equal a full pass over each prefix this closely (f32).
 const TOL: f32 = 1e-4;
@@ -17,16 +15,6 @@ const PROMPT: &str = "What colour is the sky, and why?";
 const RESPONSE: &str = "Blue, on a clear day. Sunlight scatters off the air: short (blue) \
     waves scatter most!  At sunset the light crosses more air, so the sky turns red… très \
     beau, n'est-ce pas?\nGrey when it rains.";
-
-fn load(dir: &Path, max_tokens: usize) -> RewardModel {
-    let files = ModelFiles::from_dir(dir).expect("model files");
-    let opts = LoadOptions {
-        device: DeviceChoice::Cpu,
-        dtype: DTypeChoice::F32,
-        max_tokens,
-    };
-    RewardModel::load(&files, &opts).expect("model loads")
-}
 
 fn check(model: &RewardModel, every: Every) -> usize {
     let points = model

@@ -61,3 +61,15 @@ pub fn model_copy(src: &Path, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     edit(dir.path());
     dir
 }
+
+/// The model in `dir` on the CPU in f32, inputs cut to `max_tokens`.
+pub fn load(dir: &Path, max_tokens: usize) -> dpa_explorer::model::RewardModel {
+    use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+    let files = ModelFiles::from_dir(dir).expect("model files");
+    let opts = LoadOptions {
+        device: DeviceChoice::Cpu,
+        dtype: DTypeChoice::F32,
+        max_tokens,
+    };
+    RewardModel::load(&files, &opts).expect("model loads")
+}
