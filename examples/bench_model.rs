@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     let cache = args
         .quant_cache
         .clone()
-        .unwrap_or_else(dpa_explorer::model::default_quant_cache);
+        .unwrap_or_else(dpa_explorer::assets::quant_cache);
     let t0 = Instant::now();
     let model = RewardModel::load_with_cache(&files, &opts, Some(&cache))?;
     let load_s = t0.elapsed().as_secs_f64();

@@ -53,6 +53,11 @@ pub fn cache_root() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("dpa-explorer"))
 }
 
+/// Where quantised weights made at a first load are kept for later starts.
+pub fn quant_cache() -> PathBuf {
+    cache_root().join("quantized")
+}
+
 /// Where dpa-explorer keeps its settings (user presets).
 pub fn config_root() -> PathBuf {
     directories::ProjectDirs::from("", "", "dpa-explorer")

@@ -47,7 +47,12 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
     let options = cli.model.load_options();
     // Hub settings are read again for each load, so F5 after fixing the environment works.
     let loader = Box::new(move || {
-        engine::model_loader(source.clone(), HubOptions::from_env(), options.clone())
+        engine::model_loader(
+            source.clone(),
+            HubOptions::from_env(),
+            options.clone(),
+            Some(dpa_explorer::assets::quant_cache()),
+        )
     });
     Ok(Launch {
         config,

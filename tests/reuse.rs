@@ -402,6 +402,7 @@ fn the_engine_rescores_edits_with_the_incremental_backend() {
         ModelSource::Local(dir.clone()),
         HubOptions::from_env(),
         options,
+        None,
     );
     let (tx, rx) = mpsc::channel();
     let engine = Engine::spawn(loader, 16, move |ev| {

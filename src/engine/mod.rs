@@ -160,8 +160,14 @@ impl Backend for ModelBackend {
 /// Builds the backend on the engine thread, reporting progress as it goes.
 pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Box<dyn Backend>, String> + Send>;
 
-/// The loader for a real model: fetch its files (downloading if needed), then load it.
-pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadOptions) -> Loader {
+/// The loader for a real model: fetch its files (downloading if needed), then load it,
+/// keeping quantised weights in `quant_cache`.
+pub fn model_loader(
+    source: ModelSource,
+    hub_options: HubOptions,
+    options: LoadOptions,
+    quant_cache: Option<std::path::PathBuf>,
+) -> Loader {
     Box::new(move |progress| {
         let resolved = hub::fetch(&source, &hub_options, &|p| {
             progress(LoadStage::Downloading {
@@ -180,7 +186,8 @@ pub fn model_loader(source: ModelSource, hub_options: HubOptions, options: LoadO
                 files.config.parent().unwrap_or(&files.config).display()
             ),
         });
-        let model = RewardModel::load(&files, &options).map_err(|e| e.to_string())?;
+        let model = RewardModel::load_with_cache(&files, &options, quant_cache.as_deref())
+            .map_err(|e| e.to_string())?;
         // Say so when the hub was unreachable and the cached copy is what the user gets.
         let backend = IncrementalBackend::new(model, DEFAULT_KV_BUDGET).with_note(resolved.note);
         Ok(Box::new(backend) as Box<dyn Backend>)

@@ -2,6 +2,7 @@
 //! head, and the scoring input. Synchronous; no UI and no async runtime here.
 
 pub mod config;
+mod error;
 pub mod files;
 #[cfg(feature = "flash-attn")]
 pub mod flash;
@@ -22,85 +23,12 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 pub use config::{MistralConfig, DPA_LABELS};
+pub use error::ModelError;
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
 pub use reuse::{KvStore, ReuseOptions, ReuseStats};
 pub use weights::{Checkpoint, WeightFiles};
-
-/// Everything that can go wrong between a model directory and a score.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    // The io error is part of the message, not a `source`: chained error printers would show
-    // it twice.
-    #[error("{}: {error}", path.display())]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("missing {what} ({})", path.display())]
-    MissingFile { path: PathBuf, what: String },
-    #[error("{} is {kind}, not a file ({what})", path.display())]
-    NotAFile {
-        path: PathBuf,
-        what: String,
-        kind: String,
-    },
-    #[error("bad config {}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
-    #[error("bad checkpoint {}: {message}", path.display())]
-    Checkpoint { path: PathBuf, message: String },
-    #[error("config.json does not match the checkpoint: {0}")]
-    ConfigMismatch(String),
-    #[error("the checkpoint has no tensor `{name}` (expected shape {expected:?}){}", hint_unknown(.unknown))]
-    MissingTensor {
-        name: String,
-        expected: Vec<usize>,
-        unknown: Vec<String>,
-    },
-    #[error("tensor `{name}` has shape {found:?} in the checkpoint, but config.json implies {expected:?}")]
-    ShapeMismatch {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
-    #[error("bad tokenizer {}: {message}", path.display())]
-    Tokenizer { path: PathBuf, message: String },
-    #[error("{0}")]
-    Input(String),
-    #[error("{0}")]
-    Device(String),
-    #[error("cancelled")]
-    Cancelled,
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-}
-
-fn hint_unknown(unknown: &[String]) -> String {
-    if unknown.is_empty() {
-        String::new()
-    } else {
-        let shown: Vec<&str> = unknown.iter().take(8).map(|s| s.as_str()).collect();
-        let more = if unknown.len() > 8 {
-            format!(" and {} more", unknown.len() - 8)
-        } else {
-            String::new()
-        };
-        format!(
-            "; tensors the port does not know: {}{more}",
-            shown.join(", ")
-        )
-    }
-}
-
-impl ModelError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        ModelError::Io {
-            path: path.to_path_buf(),
-            error: source,
-        }
-    }
-}
 
 /// The files of one model on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,11 +360,6 @@ impl Default for LoadOptions {
     }
 }
 
-/// `quantized/` under dpa-explorer's cache directory.
-pub fn default_quant_cache() -> PathBuf {
-    crate::assets::cache_root().join("quantized")
-}
-
 /// A short description of a loaded model, for status lines and outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
@@ -469,9 +392,10 @@ pub struct RewardModel {
 }
 
 impl RewardModel {
-    /// Loads a model; quantised weights are kept under [`default_quant_cache`].
+    /// Loads a model; quantised weights are made at load and not kept (the application
+    /// passes where to keep them to [`RewardModel::load_with_cache`]).
     pub fn load(files: &ModelFiles, opts: &LoadOptions) -> Result<Self, ModelError> {
-        Self::load_with_cache(files, opts, Some(&default_quant_cache()))
+        Self::load_with_cache(files, opts, None)
     }
 
     /// [`RewardModel::load`] keeping quantised weights in `quant_cache` (`None`: quantise at

@@ -306,12 +306,15 @@ pub fn run(
     let mut output = Output::open(args.output.as_deref())?;
 
     let files = model_args.files(&download_bar())?;
-    let model = RewardModel::load(&files, &model_args.load_options()).with_context(|| {
-        format!(
-            "loading the model from {}",
-            files.config.parent().unwrap_or(&files.config).display()
-        )
-    })?;
+    let quant_cache = crate::assets::quant_cache();
+    let opts = model_args.load_options();
+    let model =
+        RewardModel::load_with_cache(&files, &opts, Some(&quant_cache)).with_context(|| {
+            format!(
+                "loading the model from {}",
+                files.config.parent().unwrap_or(&files.config).display()
+            )
+        })?;
     let labels = model.info().labels.clone();
     let weights = direction.resolve(&labels)?;
 
