@@ -163,8 +163,10 @@ fn continuations(
             return Ok::<(), ModelError>(());
         }
         let part: Vec<(usize, &[u32])> = batch.iter().map(|&i| tails[i]).collect();
+        // No continuation sees the cache past the latest start: attend over that much only.
+        let upto = part.iter().map(|&(start, _)| start).max().unwrap_or(0);
         let got = model
-            .forward_continuations(&cache, &part, should_stop)?
+            .forward_continuations(&cache.truncate(upto)?, &part, should_stop)?
             .to_vec2::<f32>()?;
         for (&i, r) in batch.iter().zip(got) {
             rows[i] = Some(r);
