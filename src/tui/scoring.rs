@@ -169,6 +169,8 @@ impl Explorer {
                     });
                 }
             }
+            // The explorer does not ask for trajectories yet.
+            EngineEvent::Trajectory { .. } => {}
             EngineEvent::Superseded { request } => {
                 if self.inflight.as_ref().is_some_and(|f| f.id == request) {
                     self.inflight = None;
