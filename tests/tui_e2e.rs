@@ -466,3 +466,47 @@ fn long_prompt_emptied_candidate_weight_mode_ranking_r_and_export() {
         "screen R {shown:?} vs {expected}:\n{screen}"
     );
 }
+
+#[test]
+fn the_trajectory_view_shows_where_the_reward_moves() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let model = common::fixture("tiny-mha");
+    let pty = Pty::start(home.path(), &["--model".as_ref(), model.as_os_str()]);
+    pty.screen
+        .wait_for("the model to be ready", |t| t.contains(" ready "));
+    pty.send(PROMPT.as_bytes());
+    pty.screen
+        .wait_for("the prompt to appear", |t| t.contains(PROMPT));
+    pty.send(b"\t");
+    pty.send(RESPONSE.as_bytes());
+    pty.screen.wait_for("fresh scores", |t| {
+        t.contains("Scores · A fresh") && t.contains(RESPONSE)
+    });
+    // F3 until the trajectory view shows (the charts cycle; four presses cover them all).
+    for _ in 0..4 {
+        if pty.screen.text().contains("prefix scores:") {
+            break;
+        }
+        pty.send(b"\x1bOR");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    pty.screen.wait_for("the trajectory view", |t| {
+        t.contains("prefix scores:") && t.contains("not per-word credit")
+    });
+    let text = pty.screen.wait_for("a rise or a drop", |t| {
+        t.contains("R of A") && (t.contains("rise +") || t.contains("drop −"))
+    });
+    // The words named are words of the response.
+    let line = text
+        .lines()
+        .find(|l| l.contains("rise +") || l.contains("drop −"))
+        .expect("a move line");
+    let quoted = line
+        .split('“')
+        .nth(1)
+        .and_then(|s| s.split('”').next())
+        .expect("quoted words");
+    let quoted = quoted.trim_end_matches('…');
+    assert!(RESPONSE.contains(quoted), "{quoted:?} not in {RESPONSE:?}");
+    pty.quit();
+}

@@ -9,6 +9,7 @@ use crate::model::{
 };
 
 use super::{Backend, ScoreItem};
+use crate::model::trajectory::{Every, Point};
 
 /// The reward model with a per-slot key/value cache.
 pub struct IncrementalBackend {
@@ -72,6 +73,16 @@ impl IncrementalBackend {
 impl Backend for IncrementalBackend {
     fn info(&self) -> ModelInfo {
         self.model.info().clone()
+    }
+
+    fn trajectory(
+        &mut self,
+        prompt: &str,
+        response: &str,
+        every: Every,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ModelError> {
+        self.model.trajectory(prompt, response, every, stop)
     }
 
     fn warnings(&self) -> Vec<String> {

@@ -20,6 +20,7 @@ pub use incremental::IncrementalBackend;
 
 use crate::hub::{self, HubOptions, ModelSource};
 use crate::model::reuse::DEFAULT_KV_BUDGET;
+use crate::model::trajectory::{Every, Point};
 use crate::model::{LoadOptions, ModelError, ModelInfo, RewardModel, Scored};
 
 /// Identifies a request; later requests have larger ids.
@@ -78,6 +79,12 @@ pub enum EngineEvent {
         request: RequestId,
         elapsed: Duration,
     },
+    /// The prefix scores of one response (answer to [`Engine::trajectory`]).
+    Trajectory {
+        request: RequestId,
+        slot: u64,
+        result: Result<Vec<Point>, String>,
+    },
     /// The request was superseded by a newer one before it finished.
     Superseded {
         request: RequestId,
@@ -102,6 +109,18 @@ pub trait Backend: Send {
     }
     /// Drops what the backend keeps for a slot that no longer exists.
     fn forget(&mut self, _slot: u64) {}
+    /// The scores of the prefixes of `response` cut at every `every` boundary (see
+    /// [`RewardModel::trajectory`]). Returns `Err(ModelError::Cancelled)` when `stop()`
+    /// turned true part way.
+    fn trajectory(
+        &mut self,
+        _prompt: &str,
+        _response: &str,
+        _every: Every,
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ModelError> {
+        Err(ModelError::Input("this backend has no trajectories".into()))
+    }
 }
 
 /// The plain backend: the reward model, each item scored on its own from scratch (the
@@ -154,6 +173,16 @@ impl Backend for ModelBackend {
             }
         }
         Ok(())
+    }
+
+    fn trajectory(
+        &mut self,
+        prompt: &str,
+        response: &str,
+        every: Every,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ModelError> {
+        self.model.trajectory(prompt, response, every, stop)
     }
 }
 
@@ -223,6 +252,13 @@ pub const DEFAULT_NICE: i32 = 10;
 
 enum Command {
     Score(RequestId, Vec<ScoreItem>),
+    Trajectory {
+        request: RequestId,
+        slot: u64,
+        prompt: String,
+        response: String,
+        every: Every,
+    },
     Forget(u64),
     Shutdown,
 }
@@ -282,6 +318,27 @@ impl Engine {
         // A send fails only when the engine thread is gone; the caller sees no events then.
         let _ = self.tx.send(Command::Score(id, items));
         id
+    }
+
+    /// Asks for the prefix scores of `response` (the candidate of `slot`), cut at every
+    /// `every` boundary; answered by one [`EngineEvent::Trajectory`]. Like a score request,
+    /// it supersedes every earlier request and is superseded by any later one.
+    pub fn trajectory(
+        &self,
+        slot: u64,
+        prompt: String,
+        response: String,
+        every: Every,
+    ) -> RequestId {
+        let request = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.tx.send(Command::Trajectory {
+            request,
+            slot,
+            prompt,
+            response,
+            every,
+        });
+        request
     }
 
     /// Frees what the engine keeps for a candidate that was deleted.
@@ -378,6 +435,22 @@ fn run(
         }
         let (id, items) = match next {
             Some(Command::Score(id, items)) => (id, items),
+            Some(Command::Trajectory {
+                request,
+                slot,
+                prompt,
+                response,
+                every,
+            }) => {
+                trajectory(
+                    backend.as_deref_mut(),
+                    &latest,
+                    (request, slot),
+                    (&prompt, &response, every),
+                    events,
+                );
+                continue;
+            }
             _ => continue,
         };
         if latest.load(Ordering::SeqCst) != id {
@@ -468,6 +541,55 @@ fn run(
             elapsed: started.elapsed(),
         });
     }
+}
+
+/// Answers one trajectory request, unless a newer request came first or comes part way.
+fn trajectory(
+    backend: Option<&mut (dyn Backend + 'static)>,
+    latest: &AtomicU64,
+    (request, slot): (RequestId, u64),
+    (prompt, response, every): (&str, &str, Every),
+    events: &dyn Fn(EngineEvent),
+) {
+    if latest.load(Ordering::SeqCst) != request {
+        events(EngineEvent::Superseded { request });
+        return;
+    }
+    let Some(b) = backend else {
+        events(EngineEvent::Trajectory {
+            request,
+            slot,
+            result: Err("the model is not loaded".into()),
+        });
+        return;
+    };
+    let stop = || latest.load(Ordering::SeqCst) != request;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.trajectory(prompt, response, every, &stop)
+    }));
+    let result = match outcome {
+        Ok(Err(ModelError::Cancelled)) => {
+            events(EngineEvent::Superseded { request });
+            return;
+        }
+        Ok(Ok(points)) => match points
+            .iter()
+            .find(|p| p.scores.iter().any(|v| !v.is_finite()))
+        {
+            Some(p) => Err(format!(
+                "the model gave no usable score for the first {} bytes",
+                p.end
+            )),
+            None => Ok(points),
+        },
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => Err(format!("the trajectory panicked: {}", panic_message(&*p))),
+    };
+    events(EngineEvent::Trajectory {
+        request,
+        slot,
+        result,
+    });
 }
 
 #[cfg(test)]

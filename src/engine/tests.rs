@@ -60,6 +60,33 @@ impl Backend for Fake {
         }
         Ok(())
     }
+
+    /// One point per word: (len(prompt), end).
+    fn trajectory(
+        &mut self,
+        prompt: &str,
+        response: &str,
+        every: Every,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ModelError> {
+        let ends = crate::model::trajectory::boundaries(response, every, |_| Ok(vec![]))?;
+        let mut out = Vec::new();
+        for end in ends {
+            if let Some(d) = self.slow {
+                std::thread::sleep(d);
+            }
+            if stop() {
+                return Err(ModelError::Cancelled);
+            }
+            out.push(Point {
+                end,
+                scores: vec![prompt.len() as f32, end as f32],
+                tokens: end,
+                truncated: false,
+            });
+        }
+        Ok(out)
+    }
 }
 
 fn engine(
@@ -313,5 +340,95 @@ fn non_finite_scores_arrive_as_errors_and_are_not_cached() {
             .find(|r| r.0 == "good")
             .expect("good answered");
         assert_eq!(good.1, Ok(vec![1.0, 2.0]));
+    }
+}
+
+fn next_trajectory(rx: &mpsc::Receiver<EngineEvent>) -> EngineEvent {
+    loop {
+        let ev = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("engine answers");
+        if matches!(
+            ev,
+            EngineEvent::Trajectory { .. } | EngineEvent::Superseded { .. }
+        ) {
+            return ev;
+        }
+    }
+}
+
+#[test]
+fn a_trajectory_is_answered_with_one_point_per_word() {
+    let (e, rx, _) = engine(None, None);
+    let id = e.trajectory(7, "pp".into(), "a bc def".into(), Every::Word);
+    match next_trajectory(&rx) {
+        EngineEvent::Trajectory {
+            request,
+            slot,
+            result: Ok(points),
+        } => {
+            assert_eq!((request, slot), (id, 7));
+            let ends: Vec<usize> = points.iter().map(|p| p.end).collect();
+            assert_eq!(ends, [1, 4, 8]);
+            assert_eq!(points[0].scores, [2.0, 1.0]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_newer_score_request_supersedes_a_trajectory() {
+    let (e, rx, _) = engine(Some(Duration::from_millis(100)), None);
+    let id = e.trajectory(
+        1,
+        "p".into(),
+        "one two three four five six".into(),
+        Every::Word,
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    let score = e.score(vec![item(1, "x")]);
+    assert_eq!(
+        next_trajectory(&rx),
+        EngineEvent::Superseded { request: id }
+    );
+    let events = until_finished(&rx, score);
+    assert!(events
+        .iter()
+        .any(|ev| matches!(ev, EngineEvent::Scored { request, .. } if *request == score)));
+}
+
+/// A backend without trajectories says so.
+struct Plain;
+
+impl Backend for Plain {
+    fn info(&self) -> ModelInfo {
+        info()
+    }
+    fn warnings(&self) -> Vec<String> {
+        vec![]
+    }
+    fn score(
+        &mut self,
+        _: &[ScoreItem],
+        _: &dyn Fn() -> bool,
+        _: &mut dyn FnMut(usize, Result<Scored, String>),
+    ) -> Result<(), ModelError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_backend_without_trajectories_answers_with_an_error() {
+    let loader: Loader = Box::new(|_| Ok(Box::new(Plain) as Box<dyn Backend>));
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 4, move |ev| {
+        let _ = tx.send(ev);
+    });
+    e.trajectory(1, "p".into(), "a b".into(), Every::Word);
+    match next_trajectory(&rx) {
+        EngineEvent::Trajectory { result: Err(m), .. } => {
+            assert!(m.contains("no trajectories"), "{m}")
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -20,10 +20,15 @@ use crate::tui::widgets::{candidates, dial};
 /// Records every request; answers nothing by itself.
 pub type Requests = Rc<RefCell<Vec<(RequestId, Vec<ScoreItem>)>>>;
 
+/// A trajectory request as the fake scorer records it: (id, slot, prompt, response).
+pub type TrajectoryRequest = (RequestId, u64, String, String);
+
 #[derive(Default, Clone)]
 pub struct FakeScorer {
     pub requests: Requests,
     pub forgotten: Rc<RefCell<Vec<u64>>>,
+    /// Trajectory requests: (id, slot, prompt, response); ids from 1001 on.
+    pub trajectories: Rc<RefCell<Vec<TrajectoryRequest>>>,
 }
 
 impl Scorer for FakeScorer {
@@ -34,9 +39,53 @@ impl Scorer for FakeScorer {
         id
     }
 
+    fn trajectory(&mut self, slot: u64, prompt: String, response: String) -> RequestId {
+        let mut t = self.trajectories.borrow_mut();
+        let id = 1001 + t.len() as RequestId;
+        t.push((id, slot, prompt, response));
+        id
+    }
+
     fn forget(&mut self, slot: u64) {
         self.forgotten.borrow_mut().push(slot);
     }
+}
+
+/// Prefix scores for a response cut after every word, from [`fake_scores`] of each prefix.
+pub fn fake_trajectory(prompt: &str, response: &str) -> Vec<crate::model::trajectory::Point> {
+    let ends = crate::model::trajectory::boundaries(
+        response,
+        crate::model::trajectory::Every::Word,
+        |_| Ok(vec![]),
+    )
+    .expect("word boundaries");
+    ends.into_iter()
+        .map(|end| crate::model::trajectory::Point {
+            end,
+            scores: fake_scores(prompt, &response[..end]),
+            tokens: end,
+            truncated: false,
+        })
+        .collect()
+}
+
+/// Answers trajectory request `id` as the engine would.
+pub fn answer_trajectory(app: &mut App, scorer: &FakeScorer, id: RequestId, now: Instant) {
+    let (_, slot, prompt, response) = scorer
+        .trajectories
+        .borrow()
+        .iter()
+        .find(|(i, ..)| *i == id)
+        .cloned()
+        .expect("trajectory request exists");
+    app.handle(
+        Event::Engine(EngineEvent::Trajectory {
+            request: id,
+            slot,
+            result: Ok(fake_trajectory(&prompt, &response)),
+        }),
+        now,
+    );
 }
 
 pub fn labels() -> Vec<String> {
@@ -691,18 +740,23 @@ fn the_scale_toggles_and_views_cycle() {
     assert_eq!(app.scale, Scale::HelpSteer);
     key(&mut app, KeyCode::F(2), t);
     assert_eq!(app.scale, Scale::Raw);
-    // Narrow: ranking → scatter → sweep → ranking.
+    // Narrow: ranking → scatter → sweep → trajectory → ranking.
     app.size = (100, 32);
     let mut seen = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         key(&mut app, KeyCode::F(3), t);
         seen.push(app.view);
     }
-    assert_eq!(seen, [View::Scatter, View::Sweep, View::Ranking]);
-    // Wide: the ranking has its own panel; F3 flips between the charts at once.
+    assert_eq!(
+        seen,
+        [View::Scatter, View::Sweep, View::Trajectory, View::Ranking]
+    );
+    // Wide: the ranking has its own panel; F3 goes round the charts at once.
     app.size = (200, 60);
     key(&mut app, KeyCode::F(3), t);
     assert_eq!(app.view, View::Sweep);
+    key(&mut app, KeyCode::F(3), t);
+    assert_eq!(app.view, View::Trajectory);
     key(&mut app, KeyCode::F(3), t);
     assert_eq!(app.view, View::Scatter);
 }

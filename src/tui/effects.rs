@@ -16,6 +16,13 @@ pub enum Effect {
         items: Vec<ScoreItem>,
         revisions: Vec<u64>,
     },
+    /// Send this candidate's text for its prefix scores; the answer belongs to `revision`.
+    Trajectory {
+        slot: u64,
+        revision: u64,
+        prompt: String,
+        response: String,
+    },
     /// The candidate of this slot is gone.
     Forget(u64),
     /// Load the model again (after a failed load).
@@ -36,6 +43,12 @@ pub enum Effect {
 pub trait Scorer {
     /// Asks for `items` to be scored; supersedes every earlier request.
     fn score(&mut self, items: Vec<ScoreItem>) -> RequestId;
+    /// Asks for the prefix scores of `response`, cut after every word; supersedes every
+    /// earlier request. A scorer without trajectories never answers (the view keeps
+    /// saying it is computing).
+    fn trajectory(&mut self, _slot: u64, _prompt: String, _response: String) -> RequestId {
+        0
+    }
     /// The candidate of `slot` is gone: whatever is kept for it can go.
     fn forget(&mut self, _slot: u64) {}
     /// Loads the model again after a failed load; false when this scorer cannot.
@@ -47,6 +60,11 @@ pub trait Scorer {
 impl Scorer for crate::engine::Engine {
     fn score(&mut self, items: Vec<ScoreItem>) -> RequestId {
         crate::engine::Engine::score(self, items)
+    }
+
+    fn trajectory(&mut self, slot: u64, prompt: String, response: String) -> RequestId {
+        let every = crate::model::trajectory::Every::Word;
+        crate::engine::Engine::trajectory(self, slot, prompt, response, every)
     }
 
     fn forget(&mut self, slot: u64) {

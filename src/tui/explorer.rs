@@ -10,6 +10,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
+use crate::model::trajectory::Point;
 use crate::model::{ModelInfo, Scored, DPA_LABELS};
 use crate::preference::{
     self, find_attribute, paper_presets, Direction, PreferenceError, Preset, HELPFULNESS, VERBOSITY,
@@ -64,6 +65,26 @@ pub struct Failure {
     pub message: String,
 }
 
+/// The prefix scores the engine sent for one candidate, or why there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryOutcome {
+    /// The candidate's revision it was computed for; shown only while it is current.
+    pub revision: u64,
+    /// The response whose prefixes were scored.
+    pub response: String,
+    pub result: Result<Vec<Point>, String>,
+}
+
+/// A trajectory request sent (`id` 0 until the scorer took it) and not yet answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrajectoryInflight {
+    pub id: RequestId,
+    pub slot: u64,
+    pub revision: u64,
+    /// The response sent, which the answer's byte offsets index.
+    pub response: String,
+}
+
 /// One candidate response with its own editor and scores.
 #[derive(Debug)]
 pub struct Candidate {
@@ -80,6 +101,8 @@ pub struct Candidate {
     /// The scores the newest result replaced, for the movement markers.
     pub previous: Option<Vec<f32>>,
     pub failure: Option<Failure>,
+    /// The newest prefix scores received (for the trajectory view).
+    pub trajectory: Option<TrajectoryOutcome>,
 }
 
 impl Candidate {
@@ -207,6 +230,8 @@ pub struct Explorer {
     pub view: View,
     pub overlay: Option<Overlay>,
     pub inflight: Option<Inflight>,
+    /// The trajectory request in flight, if any.
+    pub trajectory_inflight: Option<TrajectoryInflight>,
     /// When the current text should be sent for scoring.
     pub rescore_at: Option<Instant>,
     pub latency: Option<Latency>,
@@ -305,6 +330,7 @@ impl Explorer {
             view: View::Ranking,
             overlay: None,
             inflight: None,
+            trajectory_inflight: None,
             rescore_at: None,
             latency: None,
             flash: None,
@@ -363,6 +389,7 @@ impl Explorer {
             result: None,
             previous: None,
             failure: None,
+            trajectory: None,
         });
         self.candidates.len() - 1
     }
@@ -469,10 +496,72 @@ impl Explorer {
             .collect()
     }
 
+    /// What the trajectory view shows for the selected candidate: its prefix scores under
+    /// the current direction when they belong to its current text, else why not.
+    pub fn trajectory_shown(&self) -> TrajectoryShown {
+        let note = |text: &str, busy: bool| TrajectoryShown::Note {
+            text: text.to_string(),
+            busy,
+        };
+        let Some(c) = self.candidates.get(self.selected) else {
+            return note("no candidate", false);
+        };
+        if c.text().trim().is_empty() {
+            return note(
+                "no response text: type one to see where its reward moves",
+                false,
+            );
+        }
+        let busy = self
+            .trajectory_inflight
+            .as_ref()
+            .is_some_and(|f| f.slot == c.slot && f.revision == c.revision);
+        if busy {
+            return note("computing the trajectory…", true);
+        }
+        match &c.trajectory {
+            Some(t) if t.revision == c.revision => match &t.result {
+                Ok(points) => {
+                    let Ok(unit) = self.unit() else {
+                        return note("no direction: set one on the dial", false);
+                    };
+                    let points: Vec<(usize, Vec<f32>)> =
+                        points.iter().map(|p| (p.end, p.scores.clone())).collect();
+                    match trajectory_view(
+                        &c.name,
+                        self.selected,
+                        &t.response,
+                        &points,
+                        &unit,
+                        &self.labels,
+                    ) {
+                        Some(v) if !v.rewards.is_empty() => TrajectoryShown::Ready(v),
+                        _ => note("no prefix scores for this response", false),
+                    }
+                }
+                Err(e) => note(&format!("no trajectory: {e}"), false),
+            },
+            _ => {
+                let fresh = c.result.as_ref().is_some_and(|o| o.revision == c.revision);
+                if fresh {
+                    note("the trajectory follows once scoring is done…", true)
+                } else if self.model != ModelState::Ready {
+                    note("the trajectory follows once the model is ready", false)
+                } else {
+                    note(
+                        "stale: the response changed; the trajectory follows its new score",
+                        true,
+                    )
+                }
+            }
+        }
+    }
+
     /// The next moment something is due (rescoring, autosave, a message to clear, the
     /// spinner), so the event loop can sleep until then.
     pub fn deadline(&self, now: Instant) -> Option<Instant> {
         let busy = self.inflight.is_some()
+            || self.trajectory_inflight.is_some()
             || matches!(self.model, ModelState::Starting | ModelState::Loading(_));
         [
             self.rescore_at,

@@ -11,7 +11,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("Tab  Shift-Tab", "focus: prompt → response → dial"),
             ("Esc", "leave the editor (focus the dial)"),
             ("F2  Alt-S", "bars: 0–100 ↔ HelpSteer 0–4 scale"),
-            ("F3  Alt-V", "next view: ranking / scatter / sweep"),
+            ("F3  Alt-V", "view: ranking/scatter/sweep/trajectory"),
             ("F4  Alt-M", "dial: angle θ ↔ free weight vector"),
             ("F5  Alt-R", "rescore; retry failures or a failed load"),
             ("F6  Alt-P", "presets (paper's and your own)"),

@@ -77,6 +77,11 @@ impl Scorer for EngineScorer {
         self.engine.score(items)
     }
 
+    fn trajectory(&mut self, slot: u64, prompt: String, response: String) -> RequestId {
+        let every = crate::model::trajectory::Every::Word;
+        self.engine.trajectory(slot, prompt, response, every)
+    }
+
     fn forget(&mut self, slot: u64) {
         self.engine.forget(slot)
     }

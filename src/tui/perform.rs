@@ -84,6 +84,15 @@ pub fn perform(app: &mut Explorer, scorer: &mut dyn Scorer, effect: Effect, now:
             let id = scorer.score(items.clone());
             app.score_sent(id, items, revisions, now);
         }
+        Effect::Trajectory {
+            slot,
+            revision,
+            prompt,
+            response,
+        } => {
+            let id = scorer.trajectory(slot, prompt, response);
+            app.trajectory_sent(id, slot, revision);
+        }
         Effect::Forget(slot) => scorer.forget(slot),
         Effect::Reload => {
             if scorer.reload() {

@@ -18,6 +18,7 @@ impl Explorer {
     /// Applies an action; returns the I/O to carry out.
     pub fn apply(&mut self, action: Action, now: Instant) -> Vec<Effect> {
         self.reduce(action, now);
+        self.request_trajectory();
         std::mem::take(&mut self.effects)
     }
 
@@ -31,6 +32,7 @@ impl Explorer {
             Event::Engine(e) => self.engine_event(e, now),
             Event::Tick => self.tick(now),
         }
+        self.request_trajectory();
         std::mem::take(&mut self.effects)
     }
 

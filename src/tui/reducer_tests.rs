@@ -12,7 +12,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::tests::{
-    answer, config, fake_scores, key, new_app, press, ready, scored_app, type_text, FakeScorer,
+    answer, answer_trajectory, config, fake_scores, key, new_app, press, ready, scored_app,
+    type_text, FakeScorer,
 };
 use super::*;
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
@@ -562,4 +563,111 @@ fn a_long_prompt_scrolls_and_shows_its_end() {
         .collect();
     type_text(&mut app, &text, t);
     assert_eq!(app.prompt_text().len(), 20_000);
+}
+
+fn trajectories(scorer: &FakeScorer) -> Vec<super::tests::TrajectoryRequest> {
+    scorer.trajectories.borrow().clone()
+}
+
+fn trajectory_app() -> (App, FakeScorer, Instant) {
+    scored_app(
+        "Name a colour and say why.",
+        &["Blue, because it is calm and deep. Red is loud.", "Green."],
+    )
+}
+
+#[test]
+fn the_trajectory_view_asks_once_per_revision_and_the_dial_recolours_without_asking() {
+    let (mut app, scorer, t) = trajectory_app();
+    assert!(trajectories(&scorer).is_empty());
+    app.apply(Action::SetView(View::Trajectory), t);
+    let sent = trajectories(&scorer);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (id, slot, prompt, response) = sent[0].clone();
+    assert_eq!(slot, app.candidates[0].slot);
+    assert_eq!(prompt, "Name a colour and say why.");
+    assert_eq!(response, "Blue, because it is calm and deep. Red is loud.");
+    assert!(
+        matches!(&app.trajectory_shown(), TrajectoryShown::Note { text, busy: true } if text == "computing the trajectory…")
+    );
+    // Nothing else asks again while it computes…
+    app.handle(Event::Tick, t);
+    app.apply(Action::Turn(5.0), t);
+    assert_eq!(trajectories(&scorer).len(), 1);
+    answer_trajectory(&mut app, &scorer, id, t);
+    let TrajectoryShown::Ready(before) = app.trajectory_shown() else {
+        panic!("not shown: {:?}", app.trajectory_shown());
+    };
+    assert_eq!(before.rewards.len(), 10, "one point per word");
+    assert!(!before.rises.is_empty() || !before.drops.is_empty());
+    // …nor once it is there: not a tick, not another view and back.
+    app.handle(Event::Tick, t);
+    app.apply(Action::SetView(View::Scatter), t);
+    app.apply(Action::SetView(View::Trajectory), t);
+    // Turning the dial changes R at once, without a model call.
+    app.apply(Action::Turn(60.0), t);
+    let TrajectoryShown::Ready(after) = app.trajectory_shown() else {
+        panic!("not shown after turning");
+    };
+    assert_ne!(before.rewards, after.rewards);
+    assert_eq!(trajectories(&scorer).len(), 1);
+    // Another candidate asks for its own.
+    app.apply(Action::SelectCandidate(1), t);
+    let sent = trajectories(&scorer);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].1, app.candidates[1].slot);
+}
+
+#[test]
+fn a_trajectory_for_an_older_revision_is_never_shown_as_fresh() {
+    let (mut app, scorer, t) = trajectory_app();
+    app.apply(Action::SetView(View::Trajectory), t);
+    let id = trajectories(&scorer)[0].0;
+    app.apply(Action::Focus(Focus::Response), t);
+    type_text(&mut app, " Mauve", t);
+    // The old answer arrives after the edit: filed under its revision, shown as stale.
+    answer_trajectory(&mut app, &scorer, id, t);
+    let c = &app.candidates[0];
+    assert_ne!(c.trajectory.as_ref().map(|o| o.revision), Some(c.revision));
+    let shown = app.trajectory_shown();
+    assert!(
+        matches!(&shown, TrajectoryShown::Note { text, .. } if text.starts_with("stale")),
+        "{shown:?}"
+    );
+    // Not asked for until the new text has a fresh score, and then for the new text.
+    assert_eq!(trajectories(&scorer).len(), 1);
+    app.handle(Event::Tick, t + DEBOUNCE);
+    let sid = scorer.requests.borrow().last().unwrap().0;
+    assert_eq!(trajectories(&scorer).len(), 1, "scoring is in flight");
+    answer(&mut app, &scorer, sid, t + DEBOUNCE);
+    let sent = trajectories(&scorer);
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].3.ends_with(" Mauve"), "{sent:?}");
+    // A late answer to the first request again changes nothing.
+    answer_trajectory(&mut app, &scorer, id, t);
+    assert!(matches!(
+        app.trajectory_shown(),
+        TrajectoryShown::Note { busy: true, .. }
+    ));
+    answer_trajectory(&mut app, &scorer, sent[1].0, t);
+    assert!(matches!(app.trajectory_shown(), TrajectoryShown::Ready(_)));
+}
+
+#[test]
+fn other_views_never_ask_for_a_trajectory() {
+    let (mut app, scorer, t) = trajectory_app();
+    for v in [View::Ranking, View::Scatter, View::Sweep] {
+        app.apply(Action::SetView(v), t);
+        app.handle(Event::Tick, t);
+    }
+    assert!(trajectories(&scorer).is_empty());
+    // Switching away before a fresh score arrives: the new score asks for nothing.
+    app.apply(Action::Focus(Focus::Response), t);
+    type_text(&mut app, " Mauve", t);
+    app.apply(Action::SetView(View::Trajectory), t);
+    app.apply(Action::SetView(View::Sweep), t);
+    app.handle(Event::Tick, t + DEBOUNCE);
+    let sid = scorer.requests.borrow().last().unwrap().0;
+    answer(&mut app, &scorer, sid, t + DEBOUNCE);
+    assert!(trajectories(&scorer).is_empty());
 }

@@ -339,3 +339,58 @@ fn weights_mode_lists_every_attribute() {
     );
     assert!(text.contains("|w| = 1.00"), "{text}");
 }
+
+#[test]
+fn snapshot_trajectory() {
+    for (w, h) in [(100, 30), (160, 48)] {
+        trajectory_at(w, h);
+    }
+}
+
+fn trajectory_at(w: u16, h: u16) {
+    let mut app = scene();
+    app.apply(Action::SetView(View::Trajectory), Instant::now());
+    let computing = screen_text(&draw(&mut app, w, h));
+    assert!(
+        computing.contains("computing the trajectory…"),
+        "{computing}"
+    );
+    let id = scorer_trajectory_id(&app);
+    app.handle(
+        Event::Engine(EngineEvent::Trajectory {
+            request: id,
+            slot: app.candidates[0].slot,
+            result: Ok(super::app::tests::fake_trajectory(
+                &app.prompt_text(),
+                &app.candidates[0].text(),
+            )),
+        }),
+        Instant::now(),
+    );
+    let text = screen_text(&draw(&mut app, w, h));
+    // The label whole (on one line, or wrapped by words), the R sparkline, a rise and a drop.
+    for part in [
+        "prefix scores:",
+        "the model's",
+        "cut here",
+        "— not per-word credit",
+    ] {
+        assert!(text.contains(part), "{part:?} missing:\n{text}");
+    }
+    let r_row = text.lines().find(|l| l.contains("R of A")).expect(&text);
+    assert!(r_row.contains('▁') && r_row.contains('█'), "{r_row}");
+    assert!(text.contains("rise +") && text.contains("drop −"), "{text}");
+    // Nothing runs into the border.
+    for l in text.lines() {
+        assert!(!l.contains("…”│") || l.contains("“"), "{l}");
+    }
+    insta::assert_snapshot!(format!("trajectory_{w}x{h}"), text);
+}
+
+/// The id of the trajectory request in flight.
+fn scorer_trajectory_id(app: &App) -> crate::engine::RequestId {
+    app.trajectory_inflight
+        .as_ref()
+        .expect("a trajectory request")
+        .id
+}

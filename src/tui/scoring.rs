@@ -108,6 +108,85 @@ impl Explorer {
         });
     }
 
+    /// Asks for the selected candidate's prefix scores when the trajectory view shows, its
+    /// score is fresh, no scoring is in flight (a trajectory request would supersede it) and
+    /// there is no trajectory for its revision yet (nor one on its way).
+    pub(crate) fn request_trajectory(&mut self) {
+        let elsewhere = super::layout::is_wide(self.size);
+        if super::widgets::tabs::shown(self.view, elsewhere) != View::Trajectory
+            || self.model != ModelState::Ready
+            || self.inflight.is_some()
+            || self.overlay.is_some()
+        {
+            return;
+        }
+        let Some(c) = self.candidates.get(self.selected) else {
+            return;
+        };
+        let revision = c.revision;
+        let fresh = c.result.as_ref().is_some_and(|o| o.revision == revision);
+        let have = c
+            .trajectory
+            .as_ref()
+            .is_some_and(|t| t.revision == revision);
+        let asked = self
+            .trajectory_inflight
+            .as_ref()
+            .is_some_and(|f| f.slot == c.slot && f.revision == revision);
+        let response = c.text();
+        if !fresh || have || asked || response.trim().is_empty() {
+            return;
+        }
+        let slot = c.slot;
+        self.trajectory_inflight = Some(TrajectoryInflight {
+            id: 0,
+            slot,
+            revision,
+            response: response.clone(),
+        });
+        self.effects.push(Effect::Trajectory {
+            slot,
+            revision,
+            prompt: self.prompt_text(),
+            response,
+        });
+    }
+
+    /// The scorer took a trajectory request under `id`.
+    pub(crate) fn trajectory_sent(&mut self, id: RequestId, slot: u64, revision: u64) {
+        if let Some(f) = self
+            .trajectory_inflight
+            .as_mut()
+            .filter(|f| f.slot == slot && f.revision == revision)
+        {
+            f.id = id;
+        }
+    }
+
+    /// Files prefix scores with their candidate under the revision they were asked for; an
+    /// answer to any request but the one in flight belongs to no revision we can vouch for.
+    fn apply_trajectory(
+        &mut self,
+        request: RequestId,
+        slot: u64,
+        result: Result<Vec<crate::model::trajectory::Point>, String>,
+    ) {
+        let Some(f) = self
+            .trajectory_inflight
+            .take_if(|f| f.id == request && f.slot == slot)
+        else {
+            return;
+        };
+        let Some(c) = self.candidates.iter_mut().find(|c| c.slot == slot) else {
+            return;
+        };
+        c.trajectory = Some(TrajectoryOutcome {
+            revision: f.revision,
+            response: f.response,
+            result,
+        });
+    }
+
     /// The model is being loaded again after a failure.
     pub(crate) fn reloading(&mut self, now: Instant) {
         self.model = ModelState::Starting;
@@ -169,9 +248,21 @@ impl Explorer {
                     });
                 }
             }
+            EngineEvent::Trajectory {
+                request,
+                slot,
+                result,
+            } => self.apply_trajectory(request, slot, result),
             EngineEvent::Superseded { request } => {
                 if self.inflight.as_ref().is_some_and(|f| f.id == request) {
                     self.inflight = None;
+                }
+                if self
+                    .trajectory_inflight
+                    .as_ref()
+                    .is_some_and(|f| f.id == request)
+                {
+                    self.trajectory_inflight = None;
                 }
             }
         }

@@ -38,6 +38,8 @@ pub enum View {
     Ranking,
     Scatter,
     Sweep,
+    /// The selected candidate's prefix scores: where in the response R moves.
+    Trajectory,
 }
 
 /// How the dial sets the direction.
@@ -326,4 +328,100 @@ pub fn order(candidates: &[CandidateView]) -> Vec<usize> {
             })
     });
     idx
+}
+
+/// The line the trajectory view opens with, so nobody reads a point as a word's own credit.
+pub const TRAJECTORY_LABEL: &str =
+    "prefix scores: the model's score of the response cut here — not per-word credit";
+
+/// What the trajectory view shows for the selected candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrajectoryShown {
+    /// No trajectory to draw, and why (empty, stale, not scored, failed, computing).
+    Note {
+        text: String,
+        busy: bool,
+    },
+    Ready(TrajectoryView),
+}
+
+/// The prefix scores of one response under the current direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryView {
+    pub name: String,
+    pub index: usize,
+    /// R of each prefix, in order (the last is the whole response).
+    pub rewards: Vec<f64>,
+    /// Each attribute's short name and its score for each prefix.
+    pub attributes: Vec<(String, Vec<f32>)>,
+    /// The biggest changes of R between consecutive prefixes, largest first.
+    pub rises: Vec<Move>,
+    pub drops: Vec<Move>,
+    /// The response in pieces (each ending at a cut, with the space before it), with the
+    /// change of R the piece caused (none for the first).
+    pub pieces: Vec<(String, Option<f64>)>,
+}
+
+/// A change of R between two consecutive prefixes and the text that made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    pub delta: f64,
+    pub text: String,
+}
+
+/// How many rises (and drops) the view lists at most.
+pub const MOVES_SHOWN: usize = 2;
+
+/// The trajectory view of `response` from its prefix scores (`(end, scores)` per prefix) under
+/// the unit direction `unit`. R comes from [`preference::reward`] only.
+pub fn trajectory_view(
+    name: &str,
+    index: usize,
+    response: &str,
+    points: &[(usize, Vec<f32>)],
+    unit: &[f64],
+    labels: &[String],
+) -> Option<TrajectoryView> {
+    let rewards: Vec<f64> = points
+        .iter()
+        .map(|(_, s)| preference::reward(unit, s))
+        .collect::<Option<_>>()?;
+    let attributes = labels
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let values: Option<Vec<f32>> = points.iter().map(|(_, s)| s.get(k).copied()).collect();
+            values.map(|v| (preference::short_name(l).to_string(), v))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut pieces = Vec::with_capacity(points.len());
+    let mut moves = Vec::new();
+    let mut start = 0;
+    for (i, (end, _)) in points.iter().enumerate() {
+        let piece = response.get(start..*end)?.to_string();
+        let delta = (i > 0).then(|| rewards[i] - rewards[i - 1]);
+        if let Some(d) = delta {
+            moves.push(Move {
+                delta: d,
+                text: piece.split_whitespace().collect::<Vec<_>>().join(" "),
+            });
+        }
+        pieces.push((piece, delta));
+        start = *end;
+    }
+    let mut rises: Vec<Move> = moves.iter().filter(|m| m.delta > 0.0).cloned().collect();
+    let mut drops: Vec<Move> = moves.into_iter().filter(|m| m.delta < 0.0).collect();
+    rises.sort_by(|a, b| b.delta.total_cmp(&a.delta));
+    drops.sort_by(|a, b| a.delta.total_cmp(&b.delta));
+    rises.truncate(MOVES_SHOWN);
+    drops.truncate(MOVES_SHOWN);
+    Some(TrajectoryView {
+        name: name.to_string(),
+        index,
+        rewards,
+        attributes,
+        rises,
+        drops,
+        pieces,
+    })
 }

@@ -18,6 +18,7 @@ use super::widgets::ranking::RankingList;
 use super::widgets::scatter::{Point, Scatter};
 use super::widgets::status::{KeyBar, StatusLine};
 use super::widgets::sweep::Sweep;
+use super::widgets::trajectory::TrajectoryPanel;
 use super::widgets::{candidate_color, focus_style, tabs, theme};
 use crate::preference::{fmt_angle, plane_fit, PlaneFit};
 
@@ -284,6 +285,10 @@ fn panel(
             Some(deg) => format!(" θ ∈ [−90°, 90°] · now {}° ", fmt_angle(deg)),
             None => " θ ∈ [−90°, 90°] ".into(),
         },
+        View::Trajectory => match views.get(app.selected) {
+            Some(c) => format!(" {}: R after each word ", c.name),
+            None => String::new(),
+        },
     };
     let title = tabs::title_fit(app.view, elsewhere, a.panel.width);
     let mut block = Block::bordered().title(title.clone());
@@ -309,6 +314,10 @@ fn panel(
         View::Sweep => Sweep {
             points: &points(app, views),
             plane,
+        }
+        .render(pi, buf),
+        View::Trajectory => TrajectoryPanel {
+            shown: &app.trajectory_shown(),
         }
         .render(pi, buf),
     }

@@ -12,6 +12,7 @@ pub mod status;
 pub mod sweep;
 pub mod tabs;
 pub mod theme;
+pub mod trajectory;
 
 use ratatui::style::{Color, Modifier, Style};
 

@@ -1,4 +1,4 @@
-//! The tab titles of the switchable panel (ranking, scatter, sweep), drawn in its top border.
+//! The tab titles of the switchable panel (ranking, scatter, sweep, trajectory), drawn in its top border.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -9,9 +9,9 @@ use crate::tui::state::View;
 /// The pages the panel offers: the ranking too unless it has a panel of its own.
 pub fn pages(ranking_elsewhere: bool) -> Vec<View> {
     if ranking_elsewhere {
-        vec![View::Scatter, View::Sweep]
+        vec![View::Scatter, View::Sweep, View::Trajectory]
     } else {
-        vec![View::Ranking, View::Scatter, View::Sweep]
+        vec![View::Ranking, View::Scatter, View::Sweep, View::Trajectory]
     }
 }
 
@@ -29,6 +29,7 @@ pub fn name(v: View) -> &'static str {
         View::Ranking => "Ranking",
         View::Scatter => "Scatter",
         View::Sweep => "Sweep",
+        View::Trajectory => "Trajectory",
     }
 }
 
@@ -53,6 +54,7 @@ fn full_width(ranking_elsewhere: bool) -> usize {
 fn short(v: View) -> &'static str {
     match v {
         View::Ranking => "Rank",
+        View::Trajectory => "Traj",
         _ => name(v),
     }
 }
@@ -151,13 +153,14 @@ mod tests {
 
     #[test]
     fn narrow_panels_get_a_compact_title_that_clicks_match() {
-        let panel = Rect::new(0, 0, 20, 8);
+        let panel = Rect::new(0, 0, 25, 8);
         let t = title_fit(View::Sweep, false, panel.width);
-        assert_eq!(t.to_string(), "Rank│Scatter│Sweep");
+        assert_eq!(t.to_string(), "Rank│Scatter│Sweep│Traj");
         assert!(t.width() + 2 <= panel.width as usize);
         assert_eq!(tab_at(panel, false, 1, 0), Some(View::Ranking));
         assert_eq!(tab_at(panel, false, 1 + 5, 0), Some(View::Scatter));
         assert_eq!(tab_at(panel, false, 1 + 13, 0), Some(View::Sweep));
+        assert_eq!(tab_at(panel, false, 1 + 19, 0), Some(View::Trajectory));
         assert_eq!(
             title_fit(View::Sweep, false, 60).to_string(),
             title(View::Sweep, false).to_string()

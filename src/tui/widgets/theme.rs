@@ -111,6 +111,24 @@ fn nearest_16(rgb: (u8, u8, u8)) -> Color {
         .map_or(Color::Reset, |(c, _)| *c)
 }
 
+/// The colour of a change in R: green for a rise, red for a drop, from grey (no change) to
+/// full colour at `|delta| >= scale`. An RGB colour: [`degrade`] maps it for the terminal.
+pub fn change_color(delta: f64, scale: f64) -> Color {
+    let t = if scale > 0.0 && delta.is_finite() {
+        (delta.abs() / scale).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mix = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
+    if delta > 0.0 {
+        Color::Rgb(mix(170.0, 40.0), mix(170.0, 230.0), mix(170.0, 60.0))
+    } else if delta < 0.0 {
+        Color::Rgb(mix(170.0, 240.0), mix(170.0, 40.0), mix(170.0, 40.0))
+    } else {
+        Color::Rgb(170, 170, 170)
+    }
+}
+
 /// `color` as the terminal at `depth` can show it.
 pub fn at_depth(color: Color, depth: Depth) -> Color {
     match (depth, color) {
