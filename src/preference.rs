@@ -85,6 +85,16 @@ pub fn short_name(name: &str) -> &str {
     name.split_once('-').map_or(name, |(_, rest)| rest)
 }
 
+/// The attribute name with its dataset abbreviated (`hs helpfulness`, `uf helpfulness`), for
+/// places that show names without the dataset headings.
+pub fn qualified_name(name: &str) -> String {
+    match name.split_once('-') {
+        Some(("helpsteer", rest)) => format!("hs {rest}"),
+        Some(("ultrafeedback", rest)) => format!("uf {rest}"),
+        _ => name.to_string(),
+    }
+}
+
 /// Whether an attribute is on the HelpSteer 0–4 scale when converted.
 pub fn is_helpsteer(name: &str) -> bool {
     name.starts_with("helpsteer-")

@@ -391,7 +391,19 @@ pub fn trajectory_view(
         .enumerate()
         .map(|(k, l)| {
             let values: Option<Vec<f32>> = points.iter().map(|(_, s)| s.get(k).copied()).collect();
-            values.map(|v| (preference::short_name(l).to_string(), v))
+            // Two datasets share names (helpfulness): say which when a name repeats.
+            let short = preference::short_name(l);
+            let repeated = labels
+                .iter()
+                .filter(|o| preference::short_name(o) == short)
+                .count()
+                > 1;
+            let name = if repeated {
+                preference::qualified_name(l)
+            } else {
+                short.to_string()
+            };
+            values.map(|v| (name, v))
         })
         .collect::<Option<Vec<_>>>()?;
     let mut pieces = Vec::with_capacity(points.len());

@@ -89,11 +89,7 @@ pub fn display_name(label: &str, with_headers: bool) -> String {
     if with_headers {
         return short_name(label).to_string();
     }
-    match label.split_once('-') {
-        Some(("helpsteer", rest)) => format!("hs {rest}"),
-        Some(("ultrafeedback", rest)) => format!("uf {rest}"),
-        _ => label.to_string(),
-    }
+    crate::preference::qualified_name(label)
 }
 
 /// Column widths of a bar row. The value and its change are never cut: the name shrinks
