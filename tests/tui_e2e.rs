@@ -4,66 +4,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portable_pty::{native_pty_system, Child, CommandBuilder, PtySize};
+use common::pty::{isolate, Pty, Running, Screen, WAIT};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 const ROWS: u16 = 48;
 const COLS: u16 = 160;
-/// Generous: a loaded CI machine may be slow to start the binary and load the model.
-const WAIT: Duration = Duration::from_secs(90);
 
 const PROMPT: &str = "Name a colour of the sky.";
 const RESPONSE: &str = "Blue, on a clear day; grey when it rains.";
-
-/// Points every directory the app writes to (autosave, presets, cache, log) into `home`.
-fn isolate(home: &Path, set: &mut dyn FnMut(&str, &Path)) {
-    set("HOME", home);
-    set("XDG_CONFIG_HOME", &home.join("config"));
-    set("XDG_DATA_HOME", &home.join("data"));
-    set("XDG_CACHE_HOME", &home.join("cache"));
-}
-
-/// Kills the child if the test fails part way, so no process outlives it.
-struct Running(Box<dyn Child + Send + Sync>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-    }
-}
-
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Screen {
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    /// Waits until `what` holds for the screen text, or fails showing the screen.
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + WAIT;
-        loop {
-            let text = self.text();
-            if ok(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {what}; the screen:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// The number after `key` on the line that contains `marker`.
 fn number_after(text: &str, marker: &str, key: &str) -> Option<f64> {
@@ -138,25 +91,14 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
     let mut child = Running(child);
     drop(pair.slave);
 
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-    let mut reader = pair.master.try_clone_reader().expect("pty reader");
-    let sink = parser.clone();
-    let reading = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        // Ends when the child exits and the terminal closes.
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().process(&buf[..n]);
-        }
-    });
+    // The reader ends when the child exits and the terminal closes.
+    let reader = pair.master.try_clone_reader().expect("pty reader");
+    let (screen, reading) = Screen::feed(reader, ROWS, COLS);
     let mut keys = pair.master.take_writer().expect("pty writer");
     let mut send = |bytes: &[u8]| {
         keys.write_all(bytes).expect("write keys");
         keys.flush().expect("flush keys");
     };
-    let screen = Screen { parser };
 
     screen.wait_for("the model to be ready", |t| t.contains(" ready "));
     // Focus starts in the prompt editor; Tab moves to the response.
@@ -239,91 +181,6 @@ fn explorer_scores_and_turns_the_dial_like_the_score_command() {
     );
 }
 
-/// The explorer running in a pseudo-terminal, with a vt100 screen fed from it.
-struct Pty {
-    screen: Screen,
-    keys: Arc<Mutex<Box<dyn Write + Send>>>,
-    child: Running,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-}
-
-impl Pty {
-    fn start(home: &Path, args: &[&std::ffi::OsStr]) -> Pty {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("open a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dpa-explorer"));
-        for a in args {
-            cmd.arg(a);
-        }
-        cmd.arg("--log");
-        cmd.arg(home.join("explorer.log"));
-        cmd.cwd(home);
-        cmd.env("TERM", "xterm-256color");
-        isolate(home, &mut |k, v| cmd.env(k, v));
-        let child = Running(pair.slave.spawn_command(cmd).expect("start the explorer"));
-        drop(pair.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let sink = parser.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().process(&buf[..n]);
-            }
-        });
-        let keys = Arc::new(Mutex::new(pair.master.take_writer().expect("pty writer")));
-        Pty {
-            screen: Screen { parser },
-            keys,
-            child,
-            _master: pair.master,
-        }
-    }
-
-    fn send(&self, bytes: &[u8]) {
-        let mut k = self.keys.lock().unwrap();
-        k.write_all(bytes).expect("write keys");
-        k.flush().expect("flush keys");
-    }
-
-    /// Writes a long burst from another thread, so a stalled reader fails the wait on the
-    /// screen instead of blocking the test in `write`.
-    fn send_burst(&self, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
-        let keys = self.keys.clone();
-        std::thread::spawn(move || {
-            let mut k = keys.lock().unwrap();
-            for chunk in bytes.chunks(512) {
-                if k.write_all(chunk).is_err() {
-                    return;
-                }
-            }
-            let _ = k.flush();
-        })
-    }
-
-    fn quit(mut self) {
-        self.send(b"\x11");
-        let end = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.child.0.try_wait().expect("child status") {
-                assert!(s.success(), "exit status {s:?}");
-                return;
-            }
-            assert!(Instant::now() < end, "the explorer did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// `n` characters of text made of short words, ending in `end`.
 fn long_text(n: usize, end: &str) -> String {
     let words = ["sky ", "blue ", "cloud ", "rain ", "grey "];
@@ -341,7 +198,7 @@ fn long_text(n: usize, end: &str) -> String {
 #[test]
 fn a_20000_character_burst_appears_in_full_without_another_key() {
     let home = tempfile::tempdir().expect("temp dir");
-    let pty = Pty::start(home.path(), &["--demo".as_ref()]);
+    let pty = Pty::start(home.path(), &["--demo".as_ref()], ROWS, COLS);
     pty.screen
         .wait_for("the explorer to start", |t| t.contains("Prompt"));
     // The demo starts with sample text: start a fresh session (nothing unsaved yet).
@@ -375,6 +232,8 @@ fn long_prompt_emptied_candidate_weight_mode_ranking_r_and_export() {
             "--max-tokens".as_ref(),
             "2048".as_ref(),
         ],
+        ROWS,
+        COLS,
     );
     pty.screen
         .wait_for("the model to be ready", |t| t.contains(" ready "));
@@ -471,7 +330,12 @@ fn long_prompt_emptied_candidate_weight_mode_ranking_r_and_export() {
 fn the_trajectory_view_shows_where_the_reward_moves() {
     let home = tempfile::tempdir().expect("temp dir");
     let model = common::fixture("tiny-mha");
-    let pty = Pty::start(home.path(), &["--model".as_ref(), model.as_os_str()]);
+    let pty = Pty::start(
+        home.path(),
+        &["--model".as_ref(), model.as_os_str()],
+        ROWS,
+        COLS,
+    );
     pty.screen
         .wait_for("the model to be ready", |t| t.contains(" ready "));
     pty.send(PROMPT.as_bytes());

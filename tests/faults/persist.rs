@@ -3,20 +3,18 @@
 //! session files, an unwritable data directory, SIGINT and SIGABRT. The real binary runs in a
 //! pseudo-terminal on the tiny fixture model, with every directory it writes to in a temp dir.
 
-use std::io::{Read, Write};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpa_explorer::tui::session::{self, SavedCandidate, Session};
-use portable_pty::{native_pty_system, Child, CommandBuilder, ExitStatus, PtySize};
 
 use crate::common;
+use crate::common::pty::{Pty, WAIT};
 
 const ROWS: u16 = 40;
 const COLS: u16 = 140;
-/// Generous: a loaded CI machine may be slow to start the binary and load the model.
-const WAIT: Duration = Duration::from_secs(90);
 
 /// The explorer's data directory (autosaves) under an isolated home.
 fn data_dir(home: &Path) -> PathBuf {
@@ -42,18 +40,19 @@ fn a_session(prompt: &str, responses: &[&str]) -> Session {
     }
 }
 
-/// The explorer in a pseudo-terminal; killed if the test fails part way.
-struct Explorer {
-    child: Box<dyn Child + Send + Sync>,
-    screen: Arc<Mutex<vt100::Parser>>,
-    keys: Box<dyn Write + Send>,
+/// The explorer in a pseudo-terminal on a model; killed if the test fails part way.
+struct Explorer(Pty);
+
+impl std::ops::Deref for Explorer {
+    type Target = Pty;
+    fn deref(&self) -> &Pty {
+        &self.0
+    }
 }
 
-impl Drop for Explorer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
+impl std::ops::DerefMut for Explorer {
+    fn deref_mut(&mut self) -> &mut Pty {
+        &mut self.0
     }
 }
 
@@ -63,108 +62,9 @@ impl Explorer {
     }
 
     fn start_model(home: &Path, model: &Path, args: &[&str]) -> Self {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("open a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_dpa-explorer"));
-        cmd.arg("--model");
-        cmd.arg(model);
-        cmd.arg("--log");
-        cmd.arg(home.join("explorer.log"));
-        for a in args {
-            cmd.arg(a);
-        }
-        cmd.cwd(home);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("HOME", home);
-        cmd.env("XDG_CONFIG_HOME", home.join("config"));
-        cmd.env("XDG_DATA_HOME", home.join("data"));
-        cmd.env("XDG_CACHE_HOME", home.join("cache"));
-        cmd.env("TMPDIR", home.join("tmp"));
-        let _ = std::fs::create_dir_all(home.join("tmp"));
-        let child = pair.slave.spawn_command(cmd).expect("start the explorer");
-        drop(pair.slave);
-        let screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let sink = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().process(&buf[..n]);
-            }
-        });
-        let keys = pair.master.take_writer().expect("pty writer");
-        // The master must outlive the child, or the child sees its terminal close.
-        std::mem::forget(pair.master);
-        Self {
-            child,
-            screen,
-            keys,
-        }
-    }
-
-    fn text(&self) -> String {
-        self.screen.lock().unwrap().screen().contents()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.keys.write_all(bytes).expect("write keys");
-        self.keys.flush().expect("flush keys");
-    }
-
-    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + WAIT;
-        loop {
-            let text = self.text();
-            if ok(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {what}; the screen:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.process_id().expect("pid");
-        let ok = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{sig} {pid}");
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let end = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader take in the last bytes written before the exit.
-                std::thread::sleep(Duration::from_millis(200));
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "the explorer did not exit; the screen:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn on_alternate_screen(&self) -> bool {
-        self.screen.lock().unwrap().screen().alternate_screen()
+        let mut all: Vec<&OsStr> = vec!["--model".as_ref(), model.as_os_str()];
+        all.extend(args.iter().map(|a| OsStr::new(*a)));
+        Self(Pty::start(home, &all, ROWS, COLS))
     }
 }
 
@@ -196,7 +96,7 @@ fn an_abort_restores_the_terminal() {
     let status = app.wait_exit();
     assert!(!status.success());
     assert!(!app.on_alternate_screen(), "left on the alternate screen");
-    assert!(!app.screen.lock().unwrap().screen().hide_cursor());
+    assert!(!app.screen.parser.lock().unwrap().screen().hide_cursor());
 }
 
 /// Issue 9, point 6: a checkpoint whose loading panics (a layer count of 2^62 overflowed a
