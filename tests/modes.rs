@@ -7,17 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
-
-fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> RewardModel {
-    let files = ModelFiles::from_dir(dir).expect("model files");
-    let opts = LoadOptions {
-        device: DeviceChoice::Cpu,
-        dtype,
-        ..LoadOptions::default()
-    };
-    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
-}
+use dpa_explorer::model::{DTypeChoice, RewardModel};
 
 /// Max |score − transformers f32 score| over a fixture's cases, and the largest |score|.
 fn worst(model: &RewardModel, dir: &Path) -> (f32, f32) {
@@ -41,7 +31,7 @@ fn every_cpu_mode_stays_close_to_transformers_f32() {
     let mut failures = Vec::new();
     for dir in [fixture("tiny-mha"), fixture("tiny-gqa-window"), demo()] {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let (f32_err, scale) = worst(&load(&dir, DTypeChoice::F32, cache.path()), &dir);
+        let (f32_err, scale) = worst(&load_mode(&dir, DTypeChoice::F32, cache.path()), &dir);
         assert!(f32_err <= 1e-3, "f32 drifted: {f32_err}");
         let torch_bf16 = reference(&dir)
             .cases
@@ -58,7 +48,7 @@ fn every_cpu_mode_stays_close_to_transformers_f32() {
             (DTypeChoice::Q8_0, 0.04),
             (DTypeChoice::Q4_0, 0.45),
         ] {
-            let model = load(&dir, mode, cache.path());
+            let model = load_mode(&dir, mode, cache.path());
             let (err, _) = worst(&model, &dir);
             eprintln!(
                 "{name}: {} ({}): max |score - transformers f32| = {err:.4}",
@@ -79,7 +69,7 @@ fn quantised_weights_are_kept_and_read_back() {
     let dir = fixture("tiny-gqa-window");
     let case = &reference(&dir).cases[0];
     let pair = [(case.prompt.as_str(), case.response.as_str())];
-    let first = load(&dir, DTypeChoice::Q8_0, cache.path())
+    let first = load_mode(&dir, DTypeChoice::Q8_0, cache.path())
         .score(&pair)
         .unwrap();
     let files: Vec<_> = std::fs::read_dir(cache.path())
@@ -90,7 +80,7 @@ fn quantised_weights_are_kept_and_read_back() {
     assert!(files[0].to_string_lossy().ends_with("-q8_0.gguf"));
     let modified = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
 
-    let second = load(&dir, DTypeChoice::Q8_0, cache.path())
+    let second = load_mode(&dir, DTypeChoice::Q8_0, cache.path())
         .score(&pair)
         .unwrap();
     assert_eq!(first[0].scores, second[0].scores, "read back exactly");
@@ -108,7 +98,7 @@ fn quantised_weights_are_kept_and_read_back() {
         .unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
-    let third = load(&dir, DTypeChoice::Q8_0, cache.path())
+    let third = load_mode(&dir, DTypeChoice::Q8_0, cache.path())
         .score(&pair)
         .unwrap();
     assert_eq!(first[0].scores, third[0].scores);
@@ -122,9 +112,9 @@ fn quantised_weights_are_kept_and_read_back() {
 #[test]
 fn another_checkpoint_gets_its_own_cache_file() {
     let cache = tempfile::tempdir().unwrap();
-    load(&fixture("tiny-mha"), DTypeChoice::Q4_0, cache.path());
-    load(&fixture("tiny-gqa-window"), DTypeChoice::Q4_0, cache.path());
-    load(&fixture("tiny-gqa-window"), DTypeChoice::Q8_0, cache.path());
+    load_mode(&fixture("tiny-mha"), DTypeChoice::Q4_0, cache.path());
+    load_mode(&fixture("tiny-gqa-window"), DTypeChoice::Q4_0, cache.path());
+    load_mode(&fixture("tiny-gqa-window"), DTypeChoice::Q8_0, cache.path());
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 3);
 }
 
@@ -139,7 +129,7 @@ fn mode_names_parse_and_show() {
     }
     let err = "q3".parse::<DTypeChoice>().unwrap_err();
     assert!(err.contains("q8_0") && err.contains("q4_0"), "{err}");
-    let model = load(
+    let model = load_mode(
         &fixture("tiny-mha"),
         DTypeChoice::BF16,
         tempfile::tempdir().unwrap().path(),
@@ -160,7 +150,7 @@ fn modes_below_their_rank_bar_say_so_with_every_result() {
         .collect();
     assert!(below.contains(&DTypeChoice::Q4_0));
     for mode in below {
-        let model = load(&fixture("tiny-mha"), mode, cache.path());
+        let model = load_mode(&fixture("tiny-mha"), mode, cache.path());
         let says = |w: &String| w.contains(mode.name()) && w.contains("does not keep the ranking");
         assert!(model.warnings().iter().any(says), "{:?}", model.warnings());
         let s = model.score(&[("p", "r")]).unwrap().remove(0);
@@ -170,7 +160,7 @@ fn modes_below_their_rank_bar_say_so_with_every_result() {
         .into_iter()
         .filter(|m| m.meets_rank_bar())
     {
-        let model = load(&fixture("tiny-mha"), mode, cache.path());
+        let model = load_mode(&fixture("tiny-mha"), mode, cache.path());
         assert!(
             model.warnings().is_empty(),
             "{mode:?}: {:?}",
@@ -191,7 +181,7 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
         DTypeChoice::Q4_0,
     ] {
         for start in ["first", "second"] {
-            let model = load(&dir, mode, cache.path());
+            let model = load_mode(&dir, mode, cache.path());
             let false_warnings: Vec<_> = model
                 .warnings()
                 .iter()

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -14,14 +13,8 @@ use dpa_explorer::hub::ModelSource;
 use dpa_explorer::model::{
     DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel, WeightFiles,
 };
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde_json::Value;
-
-const SHARDS: [&str; 2] = [
-    "model-00001-of-00002.safetensors",
-    "model-00002-of-00002.safetensors",
-];
 
 fn load(dir: &Path) -> Result<RewardModel, String> {
     let files = ModelFiles::from_dir(dir).map_err(|e| e.to_string())?;
@@ -38,45 +31,6 @@ fn load_err(dir: &Path) -> String {
         Ok(_) => panic!("{} loaded", dir.display()),
         Err(e) => e,
     }
-}
-
-type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
-
-/// Every tensor of the tiny-mha checkpoint.
-fn fixture_tensors() -> Tensors {
-    let mut out = Tensors::new();
-    for shard in SHARDS {
-        let bytes = std::fs::read(fixture("tiny-mha").join(shard)).unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        for (name, view) in st.tensors() {
-            out.insert(
-                name,
-                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
-            );
-        }
-    }
-    out
-}
-
-/// tiny-mha's config and tokenizer with its tensors, edited, in one `model.safetensors`.
-fn edited_checkpoint(edit: impl FnOnce(&mut Tensors)) -> tempfile::TempDir {
-    let mut tensors = fixture_tensors();
-    edit(&mut tensors);
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["config.json", "tokenizer.json"] {
-        std::os::unix::fs::symlink(fixture("tiny-mha").join(name), dir.path().join(name)).unwrap();
-    }
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(k, (dt, shape, data))| {
-            (
-                k.clone(),
-                TensorView::new(*dt, shape.clone(), data).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
-    dir
 }
 
 /// Runs the binary with a clean hub environment; returns (exit code, stdout, stderr).

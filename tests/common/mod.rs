@@ -75,3 +75,63 @@ pub fn load(dir: &Path, max_tokens: usize) -> dpa_explorer::model::RewardModel {
     };
     RewardModel::load(&files, &opts).expect("model loads")
 }
+
+/// The shards of the `tiny-mha` fixture.
+pub const SHARDS: [&str; 2] = [
+    "model-00001-of-00002.safetensors",
+    "model-00002-of-00002.safetensors",
+];
+
+/// Tensors by name: dtype, shape and raw bytes.
+pub type Tensors = std::collections::BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Every tensor of the tiny-mha checkpoint.
+pub fn fixture_tensors() -> Tensors {
+    let mut out = Tensors::new();
+    for shard in SHARDS {
+        let bytes = std::fs::read(fixture("tiny-mha").join(shard)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for (name, view) in st.tensors() {
+            out.insert(
+                name,
+                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
+            );
+        }
+    }
+    out
+}
+
+/// tiny-mha's config and tokenizer with its tensors, edited, in one `model.safetensors`.
+pub fn edited_checkpoint(edit: impl FnOnce(&mut Tensors)) -> tempfile::TempDir {
+    let mut tensors = fixture_tensors();
+    edit(&mut tensors);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json"] {
+        std::os::unix::fs::symlink(fixture("tiny-mha").join(name), dir.path().join(name)).unwrap();
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(k, (dt, shape, data))| {
+            let view = safetensors::tensor::TensorView::new(*dt, shape.clone(), data).unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+/// The model in `dir` on the CPU in `dtype`, keeping quantised weights in `cache`.
+pub fn load_mode(
+    dir: &Path,
+    dtype: dpa_explorer::model::DTypeChoice,
+    cache: &Path,
+) -> dpa_explorer::model::RewardModel {
+    use dpa_explorer::model::{DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+    let files = ModelFiles::from_dir(dir).expect("model files");
+    let opts = LoadOptions {
+        device: DeviceChoice::Cpu,
+        dtype,
+        ..LoadOptions::default()
+    };
+    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
+}

@@ -2,26 +2,19 @@
 //! replaced; the load must refuse it with a message naming the bad value or file, and must
 //! neither panic, abort, block nor allocate what the files do not back.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use dpa_explorer::model::{
     DTypeChoice, DeviceChoice, LoadOptions, ModelError, ModelFiles, RewardModel,
 };
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde_json::{json, Value};
 
-use crate::common::{fixture, model_copy};
+use crate::common::{edited_checkpoint, fixture, model_copy, Tensors, SHARDS};
 
 mod fuzz;
 mod pickle;
-
-const SHARDS: [&str; 2] = [
-    "model-00001-of-00002.safetensors",
-    "model-00002-of-00002.safetensors",
-];
 
 fn load_with(dir: &Path, dtype: DTypeChoice) -> Result<RewardModel, String> {
     let files = ModelFiles::from_dir(dir).map_err(|e| e.to_string())?;
@@ -65,34 +58,6 @@ fn with_config(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
 
 fn set(cfg: &mut Value, key: &str, v: Value) {
     cfg.as_object_mut().unwrap().insert(key.into(), v);
-}
-
-type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
-
-/// tiny-mha's config and tokenizer with its tensors, edited, in one `model.safetensors`.
-fn edited_checkpoint(edit: impl FnOnce(&mut Tensors)) -> tempfile::TempDir {
-    let mut tensors = Tensors::new();
-    for shard in SHARDS {
-        let bytes = std::fs::read(fixture("tiny-mha").join(shard)).unwrap();
-        for (name, view) in SafeTensors::deserialize(&bytes).unwrap().tensors() {
-            let v = (view.dtype(), view.shape().to_vec(), view.data().to_vec());
-            tensors.insert(name, v);
-        }
-    }
-    edit(&mut tensors);
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["config.json", "tokenizer.json"] {
-        std::os::unix::fs::symlink(fixture("tiny-mha").join(name), dir.path().join(name)).unwrap();
-    }
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(k, (dt, shape, data))| {
-            let view = TensorView::new(*dt, shape.clone(), data).unwrap();
-            (k.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
-    dir
 }
 
 fn bf16_at(t: &mut Tensors, name: &str, index: usize, value: f32) {

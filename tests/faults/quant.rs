@@ -5,19 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
-use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+use dpa_explorer::model::DTypeChoice;
 
 use crate::common::*;
-
-fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> RewardModel {
-    let files = ModelFiles::from_dir(dir).expect("model files");
-    let opts = LoadOptions {
-        device: DeviceChoice::Cpu,
-        dtype,
-        ..LoadOptions::default()
-    };
-    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
-}
 
 fn only_file(dir: &Path) -> PathBuf {
     let files: Vec<_> = std::fs::read_dir(dir)
@@ -46,7 +36,7 @@ fn a_flipped_byte_in_the_quantised_cache_is_caught_and_the_file_made_anew() {
         // A tensor at the start, in the middle and at the end of the file.
         for nth in [0, 4, 8] {
             let cache = tempfile::tempdir().unwrap();
-            let good = load(&dir, mode, cache.path()).score(&pair).unwrap();
+            let good = load_mode(&dir, mode, cache.path()).score(&pair).unwrap();
             let path = only_file(cache.path());
             let original = std::fs::read(&path).unwrap();
             let mut bytes = original.clone();
@@ -55,7 +45,7 @@ fn a_flipped_byte_in_the_quantised_cache_is_caught_and_the_file_made_anew() {
             bytes[at] ^= 0x5a;
             std::fs::write(&path, &bytes).unwrap();
 
-            let again = load(&dir, mode, cache.path()).score(&pair).unwrap();
+            let again = load_mode(&dir, mode, cache.path()).score(&pair).unwrap();
             assert_eq!(
                 good[0].scores,
                 again[0].scores,

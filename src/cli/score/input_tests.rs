@@ -70,14 +70,19 @@ fn jsonl_lines_are_numbered_and_bad_ones_named() {
         }
         r => panic!("{r:?}"),
     }
-    let bad: Vec<usize> = recs
+    let bad: Vec<(usize, String)> = recs
         .iter()
         .filter_map(|r| match r {
-            Record::Bad { line, .. } => Some(*line),
+            Record::Bad { line, error } => Some((*line, error.clone())),
             _ => None,
         })
         .collect();
-    assert_eq!(bad, [3, 4, 5, 6, 7]);
+    let lines: Vec<usize> = bad.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [3, 4, 5, 6, 7]);
+    assert!(bad[0].1.contains("JSON"));
+    assert!(bad[2].1.contains("missing \"response\""));
+    assert!(bad[3].1.contains("UTF-8"));
+    assert!(bad[4].1.contains("must be a string"));
 }
 
 #[test]
