@@ -33,13 +33,14 @@ pub(super) fn checkpoint_files(dir: &Path) -> (Vec<String>, Vec<String>) {
     };
     note(CONFIG, &mut present, &mut missing);
     note(TOKENIZER, &mut present, &mut missing);
-    let weights = [ST_INDEX, ST_SINGLE, PT_INDEX, PT_SINGLE]
+    // Which weight files count is the loader's rule, applied to the ones on disk.
+    let on_disk = [ST_INDEX, ST_SINGLE, PT_INDEX, PT_SINGLE]
         .into_iter()
-        .find(|n| dir.join(n).is_file());
-    match weights {
-        Some(index) if index.ends_with(".index.json") => {
-            present.push(index.to_string());
-            match shard_names(&dir.join(index)) {
+        .filter(|n| dir.join(n).is_file());
+    match plan_weights(on_disk) {
+        Some(WeightPlan::Index(index)) => {
+            present.push(index.clone());
+            match shard_names(&dir.join(&index)) {
                 Ok(shards) => {
                     for s in shards {
                         note(&s, &mut present, &mut missing);
@@ -48,7 +49,7 @@ pub(super) fn checkpoint_files(dir: &Path) -> (Vec<String>, Vec<String>) {
                 Err(e) => missing.push(format!("a readable {index} ({e})")),
             }
         }
-        Some(single) => present.push(single.to_string()),
+        Some(WeightPlan::Single(single)) => present.push(single),
         None => missing.push(format!(
             "the weights ({ST_SINGLE}, or {ST_INDEX} with its shards)"
         )),

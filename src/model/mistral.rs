@@ -469,7 +469,7 @@ impl Mistral {
             let first = row;
             for j in 0..tail.len() {
                 let q = start + j;
-                let seen = |pos: usize| window.is_none_or(|w| q < w + pos);
+                let seen = |pos: usize| in_window(q, pos, window);
                 let out = &mut m[(row + j) * (p + t)..(row + j + 1) * (p + t)];
                 for (pos, o) in out.iter_mut().enumerate().take(start) {
                     if seen(pos) {
@@ -666,6 +666,13 @@ impl LazyMask<'_> {
     }
 }
 
+/// Whether the query at position `q` sees the key at an earlier (or its own) position `k`
+/// under a sliding window of `window` positions, the query's own included, as transformers'
+/// sliding-window mask.
+fn in_window(q: usize, k: usize, window: Option<usize>) -> bool {
+    window.is_none_or(|w| q < w + k)
+}
+
 /// Additive mask `[t, p + t]` for queries at positions `p..p+t` over keys `0..p+t`: causal and,
 /// with a sliding window, only the last `window` positions (the query's own included), as
 /// transformers' sliding-window mask. `None` when nothing needs masking.
@@ -684,7 +691,7 @@ fn causal_mask(
     for i in 0..t {
         let q = p + i;
         for k in 0..total {
-            let visible = k <= q && window.is_none_or(|w| q < w + k);
+            let visible = k <= q && in_window(q, k, window);
             m.push(if visible { 0f32 } else { f32::NEG_INFINITY });
         }
     }

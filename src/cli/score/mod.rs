@@ -67,6 +67,17 @@ pub struct ScoreArgs {
     pub every: Every,
 }
 
+/// Scores by attribute name, each in its shortest decimal form.
+fn scores_object(labels: &[String], scores: &[f32]) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .zip(scores)
+            .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
+            .collect(),
+    )
+}
+
 /// The `trajectory` field: each prefix's end, scores by name and R, in order.
 pub fn trajectory_field(
     points: &[Point],
@@ -83,14 +94,9 @@ pub fn trajectory_field(
                     p.end
                 )
             })?;
-        let scores: Map<String, Value> = labels
-            .iter()
-            .zip(&p.scores)
-            .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
-            .collect();
         let mut point = Map::new();
         point.insert("end".into(), Value::from(p.end));
-        point.insert("scores".into(), Value::Object(scores));
+        point.insert("scores".into(), scores_object(labels, &p.scores));
         point.insert("weighted".into(), Value::from(reward));
         out.push(Value::Object(point));
     }
@@ -123,15 +129,14 @@ pub fn result_fields(
             preference::weighted(weights, &s.scores)
         ));
     };
-    let scores: Map<String, Value> = labels
-        .iter()
-        .zip(&s.scores)
-        .map(|(l, v)| (l.clone(), Value::from(shortest(*v))))
-        .collect();
     let text = |v: Value| v.to_string();
     set_field(&mut fields, "tokens", text(Value::from(s.tokens)));
     set_field(&mut fields, "truncated", text(Value::from(s.truncated)));
-    set_field(&mut fields, "scores", text(Value::Object(scores)));
+    set_field(
+        &mut fields,
+        "scores",
+        text(scores_object(labels, &s.scores)),
+    );
     set_field(&mut fields, "weighted", text(Value::from(reward)));
     if !s.warnings.is_empty() {
         set_field(
@@ -406,35 +411,6 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jsonl_lines_are_numbered_and_bad_ones_named() {
-        let input = b"{\"prompt\": \"p\", \"response\": \"r\", \"id\": 7}\n\n{bad\n[1]\n{\"prompt\": \"p\"}\n\xff\xfe\n{\"prompt\": 1, \"response\": \"r\"}\r\n";
-        let recs = parse_jsonl(input);
-        assert_eq!(recs.len(), 6);
-        match &recs[0] {
-            Record::Pair { line, fields, .. } => {
-                assert_eq!(*line, 1);
-                assert_eq!(fields["id"], 7);
-            }
-            r => panic!("{r:?}"),
-        }
-        let bad: Vec<(usize, String)> = recs
-            .iter()
-            .filter_map(|r| match r {
-                Record::Bad { line, error } => Some((*line, error.clone())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(bad[0].0, 3);
-        assert!(bad[0].1.contains("JSON"));
-        assert_eq!(bad[1].0, 4);
-        assert!(bad[2].1.contains("missing \"response\""));
-        assert_eq!(bad[3].0, 6);
-        assert!(bad[3].1.contains("UTF-8"));
-        assert_eq!(bad[4].0, 7);
-        assert!(bad[4].1.contains("must be a string"));
-    }
 
     fn pair(line: &str) -> Pair {
         parse_line(1, line.as_bytes()).unwrap().unwrap()
