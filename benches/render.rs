@@ -9,8 +9,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use dpa_explorer::engine::{EngineEvent, RequestId, ScoreItem};
-use dpa_explorer::model::{ModelInfo, Scored, DPA_LABELS};
+use dpa_explorer::model::{ModelInfo, DPA_LABELS};
 use dpa_explorer::preference::Direction;
+use dpa_explorer::scoring::Scored;
 use dpa_explorer::tui::app::{Action, App, AppConfig, Event, Paths, Scorer, View};
 use dpa_explorer::tui::view::view;
 

@@ -8,16 +8,13 @@
 mod support;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpa_explorer::cli::score::{score_records, Record};
-use dpa_explorer::engine::{
-    Backend, Engine, EngineEvent, EngineOptions, IncrementalBackend, Loader, ModelBackend,
-    ScoreItem,
-};
-use dpa_explorer::model::reuse::DEFAULT_KV_BUDGET;
-use dpa_explorer::model::{DTypeChoice, ModelError, ModelInfo, RewardModel, Scored};
+use dpa_explorer::engine::{Engine, EngineEvent, EngineOptions, Loader, ScoreItem};
+use dpa_explorer::model::{DTypeChoice, RewardModel};
+use dpa_explorer::scoring::{Input, LocalBackend, Pipeline, ScoreError};
 use support::*;
 
 fn main() {
@@ -51,14 +48,43 @@ fn main() {
     }
 }
 
-fn score_one(b: &mut dyn Backend, items: &[ScoreItem]) -> (f64, Vec<Vec<f32>>) {
+fn score_one(p: &mut Pipeline, items: &[ScoreItem]) -> (f64, Vec<Vec<f32>>) {
+    let inputs: Vec<Result<Input, ScoreError>> = items
+        .iter()
+        .map(|it| {
+            Ok(Input {
+                prompt: &it.prompt,
+                response: &it.response,
+                slot: Some(it.slot),
+            })
+        })
+        .collect();
     let mut rows = vec![Vec::new(); items.len()];
     let t = Instant::now();
-    b.score(items, &|| false, &mut |i, r| {
+    p.score(&inputs, &|| false, &mut |i, r| {
         rows[i] = r.expect("scored").scores;
     })
     .expect("scores");
     (t.elapsed().as_secs_f64(), rows)
+}
+
+/// The local backend of a pipeline made by `Pipeline::local`.
+fn local(p: &Pipeline) -> &LocalBackend {
+    p.backend_as().expect("a local backend")
+}
+
+/// Inputs in one right-padded pass of the model, nothing shared or kept.
+fn padded(model: &RewardModel, pairs: &[(&str, &str)]) -> Vec<Vec<f32>> {
+    let enc: Vec<_> = pairs
+        .iter()
+        .map(|(p, r)| model.encode(p, r).unwrap())
+        .collect();
+    let seqs: Vec<&[u32]> = enc.iter().map(|e| e.ids.as_slice()).collect();
+    let out = model
+        .decoder()
+        .forward(None, &seqs, false, &|| false)
+        .unwrap();
+    out.logits.to_vec2::<f32>().unwrap()
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -79,13 +105,13 @@ fn append(dir: &std::path::Path, reps: usize) {
     let mut rng = Rng(11);
     let prompt = words(&mut rng, model.encoder(), 120);
     let mut response = words(&mut rng, model.encoder(), 130);
-    let mut inc = IncrementalBackend::new(model, DEFAULT_KV_BUDGET);
+    let mut inc = Pipeline::local(model);
     let item = |r: &str| ScoreItem {
         slot: 0,
         prompt: prompt.clone(),
         response: r.to_string(),
     };
-    let tokens = inc.model().encode(&prompt, &response).unwrap().ids.len();
+    let tokens = inc.encoder().encode(&prompt, &response).unwrap().ids.len();
     score_one(&mut inc, &[item(&response)]);
     let (mut t_inc, mut t_full, mut fed, mut worst) = (vec![], vec![], vec![], 0f32);
     let mut last = Vec::new();
@@ -94,9 +120,9 @@ fn append(dir: &std::path::Path, reps: usize) {
         response.push_str(["indeed", "clearly", "again", "now", "too"][k % 5]);
         let items = [item(&response)];
         let (ti, inc_rows) = score_one(&mut inc, &items);
-        fed.push(inc.last_stats().computed);
+        fed.push(local(&inc).last_stats().computed);
         // The full pass: the same input from scratch, as the reference implementation does.
-        let model = inc.model();
+        let model = local(&inc).model();
         let t = Instant::now();
         let enc = model.encode(&prompt, &response).unwrap();
         let out = model
@@ -123,8 +149,8 @@ fn append(dir: &std::path::Path, reps: usize) {
     println!("\nmax |incremental - full| = {worst:.2e}; scores of the last input: {last:?}");
     println!(
         "cached keys and values for this slot: {:.1} MB ({} tokens)\n",
-        inc.store().bytes() as f64 / 1e6,
-        inc.store().slot_ids(0).map_or(0, |ids| ids.len())
+        local(&inc).store().bytes() as f64 / 1e6,
+        local(&inc).store().slot_ids(0).map_or(0, |ids| ids.len())
     );
 }
 
@@ -144,7 +170,9 @@ fn shared(dir: &std::path::Path, reps: usize) {
         .iter()
         .map(|it| model.encode(&it.prompt, &it.response).unwrap().ids.len())
         .collect();
-    let mut inc = IncrementalBackend::new(model, DEFAULT_KV_BUDGET);
+    let model = Arc::new(model);
+    let mut plain = Pipeline::local_uncached(model.clone());
+    let mut inc = Pipeline::local(model.clone());
     let (mut t_ind, mut t_batch, mut t_shared) = (vec![], vec![], vec![]);
     let (mut worst, mut fed) = (0f32, 0);
     for _ in 0..reps {
@@ -152,7 +180,12 @@ fn shared(dir: &std::path::Path, reps: usize) {
         let t = Instant::now();
         let mut ind_rows = Vec::new();
         for it in &items {
-            ind_rows.extend(inc.model().score(&[(&it.prompt, &it.response)]).unwrap());
+            ind_rows.push(
+                plain
+                    .score_pairs(&[(&it.prompt, &it.response)])
+                    .remove(0)
+                    .unwrap(),
+            );
         }
         t_ind.push(t.elapsed().as_secs_f64());
         let ind_rows: Vec<Vec<f32>> = ind_rows.into_iter().map(|s| s.scores).collect();
@@ -162,13 +195,14 @@ fn shared(dir: &std::path::Path, reps: usize) {
             .iter()
             .map(|it| (it.prompt.as_str(), it.response.as_str()))
             .collect();
-        inc.model().score(&pairs).unwrap();
+        padded(&model, &pairs);
         t_batch.push(t.elapsed().as_secs_f64());
         // Shared prefix, from an empty cache.
-        inc.clear();
+        inc.backend_as_mut::<LocalBackend>().unwrap().clear();
         let (ts, rows) = score_one(&mut inc, &items);
         t_shared.push(ts);
-        fed = inc.last_stats().computed + inc.last_stats().padding;
+        let stats = local(&inc).last_stats();
+        fed = stats.computed + stats.padding;
         worst = worst.max(max_diff(&rows, &ind_rows));
     }
     let (mi, mb, ms) = (
@@ -219,8 +253,12 @@ fn file(dir: &std::path::Path, reps: usize) {
             response: words(&mut rng, model.encoder(), 40 + 5 * i),
         })
         .collect();
+    let model = Arc::new(model);
     let (mut t_plain, mut t_grouped, mut worst) = (vec![], vec![], 0f32);
     for _ in 0..reps {
+        // From an empty cache each time, as one run of `score` starts.
+        let mut pipeline = Pipeline::local(model.clone());
+        pipeline.set_batch(8);
         // What `score` did before: batches of 8 in input order, each input in full.
         let t = Instant::now();
         let pairs: Vec<(&str, &str)> = records
@@ -232,15 +270,15 @@ fn file(dir: &std::path::Path, reps: usize) {
                 Record::Bad { .. } => unreachable!(),
             })
             .collect();
-        let plain = model.score(&pairs).unwrap();
+        let plain = padded(&model, &pairs);
         t_plain.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let grouped = score_records(&model, &records, 8);
+        let grouped = score_records(&mut pipeline, &records);
         t_grouped.push(t.elapsed().as_secs_f64());
         for (p, g) in plain.iter().zip(&grouped) {
             let g = g.as_ref().unwrap();
             worst = worst.max(max_diff(
-                std::slice::from_ref(&p.scores),
+                std::slice::from_ref(p),
                 std::slice::from_ref(&g.scores),
             ));
         }
@@ -259,26 +297,6 @@ fn file(dir: &std::path::Path, reps: usize) {
         mp / mg
     );
     println!("\nmax |grouped - plain| = {worst:.2e}\n");
-}
-
-/// The model shared by the engines of the UI runs, so that it loads once.
-struct SharedBackend(Arc<Mutex<ModelBackend>>);
-
-impl Backend for SharedBackend {
-    fn info(&self) -> ModelInfo {
-        self.0.lock().unwrap().info()
-    }
-    fn warnings(&self) -> Vec<String> {
-        vec![]
-    }
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        self.0.lock().unwrap().score(items, stop, done)
-    }
 }
 
 /// One frame of a UI like the explorer's: a score table, a text pane and a status line.
@@ -372,15 +390,17 @@ fn ui_loop(secs: f64) -> Vec<f64> {
 /// Frame delays while an engine with `options` scores full passes back to back; returns the
 /// delays and the mean time of a pass.
 fn ui_under_load(
-    backend: &Arc<Mutex<ModelBackend>>,
+    model: &Arc<RewardModel>,
     options: EngineOptions,
     prompt: &str,
     base: &str,
     secs: f64,
 ) -> (Vec<f64>, Vec<f64>) {
     let (tx, rx) = mpsc::channel();
-    let shared = backend.clone();
-    let loader: Loader = Box::new(move |_| Ok(Box::new(SharedBackend(shared)) as Box<dyn Backend>));
+    // The model is shared by the engines of the UI runs, so that it loads once; nothing is
+    // kept between passes, so every pass is a full one.
+    let shared = model.clone();
+    let loader: Loader = Box::new(move |_| Ok(Pipeline::local_uncached(shared)));
     let engine = Engine::spawn_with(loader, options, move |ev| {
         let _ = tx.send(ev);
     });
@@ -431,16 +451,12 @@ fn ui(dir: &std::path::Path) {
     let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<f64>().ok());
     let secs = env("DPA_BENCH_UI_SECS").unwrap_or(if smoke() { 0.5 } else { 10.0 });
     let rounds = env("DPA_BENCH_UI_ROUNDS").unwrap_or(if smoke() { 1.0 } else { 3.0 }) as usize;
-    let backend = Arc::new(Mutex::new(ModelBackend::new(load(dir, DTypeChoice::F32))));
+    let backend = Arc::new(load(dir, DTypeChoice::F32));
     let mut rng = Rng(51);
-    let (prompt, base) = {
-        let b = backend.lock().unwrap();
-        let m: &RewardModel = b.model();
-        (
-            words(&mut rng, m.encoder(), 120),
-            words(&mut rng, m.encoder(), 170),
-        )
-    };
+    let (prompt, base) = (
+        words(&mut rng, backend.encoder(), 120),
+        words(&mut rng, backend.encoder(), 170),
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let fewer = cores.saturating_sub(1).max(1);
     let modes: Vec<(String, Option<EngineOptions>)> = vec![

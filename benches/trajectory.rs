@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use dpa_explorer::model::trajectory::Every;
 use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+use dpa_explorer::scoring::{Every, Pipeline};
 
 const PROMPT: &str = "Explain how a bill becomes a law in the United States, step by step.";
 
@@ -69,8 +69,13 @@ fn main() {
         };
         let model = RewardModel::load_with_cache(&files, &opts, Some(cache.path())).unwrap();
         let full = model.encode(PROMPT, &response).unwrap();
+        // Nothing kept between calls: every call computes from scratch.
+        let mut model = Pipeline::local_uncached(model);
         let one = time(3, || {
-            model.score(&[(PROMPT, response.as_str())]).unwrap();
+            model
+                .score_pairs(&[(PROMPT, response.as_str())])
+                .remove(0)
+                .unwrap();
         });
         let mut n = (0, 0);
         let sentence = time(3, || {
@@ -91,7 +96,10 @@ fn main() {
         } else {
             let t = Instant::now();
             for p in &words {
-                model.score(&[(PROMPT, &response[..p.end])]).unwrap();
+                model
+                    .score_pairs(&[(PROMPT, &response[..p.end])])
+                    .remove(0)
+                    .unwrap();
             }
             let s = t.elapsed().as_secs_f64();
             format!("{s:.1} s ({:.0}×)", s / one.as_secs_f64())

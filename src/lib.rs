@@ -11,4 +11,8 @@ pub mod engine;
 pub mod hub;
 pub mod model;
 pub mod preference;
+pub mod scoring;
 pub mod tui;
+
+#[cfg(test)]
+mod layer_tests;

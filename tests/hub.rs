@@ -245,14 +245,14 @@ fn downloaded_model_scores_like_the_local_one() {
         max_tokens: 512,
     };
     let pair = [("What is 2+2?", "4.")];
-    let from_hub = RewardModel::load(&files, &opts)
-        .unwrap()
+    let from_hub = std::sync::Arc::new(RewardModel::load(&files, &opts).unwrap())
         .score(&pair)
         .unwrap();
-    let local = RewardModel::load(&ModelFiles::from_dir(&demo()).unwrap(), &opts)
-        .unwrap()
-        .score(&pair)
-        .unwrap();
+    let local = std::sync::Arc::new(
+        RewardModel::load(&ModelFiles::from_dir(&demo()).unwrap(), &opts).unwrap(),
+    )
+    .score(&pair)
+    .unwrap();
     assert_eq!(from_hub, local);
 }
 

@@ -10,7 +10,7 @@ use common::*;
 use dpa_explorer::model::{DTypeChoice, RewardModel};
 
 /// Max |score − transformers f32 score| over a fixture's cases, and the largest |score|.
-fn worst(model: &RewardModel, dir: &Path) -> (f32, f32) {
+fn worst(model: &std::sync::Arc<RewardModel>, dir: &Path) -> (f32, f32) {
     let reference = reference(dir);
     let mut worst = 0f32;
     let mut scale = 0f32;

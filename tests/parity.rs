@@ -10,14 +10,18 @@ use dpa_explorer::model::{
 
 const TOL_F32: f32 = 1e-3;
 
-fn load(dir: &std::path::Path, dtype: DTypeChoice, max_tokens: usize) -> RewardModel {
+fn load(
+    dir: &std::path::Path,
+    dtype: DTypeChoice,
+    max_tokens: usize,
+) -> std::sync::Arc<RewardModel> {
     let files = ModelFiles::from_dir(dir).expect("model files");
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
         dtype,
         max_tokens,
     };
-    RewardModel::load(&files, &opts).expect("model loads")
+    std::sync::Arc::new(RewardModel::load(&files, &opts).expect("model loads"))
 }
 
 fn check_parity(dir: &std::path::Path) {

@@ -9,11 +9,69 @@ use std::path::Path;
 
 use common::*;
 use dpa_explorer::cli::score::{parse_jsonl, score_records, Record};
-use dpa_explorer::engine::{Backend, IncrementalBackend, ScoreItem};
-use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions};
+use dpa_explorer::engine::ScoreItem;
+use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, RewardModel};
+use dpa_explorer::scoring::{Input, LocalBackend, Pipeline, ScoreError, Scored};
 
 /// Incremental scores must equal a full recompute this closely (f32).
 const TOL: f32 = 1e-4;
+
+/// The explorer's way of scoring: the pipeline over the local backend, items by slot.
+struct IncrementalBackend {
+    pipeline: Pipeline,
+    model: std::sync::Arc<RewardModel>,
+}
+
+impl IncrementalBackend {
+    fn new(model: std::sync::Arc<RewardModel>, budget: usize) -> Self {
+        let backend = LocalBackend::new(model.clone(), budget);
+        let pipeline = Pipeline::new(model.encoder().clone(), Box::new(backend));
+        Self { pipeline, model }
+    }
+
+    fn score(
+        &mut self,
+        items: &[ScoreItem],
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Scored, ScoreError>),
+    ) -> Result<(), ScoreError> {
+        let inputs: Vec<Result<Input, ScoreError>> = items
+            .iter()
+            .map(|it| {
+                Ok(Input {
+                    prompt: &it.prompt,
+                    response: &it.response,
+                    slot: Some(it.slot),
+                })
+            })
+            .collect();
+        self.pipeline.score(&inputs, stop, done)
+    }
+
+    fn model(&self) -> &std::sync::Arc<RewardModel> {
+        &self.model
+    }
+
+    fn local(&self) -> &LocalBackend {
+        self.pipeline.backend_as().expect("local")
+    }
+
+    fn options(&self) -> &dpa_explorer::model::ReuseOptions {
+        self.local().options()
+    }
+
+    fn last_stats(&self) -> &dpa_explorer::model::ReuseStats {
+        self.local().last_stats()
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.pipeline.backend().cache_bytes()
+    }
+
+    fn store(&self) -> &dpa_explorer::model::KvStore {
+        self.local().store()
+    }
+}
 
 /// A small deterministic generator (xorshift), so that every run edits the same way.
 struct Rng(u64);
@@ -334,10 +392,7 @@ fn a_cancelled_pass_leaves_the_caches_usable() {
         polls.get() > 3
     };
     let result = backend.score(&items, &stop, &mut |_, _| {});
-    assert!(matches!(
-        result,
-        Err(dpa_explorer::model::ModelError::Cancelled)
-    ));
+    assert!(matches!(result, Err(ScoreError::Cancelled)));
     check(&mut backend, &items, "after a cancel");
     let mut edited = items.clone();
     edited[2].response.push_str(" Truly.");
@@ -363,13 +418,15 @@ fn score_command_groups_by_prompt_and_keeps_input_order() {
     }
     let records = parse_jsonl(lines.as_bytes());
     for batch in [1, 3, 8] {
-        let results = score_records(&model, &records, batch);
+        let mut pipeline = Pipeline::local(model.clone());
+        pipeline.set_batch(batch);
+        let results = score_records(&mut pipeline, &records);
         assert_eq!(results.len(), records.len());
         for (r, got) in records.iter().zip(&results) {
             match r {
                 Record::Bad { line, .. } => {
                     assert_eq!(*line, 5);
-                    assert!(got.as_ref().unwrap_err().contains("JSON"));
+                    assert!(got.as_ref().unwrap_err().to_string().contains("JSON"));
                 }
                 Record::Pair {
                     prompt, response, ..

@@ -10,14 +10,14 @@ use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-fn load(dir: &std::path::Path, dtype: DTypeChoice) -> RewardModel {
+fn load(dir: &std::path::Path, dtype: DTypeChoice) -> std::sync::Arc<RewardModel> {
     let files = ModelFiles::from_dir(dir).expect("model files");
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
         dtype,
         max_tokens: 4096,
     };
-    RewardModel::load(&files, &opts).expect("model loads")
+    std::sync::Arc::new(RewardModel::load(&files, &opts).expect("model loads"))
 }
 
 /// Rewrites every bf16 tensor of `src`'s shards into one `model.safetensors` of `to`.
@@ -55,7 +55,7 @@ fn convert(src: &std::path::Path, to: Dtype) -> tempfile::TempDir {
     dir
 }
 
-fn assert_scores_close(model: &RewardModel, tol: f32) {
+fn assert_scores_close(model: &std::sync::Arc<RewardModel>, tol: f32) {
     let reference = reference(&fixture("tiny-mha"));
     for case in &reference.cases {
         let got = model

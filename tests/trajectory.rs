@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{fixture, load};
-use dpa_explorer::model::trajectory::Every;
+use common::{fixture, load, Scoring};
 use dpa_explorer::model::RewardModel;
+use dpa_explorer::scoring::Every;
 
 /// Trajectory points must equal a full pass over each prefix this closely (f32).
 const TOL: f32 = 1e-4;
@@ -16,7 +16,7 @@ const RESPONSE: &str = "Blue, on a clear day. Sunlight scatters off the air: sho
     waves scatter most!  At sunset the light crosses more air, so the sky turns red… très \
     beau, n'est-ce pas?\nGrey when it rains.";
 
-fn check(model: &RewardModel, every: Every) -> usize {
+fn check(model: &std::sync::Arc<RewardModel>, every: Every) -> usize {
     let points = model
         .trajectory(PROMPT, RESPONSE, every, &|| false)
         .expect("trajectory");

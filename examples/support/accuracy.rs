@@ -6,10 +6,10 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 
-use dpa_explorer::model::{
-    DTypeChoice, DeviceChoice, Encoded, LoadOptions, ModelFiles, RewardModel,
-};
+use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
+use dpa_explorer::scoring::{Backend, Job, LocalBackend};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -87,30 +87,33 @@ pub fn accuracy(got: &[Vec<f32>], want: &[Vec<f32>]) -> Accuracy {
     }
 }
 
-pub fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> RewardModel {
+pub fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> Arc<RewardModel> {
     let files = ModelFiles::from_dir(dir).expect("model files");
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
         dtype,
         max_tokens: 4096,
     };
-    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
+    Arc::new(RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads"))
 }
 
 /// Scores every case from its reference token ids, one at a time (no padding).
-pub fn score_cases(model: &RewardModel, reference: &Reference) -> Vec<Vec<f32>> {
+pub fn score_cases(model: &Arc<RewardModel>, reference: &Reference) -> Vec<Vec<f32>> {
     reference
         .cases
         .iter()
         .map(|c| {
-            let e = Encoded {
-                ids: c.input_ids.clone(),
-                full_len: c.input_ids.len(),
-                full_len_exact: true,
-                control_tokens: Vec::new(),
+            // Nothing kept between cases: each is a pass of its own.
+            let mut backend = LocalBackend::new(model.clone(), 0);
+            let job = Job {
+                ids: &c.input_ids,
+                slot: None,
             };
-            let mut rows = model.score_encoded(&[&e]).expect("scores");
-            let row = rows.remove(0);
+            let mut row = None;
+            backend
+                .score(&[job], &|| false, &mut |_, r| row = Some(r))
+                .expect("scores");
+            let row = row.expect("answered").expect("scores");
             assert!(row.iter().all(|v| v.is_finite()), "non-finite score");
             row
         })

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::Scored;
+use crate::scoring::Scored;
 
 pub struct ScoreCache {
     capacity: usize,

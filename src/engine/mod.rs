@@ -2,11 +2,10 @@
 //! events. The newest request wins: an older one still queued is dropped and one in flight is
 //! abandoned between layers. Results are cached by input text.
 //!
-//! The UI talks only to [`Engine`]; what actually scores is a [`Backend`], so tests can drive
-//! the engine with a stand-in.
+//! The UI talks only to [`Engine`]; what actually scores is a [`Pipeline`] over a backend, so
+//! tests can drive the engine with a stand-in backend.
 
 mod cache;
-mod incremental;
 pub mod priority;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,12 +15,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use cache::ScoreCache;
-pub use incremental::IncrementalBackend;
 
 use crate::hub::{self, HubOptions, ModelSource};
-use crate::model::reuse::DEFAULT_KV_BUDGET;
-use crate::model::trajectory::{Every, Point};
-use crate::model::{LoadOptions, ModelError, ModelInfo, RewardModel, Scored};
+use crate::model::{LoadOptions, ModelInfo, RewardModel};
+use crate::scoring::{Every, Input, LoadError, Pipeline, Point, ScoreError, Scored};
 
 /// Identifies a request; later requests have larger ids.
 pub type RequestId = u64;
@@ -59,7 +56,7 @@ pub enum EngineEvent {
         warnings: Vec<String>,
     },
     LoadFailed {
-        error: String,
+        error: LoadError,
     },
     /// A request began computing (after any cache hits were answered).
     Started {
@@ -70,7 +67,7 @@ pub enum EngineEvent {
     Scored {
         request: RequestId,
         item: ScoreItem,
-        result: Result<Scored, String>,
+        result: Result<Scored, ScoreError>,
         cached: bool,
         elapsed: Duration,
     },
@@ -83,7 +80,7 @@ pub enum EngineEvent {
     Trajectory {
         request: RequestId,
         slot: u64,
-        result: Result<Vec<Point>, String>,
+        result: Result<Vec<Point>, ScoreError>,
     },
     /// The request was superseded by a newer one before it finished.
     Superseded {
@@ -91,103 +88,8 @@ pub enum EngineEvent {
     },
 }
 
-/// Whatever turns items into scores on the engine thread.
-pub trait Backend: Send {
-    fn info(&self) -> ModelInfo;
-    fn warnings(&self) -> Vec<String>;
-    /// Scores `items`, calling `done(i, result)` as each finishes. Returns
-    /// `Err(ModelError::Cancelled)` when `stop()` turned true part way.
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError>;
-    /// Bytes the backend keeps between requests (cached keys and values).
-    fn cache_bytes(&self) -> usize {
-        0
-    }
-    /// Drops what the backend keeps for a slot that no longer exists.
-    fn forget(&mut self, _slot: u64) {}
-    /// The scores of the prefixes of `response` cut at every `every` boundary (see
-    /// [`RewardModel::trajectory`]). Returns `Err(ModelError::Cancelled)` when `stop()`
-    /// turned true part way.
-    fn trajectory(
-        &mut self,
-        _prompt: &str,
-        _response: &str,
-        _every: Every,
-        _stop: &dyn Fn() -> bool,
-    ) -> Result<Vec<Point>, ModelError> {
-        Err(ModelError::Input("this backend has no trajectories".into()))
-    }
-}
-
-/// The plain backend: the reward model, each item scored on its own from scratch (the
-/// reference for [`IncrementalBackend`], which the engine uses).
-pub struct ModelBackend {
-    model: RewardModel,
-}
-
-impl ModelBackend {
-    pub fn new(model: RewardModel) -> Self {
-        Self { model }
-    }
-
-    pub fn model(&self) -> &RewardModel {
-        &self.model
-    }
-}
-
-impl Backend for ModelBackend {
-    fn info(&self) -> ModelInfo {
-        self.model.info().clone()
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.model.warnings().to_vec()
-    }
-
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        for (i, item) in items.iter().enumerate() {
-            let enc = match self.model.encode(&item.prompt, &item.response) {
-                Ok(e) => e,
-                Err(e) => {
-                    done(i, Err(e.to_string()));
-                    continue;
-                }
-            };
-            let out = self.model.decoder().forward(None, &[&enc.ids], false, stop);
-            match out {
-                Err(ModelError::Cancelled) => return Err(ModelError::Cancelled),
-                Err(e) => done(i, Err(e.to_string())),
-                Ok(out) => match out.logits.to_vec2::<f32>() {
-                    Ok(mut rows) => done(i, Ok(self.model.scored(&enc, rows.remove(0)))),
-                    Err(e) => done(i, Err(e.to_string())),
-                },
-            }
-        }
-        Ok(())
-    }
-
-    fn trajectory(
-        &mut self,
-        prompt: &str,
-        response: &str,
-        every: Every,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Vec<Point>, ModelError> {
-        self.model.trajectory(prompt, response, every, stop)
-    }
-}
-
-/// Builds the backend on the engine thread, reporting progress as it goes.
-pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Box<dyn Backend>, String> + Send>;
+/// Builds the pipeline on the engine thread, reporting progress as it goes.
+pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Pipeline, LoadError> + Send>;
 
 /// The loader for a real model: fetch its files (downloading if needed), then load it,
 /// keeping quantised weights in `quant_cache`.
@@ -207,7 +109,7 @@ pub fn model_loader(
                 total: p.total,
             })
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LoadError::Model(e.to_string()))?;
         let files = resolved.files;
         progress(LoadStage::Loading {
             what: format!(
@@ -215,11 +117,9 @@ pub fn model_loader(
                 files.config.parent().unwrap_or(&files.config).display()
             ),
         });
-        let model = RewardModel::load_with_cache(&files, &options, quant_cache.as_deref())
-            .map_err(|e| e.to_string())?;
+        let model = RewardModel::load_with_cache(&files, &options, quant_cache.as_deref())?;
         // Say so when the hub was unreachable and the cached copy is what the user gets.
-        let backend = IncrementalBackend::new(model, DEFAULT_KV_BUDGET).with_note(resolved.note);
-        Ok(Box::new(backend) as Box<dyn Backend>)
+        Ok(Pipeline::local(model).with_note(resolved.note))
     })
 }
 
@@ -370,29 +270,6 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// A result with a NaN or infinite score becomes an error naming the attributes: such a
-/// number is never shown or cached as a score.
-fn finite(scored: Scored, labels: &[String]) -> Result<Scored, String> {
-    let bad: Vec<String> = scored
-        .scores
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.is_finite())
-        .map(|(i, v)| match labels.get(i) {
-            Some(l) => format!("{l} = {v}"),
-            None => format!("#{i} = {v}"),
-        })
-        .collect();
-    if bad.is_empty() {
-        return Ok(scored);
-    }
-    tracing::error!(scores = ?scored.scores, "non-finite scores");
-    Err(format!(
-        "the model gave no usable score ({}); its weights or config may be broken",
-        bad.join(", ")
-    ))
-}
-
 fn run(
     loader: Loader,
     rx: mpsc::Receiver<Command>,
@@ -403,7 +280,7 @@ fn run(
     let progress = |s: LoadStage| events(EngineEvent::Progress(s));
     // A panic while loading or scoring arrives as a failure, never as a dead thread.
     let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&progress)))
-        .unwrap_or_else(|p| Err(format!("the model loader panicked: {}", panic_message(&*p))));
+        .unwrap_or_else(|p| Err(LoadError::Panicked(panic_message(&*p))));
     let mut backend = match loaded {
         Ok(b) => {
             events(EngineEvent::Ready {
@@ -426,7 +303,7 @@ fn run(
             match c {
                 Command::Forget(slot) => {
                     if let Some(b) = backend.as_mut() {
-                        b.forget(slot);
+                        b.backend_mut().forget(slot);
                     }
                 }
                 Command::Shutdown => return,
@@ -443,7 +320,7 @@ fn run(
                 every,
             }) => {
                 trajectory(
-                    backend.as_deref_mut(),
+                    backend.as_mut(),
                     &latest,
                     (request, slot),
                     (&prompt, &response, every),
@@ -463,7 +340,7 @@ fn run(
                 events(EngineEvent::Scored {
                     request: id,
                     item,
-                    result: Err("the model is not loaded".into()),
+                    result: Err(ScoreError::NotLoaded),
                     cached: false,
                     elapsed: Duration::ZERO,
                 });
@@ -474,7 +351,6 @@ fn run(
             });
             continue;
         };
-        let labels = b.info().labels;
         let mut todo = Vec::new();
         for item in items {
             match cache.get(&item.prompt, &item.response) {
@@ -497,10 +373,19 @@ fn run(
         let stop = || latest.load(Ordering::SeqCst) != id;
         let mut answered = vec![false; todo.len()];
         let mut t0 = Instant::now();
+        let inputs: Vec<Result<Input, ScoreError>> = todo
+            .iter()
+            .map(|item| {
+                Ok(Input {
+                    prompt: &item.prompt,
+                    response: &item.response,
+                    slot: Some(item.slot),
+                })
+            })
+            .collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            b.score(&todo, &stop, &mut |i, result| {
+            b.score(&inputs, &stop, &mut |i, result| {
                 answered[i] = true;
-                let result = result.and_then(|s| finite(s, &labels));
                 if let Ok(s) = &result {
                     cache.put(&todo[i].prompt, &todo[i].response, s.clone());
                 }
@@ -514,15 +399,15 @@ fn run(
                 t0 = Instant::now();
             })
         }));
-        tracing::debug!(cache_bytes = b.cache_bytes(), "request done");
+        tracing::debug!(cache_bytes = b.backend().cache_bytes(), "request done");
         let failure = match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(ModelError::Cancelled)) => {
+            Ok(Err(ScoreError::Cancelled)) => {
                 events(EngineEvent::Superseded { request: id });
                 continue;
             }
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(p) => Some(format!("scoring panicked: {}", panic_message(&*p))),
+            Ok(Err(e)) => Some(e),
+            Err(p) => Some(ScoreError::Panicked(panic_message(&*p))),
         };
         if let Some(error) = failure {
             tracing::error!(%error, "scoring failed");
@@ -545,7 +430,7 @@ fn run(
 
 /// Answers one trajectory request, unless a newer request came first or comes part way.
 fn trajectory(
-    backend: Option<&mut (dyn Backend + 'static)>,
+    backend: Option<&mut Pipeline>,
     latest: &AtomicU64,
     (request, slot): (RequestId, u64),
     (prompt, response, every): (&str, &str, Every),
@@ -559,7 +444,7 @@ fn trajectory(
         events(EngineEvent::Trajectory {
             request,
             slot,
-            result: Err("the model is not loaded".into()),
+            result: Err(ScoreError::NotLoaded),
         });
         return;
     };
@@ -568,22 +453,12 @@ fn trajectory(
         b.trajectory(prompt, response, every, &stop)
     }));
     let result = match outcome {
-        Ok(Err(ModelError::Cancelled)) => {
+        Ok(Err(ScoreError::Cancelled)) => {
             events(EngineEvent::Superseded { request });
             return;
         }
-        Ok(Ok(points)) => match points
-            .iter()
-            .find(|p| p.scores.iter().any(|v| !v.is_finite()))
-        {
-            Some(p) => Err(format!(
-                "the model gave no usable score for the first {} bytes",
-                p.end
-            )),
-            None => Ok(points),
-        },
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(p) => Err(format!("the trajectory panicked: {}", panic_message(&*p))),
+        Ok(result) => result,
+        Err(p) => Err(ScoreError::Panicked(panic_message(&*p))),
     };
     events(EngineEvent::Trajectory {
         request,

@@ -1,112 +1,32 @@
 use super::*;
 use std::sync::Mutex;
 
-fn info() -> ModelInfo {
-    ModelInfo {
-        labels: vec!["a".into(), "b".into()],
-        device: "cpu".into(),
-        dtype: "f32".into(),
-        stored_dtype: "bf16".into(),
-        parameters: 1,
-        layers: 1,
-        max_tokens: 16,
-        context: 16,
-    }
+use crate::scoring::fake::FakeBackend;
+
+/// Scores an input as (len(prompt), len(response)); every input slowed by `slow` when given.
+fn fake(slow: Option<Duration>, panic_on: Option<&str>) -> FakeBackend {
+    let mut f = FakeBackend::new(&["a", "b"], |p, r| vec![p.len() as f32, r.len() as f32]);
+    f.delay = slow;
+    f.panic_on = panic_on.map(String::from);
+    f
 }
 
-/// Scores an item as (len(prompt), len(response)); waits on `gate` per item when given.
-struct Fake {
-    calls: Arc<Mutex<Vec<String>>>,
-    slow: Option<Duration>,
-    panic_on: Option<String>,
-}
-
-impl Backend for Fake {
-    fn info(&self) -> ModelInfo {
-        info()
-    }
-    fn warnings(&self) -> Vec<String> {
-        vec![]
-    }
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        for (i, it) in items.iter().enumerate() {
-            if let Some(d) = self.slow {
-                let end = Instant::now() + d;
-                while Instant::now() < end {
-                    if stop() {
-                        return Err(ModelError::Cancelled);
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-            if self.panic_on.as_deref() == Some(it.response.as_str()) {
-                panic!("boom");
-            }
-            self.calls.lock().unwrap().push(it.response.clone());
-            done(
-                i,
-                Ok(Scored {
-                    tokens: 3,
-                    truncated: false,
-                    scores: vec![it.prompt.len() as f32, it.response.len() as f32],
-                    warnings: vec![],
-                }),
-            );
-        }
-        Ok(())
-    }
-
-    /// One point per word: (len(prompt), end).
-    fn trajectory(
-        &mut self,
-        prompt: &str,
-        response: &str,
-        every: Every,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<Vec<Point>, ModelError> {
-        let ends = crate::model::trajectory::boundaries(response, every, |_| Ok(vec![]))?;
-        let mut out = Vec::new();
-        for end in ends {
-            if let Some(d) = self.slow {
-                std::thread::sleep(d);
-            }
-            if stop() {
-                return Err(ModelError::Cancelled);
-            }
-            out.push(Point {
-                end,
-                scores: vec![prompt.len() as f32, end as f32],
-                tokens: end,
-                truncated: false,
-            });
-        }
-        Ok(out)
-    }
+fn spawn(backend: FakeBackend) -> (Engine, mpsc::Receiver<EngineEvent>) {
+    let loader: Loader = Box::new(move |_| Ok(backend.pipeline()));
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 16, move |ev| {
+        let _ = tx.send(ev);
+    });
+    (e, rx)
 }
 
 fn engine(
     slow: Option<Duration>,
     panic_on: Option<&str>,
 ) -> (Engine, mpsc::Receiver<EngineEvent>, Arc<Mutex<Vec<String>>>) {
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let c = calls.clone();
-    let panic_on = panic_on.map(String::from);
-    let loader: Loader = Box::new(move |_| {
-        Ok(Box::new(Fake {
-            calls: c,
-            slow,
-            panic_on,
-        }) as Box<dyn Backend>)
-    });
-    let (tx, rx) = mpsc::channel();
-    let e = Engine::spawn(loader, 16, move |ev| {
-        let _ = tx.send(ev);
-    });
+    let f = fake(slow, panic_on);
+    let calls = f.calls.clone();
+    let (e, rx) = spawn(f);
     (e, rx, calls)
 }
 
@@ -192,7 +112,7 @@ fn a_panic_while_scoring_is_an_error_and_the_engine_lives_on() {
     let id = e.score(vec![item(0, "bad")]);
     let evs = until_finished(&rx, id);
     assert!(evs.iter().any(|ev| matches!(ev,
-        EngineEvent::Scored { result: Err(msg), .. } if msg.contains("boom"))));
+        EngineEvent::Scored { result: Err(ScoreError::Panicked(msg)), .. } if msg.contains("boom"))));
     let id = e.score(vec![item(0, "fine")]);
     let evs = until_finished(&rx, id);
     assert!(evs
@@ -206,7 +126,7 @@ fn a_failed_load_is_reported_and_requests_get_errors() {
         progress(LoadStage::Loading {
             what: "weights".into(),
         });
-        Err("no weights here".into())
+        Err(LoadError::Model("no weights here".into()))
     });
     let (tx, rx) = mpsc::channel();
     let e = Engine::spawn(loader, 4, move |ev| {
@@ -219,48 +139,25 @@ fn a_failed_load_is_reported_and_requests_get_errors() {
     assert_eq!(
         rx.recv().unwrap(),
         EngineEvent::LoadFailed {
-            error: "no weights here".into()
+            error: LoadError::Model("no weights here".into())
         }
     );
     let id = e.score(vec![item(0, "x")]);
     let evs = until_finished(&rx, id);
-    assert!(evs.iter().any(
-        |ev| matches!(ev, EngineEvent::Scored { result: Err(m), .. } if m.contains("not loaded"))
-    ));
+    assert!(evs.iter().any(|ev| matches!(
+        ev,
+        EngineEvent::Scored {
+            result: Err(ScoreError::NotLoaded),
+            ..
+        }
+    )));
 }
 
 #[test]
 fn forgetting_a_slot_reaches_the_backend() {
-    struct Rec(Arc<Mutex<Vec<u64>>>);
-    impl Backend for Rec {
-        fn info(&self) -> ModelInfo {
-            info()
-        }
-        fn warnings(&self) -> Vec<String> {
-            vec![]
-        }
-        fn score(
-            &mut self,
-            items: &[ScoreItem],
-            _stop: &dyn Fn() -> bool,
-            done: &mut dyn FnMut(usize, Result<Scored, String>),
-        ) -> Result<(), ModelError> {
-            for i in 0..items.len() {
-                done(i, Err("unused".into()));
-            }
-            Ok(())
-        }
-        fn forget(&mut self, slot: u64) {
-            self.0.lock().unwrap().push(slot);
-        }
-    }
-    let forgotten = Arc::new(Mutex::new(Vec::new()));
-    let f = forgotten.clone();
-    let loader: Loader = Box::new(move |_| Ok(Box::new(Rec(f)) as Box<dyn Backend>));
-    let (tx, rx) = mpsc::channel();
-    let e = Engine::spawn(loader, 4, move |ev| {
-        let _ = tx.send(ev);
-    });
+    let f = fake(None, None);
+    let forgotten = f.forgotten.clone();
+    let (e, rx) = spawn(f);
     assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
     e.forget(3);
     e.forget(5);
@@ -270,53 +167,20 @@ fn forgetting_a_slot_reaches_the_backend() {
     assert_eq!(*forgotten.lock().unwrap(), vec![3, 5]);
 }
 
-/// Gives a NaN and an infinity for the response "bad", finite scores otherwise.
-struct NonFinite;
-
-impl Backend for NonFinite {
-    fn info(&self) -> ModelInfo {
-        info()
-    }
-    fn warnings(&self) -> Vec<String> {
-        vec![]
-    }
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        _stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        for (i, it) in items.iter().enumerate() {
-            let scores = if it.response == "bad" {
-                vec![f32::NAN, f32::INFINITY]
-            } else {
-                vec![1.0, 2.0]
-            };
-            done(
-                i,
-                Ok(Scored {
-                    tokens: 3,
-                    truncated: false,
-                    scores,
-                    warnings: vec![],
-                }),
-            );
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn non_finite_scores_arrive_as_errors_and_are_not_cached() {
-    let loader: Loader = Box::new(|_| Ok(Box::new(NonFinite) as Box<dyn Backend>));
-    let (tx, rx) = mpsc::channel();
-    let e = Engine::spawn(loader, 16, move |ev| {
-        let _ = tx.send(ev);
-    });
+    // A NaN and an infinity for the response "bad", finite scores otherwise.
+    let (e, rx) = spawn(FakeBackend::new(&["a", "b"], |_, r| {
+        if r == "bad" {
+            vec![f32::NAN, f32::INFINITY]
+        } else {
+            vec![1.0, 2.0]
+        }
+    }));
     assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
     for _ in 0..2 {
         let id = e.score(vec![item(0, "bad"), item(1, "good")]);
-        let results: Vec<(String, Result<Vec<f32>, String>, bool)> = until_finished(&rx, id)
+        let results: Vec<(String, Result<Vec<f32>, ScoreError>, bool)> = until_finished(&rx, id)
             .into_iter()
             .filter_map(|ev| match ev {
                 EngineEvent::Scored {
@@ -330,6 +194,8 @@ fn non_finite_scores_arrive_as_errors_and_are_not_cached() {
             .collect();
         let bad = results.iter().find(|r| r.0 == "bad").expect("bad answered");
         let error = bad.1.clone().expect_err("a NaN is no score");
+        assert!(matches!(error, ScoreError::NonFinite(_)), "{error:?}");
+        let error = error.to_string();
         assert!(
             error.contains("a = NaN") && error.contains("b = inf"),
             "{error}"
@@ -395,40 +261,4 @@ fn a_newer_score_request_supersedes_a_trajectory() {
     assert!(events
         .iter()
         .any(|ev| matches!(ev, EngineEvent::Scored { request, .. } if *request == score)));
-}
-
-/// A backend without trajectories says so.
-struct Plain;
-
-impl Backend for Plain {
-    fn info(&self) -> ModelInfo {
-        info()
-    }
-    fn warnings(&self) -> Vec<String> {
-        vec![]
-    }
-    fn score(
-        &mut self,
-        _: &[ScoreItem],
-        _: &dyn Fn() -> bool,
-        _: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        Ok(())
-    }
-}
-
-#[test]
-fn a_backend_without_trajectories_answers_with_an_error() {
-    let loader: Loader = Box::new(|_| Ok(Box::new(Plain) as Box<dyn Backend>));
-    let (tx, rx) = mpsc::channel();
-    let e = Engine::spawn(loader, 4, move |ev| {
-        let _ = tx.send(ev);
-    });
-    e.trajectory(1, "p".into(), "a b".into(), Every::Word);
-    match next_trajectory(&rx) {
-        EngineEvent::Trajectory { result: Err(m), .. } => {
-            assert!(m.contains("no trajectories"), "{m}")
-        }
-        other => panic!("{other:?}"),
-    }
 }

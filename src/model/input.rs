@@ -244,6 +244,12 @@ impl InputEncoder {
         common.max(1)
     }
 
+    /// The text of a sequence of ids (control tokens spelled out; BOS dropped).
+    pub fn decode(&self, ids: &[u32]) -> Option<String> {
+        let ids: Vec<u32> = ids.iter().copied().skip_while(|&i| i == self.bos).collect();
+        self.tokenizer.decode(&ids, false).ok()
+    }
+
     /// The text of a token id, for display.
     pub fn token_text(&self, id: u32) -> Option<String> {
         self.tokenizer.id_to_token(id)

@@ -373,15 +373,6 @@ pub struct ModelInfo {
     pub context: usize,
 }
 
-/// The ten scores of one input, with what the user should know about how it was read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
-    pub tokens: usize,
-    pub truncated: bool,
-    pub scores: Vec<f32>,
-    pub warnings: Vec<String>,
-}
-
 /// A loaded reward model: tokenizer, decoder and head.
 pub struct RewardModel {
     model: Mistral,
@@ -545,60 +536,6 @@ impl RewardModel {
     pub fn encode(&self, prompt: &str, response: &str) -> Result<Encoded, ModelError> {
         self.encoder.encode(prompt, response)
     }
-
-    /// Scores already-encoded inputs in one padded batch; one row of scores per input.
-    pub fn score_encoded(&self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let seqs: Vec<&[u32]> = batch.iter().map(|e| e.ids.as_slice()).collect();
-        let out = self.model.forward(None, &seqs, false, &|| false)?;
-        Ok(out.logits.to_vec2::<f32>()?)
-    }
-
-    /// Tokenizes and scores prompt/response pairs in one batch.
-    pub fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<Scored>, ModelError> {
-        let encoded = pairs
-            .iter()
-            .map(|(p, r)| self.encode(p, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&Encoded> = encoded.iter().collect();
-        let rows = self.score_encoded(&refs)?;
-        Ok(encoded
-            .iter()
-            .zip(rows)
-            .map(|(e, scores)| self.scored(e, scores))
-            .collect())
-    }
-
-    /// Wraps scores with their token count and the warnings that apply to this input.
-    pub fn scored(&self, e: &Encoded, scores: Vec<f32>) -> Scored {
-        let mut warnings = self.warnings.clone();
-        warnings.extend(input_warnings(e, self.encoder.max_tokens()));
-        Scored {
-            tokens: e.ids.len(),
-            truncated: e.truncated(),
-            scores,
-            warnings,
-        }
-    }
-}
-
-/// What the user should know about how one input was read.
-pub fn input_warnings(e: &Encoded, max_tokens: usize) -> Vec<String> {
-    let mut w = Vec::new();
-    if e.truncated() {
-        w.push(format!(
-            "input has {}{} tokens; only the last {} were scored (truncated from the left, as in training)",
-            if e.full_len_exact { "" } else { "over " },
-            e.full_len,
-            max_tokens
-        ));
-    }
-    if !e.control_tokens.is_empty() {
-        w.push(format!(
-            "the text contains {}, read as control token(s) as transformers does",
-            e.control_tokens.join(" ")
-        ));
-    }
-    w
 }
 
 /// Whether a tensor name is one the Mistral sequence classifier has.

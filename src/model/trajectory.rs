@@ -1,140 +1,44 @@
-//! Where in a response the reward moves: the scores of its prefixes, each prefix scored exactly
-//! as a whole input (template head, prompt, the response cut at a boundary, template tail), so
-//! a point is the model's score of that shorter response, not a credit given to a token.
+//! The model's part of a response's trajectory (see `scoring::trajectory`): inputs that each
+//! continue a prefix of one whole input, scored against that input's cached keys and values.
 //!
-//! Cost: one pass over the whole input keeps its keys and values; every prefix whose input
-//! starts as the whole input does (the usual case: all but the last few tokens) then feeds only
-//! its own remaining tokens (the cut word and the template's tail) against those cached keys
-//! and values, many prefixes in one pass ([`Mistral::forward_continuations`]). A prefix whose
-//! input starts differently (left truncation moves with the length) feeds all of it: exact
-//! either way.
-
-use std::str::FromStr;
+//! One pass over the whole input keeps its keys and values; every input that starts as the
+//! whole input does (the usual case: all but the last few tokens) then feeds only its own
+//! remaining tokens against them, many inputs in one pass ([`Mistral::forward_continuations`]).
+//! An input that starts differently (left truncation moves with the length) feeds all of its
+//! tokens: exact either way.
 
 use super::mistral::Mistral;
-use super::{Encoded, ModelError, RewardModel};
-
-/// Where a response is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Every {
-    /// After every word (a run of non-space characters).
-    #[default]
-    Word,
-    /// After every sentence: `.`, `!`, `?` or `…` (and closing quotes or brackets) before a
-    /// space or the end, and at line breaks.
-    Sentence,
-    /// After every token of the response as the tokenizer reads it alone.
-    Token,
-}
-
-impl FromStr for Every {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "word" => Ok(Every::Word),
-            "sentence" => Ok(Every::Sentence),
-            "token" => Ok(Every::Token),
-            _ => Err(format!("`{s}`: expected word, sentence or token")),
-        }
-    }
-}
-
-/// One prefix of a response and its scores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    /// The prefix is `response[..end]` (a byte offset on a character boundary).
-    pub end: usize,
-    pub scores: Vec<f32>,
-    /// Tokens of the prefix's input, and whether they were cut from the left.
-    pub tokens: usize,
-    pub truncated: bool,
-}
+use super::{ModelError, RewardModel};
 
 /// Most tokens fed in one pass of continuations (bounds the mask: tokens × context).
 const TOKENS_PER_PASS: usize = 512;
 
-/// The byte offsets where `response` is cut, increasing, each > 0; the whole response last.
-pub fn boundaries(
-    response: &str,
-    every: Every,
-    token_ends: impl FnOnce(&str) -> Result<Vec<usize>, ModelError>,
-) -> Result<Vec<usize>, ModelError> {
-    let mut ends: Vec<usize> = match every {
-        Every::Word => response
-            .char_indices()
-            .zip(response.chars().skip(1).map(Some).chain([None]))
-            .filter(|((_, c), next)| !c.is_whitespace() && next.is_none_or(char::is_whitespace))
-            .map(|((i, c), _)| i + c.len_utf8())
-            .collect(),
-        Every::Sentence => {
-            let closing = |c: char| matches!(c, '"' | '\'' | ')' | ']' | '»' | '”' | '’');
-            let chars: Vec<(usize, char)> = response.char_indices().collect();
-            let mut out = Vec::new();
-            for (n, &(i, c)) in chars.iter().enumerate() {
-                let next = chars.get(n + 1).map(|&(_, c)| c);
-                if c == '\n' && i > 0 {
-                    out.push(i);
-                } else if (matches!(c, '.' | '!' | '?' | '…')
-                    || (closing(c) && n > 0 && matches!(chars[n - 1].1, '.' | '!' | '?' | '…')))
-                    && next.is_none_or(|x| x.is_whitespace())
-                {
-                    out.push(i + c.len_utf8());
-                }
-            }
-            out
-        }
-        Every::Token => token_ends(response)?,
-    };
-    ends.retain(|&e| e > 0 && e <= response.len() && response.is_char_boundary(e));
-    ends.push(response.len());
-    ends.sort_unstable();
-    ends.dedup();
-    ends.retain(|&e| e > 0);
-    Ok(ends)
-}
-
 impl RewardModel {
-    /// The scores of `response`'s prefixes cut `every` word, sentence or token, the whole
-    /// response last; each equals scoring that prefix as the response on its own.
-    pub fn trajectory(
+    /// The scores of each of `inputs`, every one equal to scoring it alone, computed against
+    /// one cached pass over `full` (whose own scores are those of any input equal to it).
+    pub fn continuations(
         &self,
-        prompt: &str,
-        response: &str,
-        every: Every,
+        full: &[u32],
+        inputs: &[&[u32]],
         should_stop: &dyn Fn() -> bool,
-    ) -> Result<Vec<Point>, ModelError> {
-        let ends = boundaries(response, every, |r| self.encoder().token_ends(r))?;
-        let inputs = ends
-            .iter()
-            .map(|&e| self.encode(prompt, &response[..e]))
-            .collect::<Result<Vec<_>, _>>()?;
-        let Some(full) = inputs.last() else {
-            return Ok(Vec::new());
-        };
-        let scores = continuations(self.decoder(), full, &inputs, should_stop)?;
-        Ok(ends
-            .iter()
-            .zip(&inputs)
-            .zip(scores)
-            .map(|((&end, e), scores)| Point {
-                end,
-                scores,
-                tokens: e.ids.len(),
-                truncated: e.truncated(),
-            })
-            .collect())
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        if full.is_empty() || inputs.iter().any(|i| i.is_empty()) {
+            return Err(ModelError::Input(
+                "cannot score an empty token sequence".into(),
+            ));
+        }
+        continuations(self.decoder(), full, inputs, should_stop)
     }
 }
 
 /// Scores every input of `inputs` against one cached pass over `full`.
 fn continuations(
     model: &Mistral,
-    full: &Encoded,
-    inputs: &[Encoded],
+    full: &[u32],
+    inputs: &[&[u32]],
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Vec<f32>>, ModelError> {
-    let out = model.forward(None, &[&full.ids], true, should_stop)?;
+    let out = model.forward(None, &[full], true, should_stop)?;
     let whole = out.logits.to_vec2::<f32>()?.remove(0);
     let cache = out
         .caches
@@ -146,13 +50,12 @@ fn continuations(
         .iter()
         .map(|e| {
             let shared = e
-                .ids
                 .iter()
-                .zip(&full.ids)
+                .zip(full)
                 .take_while(|(a, b)| a == b)
                 .count()
-                .min(e.ids.len() - 1);
-            (shared, &e.ids[shared..])
+                .min(e.len().saturating_sub(1));
+            (shared, &e[shared..])
         })
         .collect();
     let mut rows: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
@@ -175,7 +78,7 @@ fn continuations(
         Ok(())
     };
     for (i, e) in inputs.iter().enumerate() {
-        if e.ids == full.ids {
+        if *e == full {
             rows[i] = Some(whole.clone());
             continue;
         }
@@ -189,58 +92,4 @@ fn continuations(
     }
     flush(&mut batch, &mut rows)?;
     Ok(rows.into_iter().map(|r| r.unwrap_or_default()).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cut(text: &str, every: Every) -> Vec<&str> {
-        boundaries(text, every, |_| Ok(vec![]))
-            .unwrap()
-            .into_iter()
-            .map(|e| &text[..e])
-            .collect()
-    }
-
-    #[test]
-    fn words_end_before_the_space_that_follows_them() {
-        assert_eq!(
-            cut("Blue,  on a\nclear day. ", Every::Word),
-            [
-                "Blue,",
-                "Blue,  on",
-                "Blue,  on a",
-                "Blue,  on a\nclear",
-                "Blue,  on a\nclear day.",
-                "Blue,  on a\nclear day. "
-            ]
-        );
-        assert_eq!(cut("日本 語", Every::Word), ["日本", "日本 語"]);
-        assert!(cut("", Every::Word).is_empty());
-    }
-
-    #[test]
-    fn sentences_end_after_their_stop_and_closing_quote() {
-        assert_eq!(
-            cut("He said \"Go.\" Then? no…\nNext", Every::Sentence),
-            [
-                "He said \"Go.\"",
-                "He said \"Go.\" Then?",
-                "He said \"Go.\" Then? no…",
-                "He said \"Go.\" Then? no…\nNext"
-            ]
-        );
-        // A decimal point is not a stop.
-        assert_eq!(
-            cut("Pi is 3.14 or so", Every::Sentence),
-            ["Pi is 3.14 or so"]
-        );
-    }
-
-    #[test]
-    fn every_is_read_from_its_name() {
-        assert_eq!("sentence".parse::<Every>(), Ok(Every::Sentence));
-        assert!("line".parse::<Every>().is_err());
-    }
 }

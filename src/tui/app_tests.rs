@@ -10,10 +10,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use super::*;
 use ratatui_textarea::{Input, TextArea};
 
-use crate::engine::{Backend, Engine, EngineEvent, LoadStage, Loader, RequestId, ScoreItem};
-use crate::model::ModelError;
-use crate::model::{ModelInfo, Scored, DPA_LABELS};
+use crate::engine::{Engine, EngineEvent, LoadStage, Loader, RequestId, ScoreItem};
+use crate::model::{ModelInfo, DPA_LABELS};
 use crate::preference::Direction;
+use crate::scoring::fake::FakeBackend;
+use crate::scoring::Scored;
 use crate::tui::layout;
 use crate::tui::widgets::{candidates, dial};
 
@@ -52,15 +53,11 @@ impl Scorer for FakeScorer {
 }
 
 /// Prefix scores for a response cut after every word, from [`fake_scores`] of each prefix.
-pub fn fake_trajectory(prompt: &str, response: &str) -> Vec<crate::model::trajectory::Point> {
-    let ends = crate::model::trajectory::boundaries(
-        response,
-        crate::model::trajectory::Every::Word,
-        |_| Ok(vec![]),
-    )
-    .expect("word boundaries");
+pub fn fake_trajectory(prompt: &str, response: &str) -> Vec<crate::scoring::Point> {
+    let ends = crate::scoring::boundaries(response, crate::scoring::Every::Word, |_| Ok(vec![]))
+        .expect("word boundaries");
     ends.into_iter()
-        .map(|end| crate::model::trajectory::Point {
+        .map(|end| crate::scoring::Point {
             end,
             scores: fake_scores(prompt, &response[..end]),
             tokens: end,
@@ -659,7 +656,7 @@ fn a_failed_score_is_shown_and_retried_only_on_request() {
         Event::Engine(EngineEvent::Scored {
             request: 1,
             item,
-            result: Err("input too long".into()),
+            result: Err(crate::scoring::ScoreError::Input("input too long".into())),
             cached: false,
             elapsed: Duration::ZERO,
         }),
@@ -689,7 +686,7 @@ fn a_model_that_fails_to_load_leaves_the_editors_usable() {
     let t = Instant::now();
     app.handle(
         Event::Engine(EngineEvent::LoadFailed {
-            error: "no such model".into(),
+            error: crate::scoring::LoadError::Model("no such model".into()),
         }),
         t,
     );
@@ -1025,40 +1022,6 @@ fn a_click_places_the_editor_cursor() {
     assert_eq!(app.prompt.cursor(), (1, 3));
 }
 
-/// A backend that scores like the fake and counts its calls, for the engine's cache.
-struct CountingBackend {
-    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Backend for CountingBackend {
-    fn info(&self) -> ModelInfo {
-        info()
-    }
-    fn warnings(&self) -> Vec<String> {
-        vec![]
-    }
-    fn score(
-        &mut self,
-        items: &[ScoreItem],
-        _stop: &dyn Fn() -> bool,
-        done: &mut dyn FnMut(usize, Result<Scored, String>),
-    ) -> Result<(), ModelError> {
-        for (i, it) in items.iter().enumerate() {
-            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            done(
-                i,
-                Ok(Scored {
-                    tokens: 5,
-                    truncated: false,
-                    scores: fake_scores(&it.prompt, &it.response),
-                    warnings: vec![],
-                }),
-            );
-        }
-        Ok(())
-    }
-}
-
 /// Feeds engine events to the app until `done` holds (or fails after a generous wait).
 fn pump(
     app: &mut App,
@@ -1080,10 +1043,9 @@ fn pump(
 
 #[test]
 fn the_engine_cache_answers_text_seen_before() {
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = calls.clone();
-    let loader: Loader =
-        Box::new(move |_| Ok(Box::new(CountingBackend { calls: c }) as Box<dyn Backend>));
+    let backend = FakeBackend::new(&DPA_LABELS, fake_scores);
+    let calls = backend.calls.clone();
+    let loader: Loader = Box::new(move |_| Ok(backend.pipeline()));
     let (tx, rx) = std::sync::mpsc::channel();
     let engine = Engine::spawn(loader, 16, move |e| {
         let _ = tx.send(e);
@@ -1100,17 +1062,13 @@ fn the_engine_cache_answers_text_seen_before() {
     type_text(&mut app, "!", t);
     app.apply(Action::RescoreNow, t);
     pump(&mut app, &rx, fresh);
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(calls.lock().unwrap().len(), 2);
     // Back to the first text: its own result is gone from the candidate, the engine has it.
     key(&mut app, KeyCode::Backspace, t);
     assert_eq!(app.candidate_views()[0].freshness, Freshness::Stale);
     app.apply(Action::RescoreNow, t);
     let events = pump(&mut app, &rx, fresh);
-    assert_eq!(
-        calls.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "no new model call"
-    );
+    assert_eq!(calls.lock().unwrap().len(), 2, "no new model call");
     assert!(events
         .iter()
         .any(|e| matches!(e, EngineEvent::Scored { cached: true, .. })));

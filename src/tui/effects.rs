@@ -63,7 +63,7 @@ impl Scorer for crate::engine::Engine {
     }
 
     fn trajectory(&mut self, slot: u64, prompt: String, response: String) -> RequestId {
-        let every = crate::model::trajectory::Every::Word;
+        let every = crate::scoring::Every::Word;
         crate::engine::Engine::trajectory(self, slot, prompt, response, every)
     }
 

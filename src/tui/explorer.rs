@@ -10,11 +10,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
-use crate::model::trajectory::Point;
-use crate::model::{ModelInfo, Scored, DPA_LABELS};
+use crate::model::{ModelInfo, DPA_LABELS};
 use crate::preference::{
     self, find_attribute, paper_presets, Direction, PreferenceError, Preset, HELPFULNESS, VERBOSITY,
 };
+use crate::scoring::Point;
+use crate::scoring::Scored;
 
 pub use super::action::Action;
 use super::effects::Effect;

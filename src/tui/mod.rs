@@ -78,7 +78,7 @@ impl Scorer for EngineScorer {
     }
 
     fn trajectory(&mut self, slot: u64, prompt: String, response: String) -> RequestId {
-        let every = crate::model::trajectory::Every::Word;
+        let every = crate::scoring::Every::Word;
         self.engine.trajectory(slot, prompt, response, every)
     }
 

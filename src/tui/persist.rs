@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::model::Scored;
 use crate::preference;
+use crate::scoring::Scored;
 
 use super::explorer::*;
 use super::session::{self, Session};

@@ -17,7 +17,7 @@ use super::tests::{
 };
 use super::*;
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
-use crate::model::Scored;
+use crate::scoring::Scored;
 use crate::tui::{keys, session, view};
 
 fn screen(app: &App, w: u16, h: u16) -> String {
@@ -428,7 +428,7 @@ fn f5_loads_a_model_that_failed_again() {
     let t = Instant::now();
     app.handle(
         Event::Engine(EngineEvent::LoadFailed {
-            error: "no network".into(),
+            error: crate::scoring::LoadError::Model("no network".into()),
         }),
         t,
     );
@@ -438,7 +438,7 @@ fn f5_loads_a_model_that_failed_again() {
     // Alt-R does the same for terminals without F-keys.
     app.handle(
         Event::Engine(EngineEvent::LoadFailed {
-            error: "no network".into(),
+            error: crate::scoring::LoadError::Model("no network".into()),
         }),
         t,
     );
@@ -457,9 +457,11 @@ fn without_the_model_the_way_forward_comes_first_at_80x24() {
     ];
     app.handle(
         Event::Engine(EngineEvent::LoadFailed {
-            error: "cannot reach https://huggingface.co: dns error: failed to lookup address \
+            error: crate::scoring::LoadError::Model(
+                "cannot reach https://huggingface.co: dns error: failed to lookup address \
                     information: Temporary failure in name resolution"
-                .into(),
+                    .into(),
+            ),
         }),
         Instant::now(),
     );

@@ -243,8 +243,10 @@ fn a_model_that_cannot_load_explains_what_to_do() {
     let (mut app, _) = new_app();
     app.handle(
         Event::Engine(EngineEvent::LoadFailed {
-            error: "hub download of RLHFlow/RewardModel-Mistral-7B-for-DPA-v1 failed: no network"
-                .into(),
+            error: crate::scoring::LoadError::Model(
+                "hub download of RLHFlow/RewardModel-Mistral-7B-for-DPA-v1 failed: no network"
+                    .into(),
+            ),
         }),
         Instant::now(),
     );

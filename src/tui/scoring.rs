@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
-use crate::model::Scored;
+use crate::scoring::Scored;
 
 use super::effects::Effect;
 use super::explorer::*;
@@ -169,7 +169,7 @@ impl Explorer {
         &mut self,
         request: RequestId,
         slot: u64,
-        result: Result<Vec<crate::model::trajectory::Point>, String>,
+        result: Result<Vec<crate::scoring::Point>, String>,
     ) {
         let Some(f) = self
             .trajectory_inflight
@@ -219,7 +219,9 @@ impl Explorer {
                 self.request_scores(false, now);
             }
             EngineEvent::LoadFailed { error } => {
-                self.model = ModelState::Failed { error };
+                self.model = ModelState::Failed {
+                    error: error.to_string(),
+                };
                 self.inflight = None;
             }
             EngineEvent::Started { request, items } => {
@@ -237,7 +239,7 @@ impl Explorer {
                 if let Some(f) = self.inflight.as_mut().filter(|f| f.id == request) {
                     f.answered += 1;
                 }
-                self.apply_result(request, item, result, cached);
+                self.apply_result(request, item, result.map_err(|e| e.to_string()), cached);
             }
             EngineEvent::Finished { request, elapsed } => {
                 if let Some(f) = self.inflight.take_if(|f| f.id == request) {
@@ -252,7 +254,7 @@ impl Explorer {
                 request,
                 slot,
                 result,
-            } => self.apply_trajectory(request, slot, result),
+            } => self.apply_trajectory(request, slot, result.map_err(|e| e.to_string())),
             EngineEvent::Superseded { request } => {
                 if self.inflight.as_ref().is_some_and(|f| f.id == request) {
                     self.inflight = None;

@@ -4,6 +4,9 @@
 pub mod pty;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dpa_explorer::scoring::{Every, Pipeline, Point, ScoreError, Scored};
 
 use serde::Deserialize;
 
@@ -65,7 +68,7 @@ pub fn model_copy(src: &Path, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
 }
 
 /// The model in `dir` on the CPU in f32, inputs cut to `max_tokens`.
-pub fn load(dir: &Path, max_tokens: usize) -> dpa_explorer::model::RewardModel {
+pub fn load(dir: &Path, max_tokens: usize) -> Arc<dpa_explorer::model::RewardModel> {
     use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
     let files = ModelFiles::from_dir(dir).expect("model files");
     let opts = LoadOptions {
@@ -73,7 +76,7 @@ pub fn load(dir: &Path, max_tokens: usize) -> dpa_explorer::model::RewardModel {
         dtype: DTypeChoice::F32,
         max_tokens,
     };
-    RewardModel::load(&files, &opts).expect("model loads")
+    Arc::new(RewardModel::load(&files, &opts).expect("model loads"))
 }
 
 /// The shards of the `tiny-mha` fixture.
@@ -125,7 +128,7 @@ pub fn load_mode(
     dir: &Path,
     dtype: dpa_explorer::model::DTypeChoice,
     cache: &Path,
-) -> dpa_explorer::model::RewardModel {
+) -> Arc<dpa_explorer::model::RewardModel> {
     use dpa_explorer::model::{DeviceChoice, LoadOptions, ModelFiles, RewardModel};
     let files = ModelFiles::from_dir(dir).expect("model files");
     let opts = LoadOptions {
@@ -133,5 +136,38 @@ pub fn load_mode(
         dtype,
         ..LoadOptions::default()
     };
-    RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads")
+    Arc::new(RewardModel::load_with_cache(&files, &opts, Some(cache)).expect("model loads"))
+}
+
+/// Scoring a loaded model through the pipeline, each call from scratch (a fresh cache), so
+/// that it is an independent reference.
+#[allow(dead_code)]
+pub trait Scoring {
+    fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<Scored>, ScoreError>;
+    fn trajectory(
+        &self,
+        prompt: &str,
+        response: &str,
+        every: Every,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ScoreError>;
+}
+
+impl Scoring for Arc<dpa_explorer::model::RewardModel> {
+    fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<Scored>, ScoreError> {
+        Pipeline::local(self.clone())
+            .score_pairs(pairs)
+            .into_iter()
+            .collect()
+    }
+
+    fn trajectory(
+        &self,
+        prompt: &str,
+        response: &str,
+        every: Every,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Point>, ScoreError> {
+        Pipeline::local(self.clone()).trajectory(prompt, response, every, stop)
+    }
 }

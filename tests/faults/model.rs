@@ -11,7 +11,7 @@ use dpa_explorer::model::{
 use safetensors::Dtype;
 use serde_json::{json, Value};
 
-use crate::common::{edited_checkpoint, fixture, model_copy, Tensors, SHARDS};
+use crate::common::{edited_checkpoint, fixture, model_copy, Scoring, Tensors, SHARDS};
 
 mod fuzz;
 mod pickle;
@@ -250,7 +250,7 @@ fn a_weight_too_large_for_f16_is_refused_when_loading_as_f16_only() {
         "{e}"
     );
     // Finite as stored: f32 holds it, and the model scores finitely.
-    let model = load_with(dir.path(), DTypeChoice::F32).unwrap();
+    let model = std::sync::Arc::new(load_with(dir.path(), DTypeChoice::F32).unwrap());
     let scored = model.score(&[("Hello", "Hi")]).unwrap();
     assert!(scored[0].scores.iter().all(|s| s.is_finite()));
 }

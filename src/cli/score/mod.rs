@@ -14,10 +14,9 @@ use serde_json::{Map, Value};
 
 use super::{DirectionArgs, ModelArgs};
 use crate::hub::DownloadProgress;
-use crate::model::reuse::{self, Job, DEFAULT_KV_BUDGET};
-use crate::model::trajectory::{Every, Point};
-use crate::model::{Encoded, KvStore, ReuseOptions, RewardModel, Scored};
+use crate::model::RewardModel;
 use crate::preference::{self, shortest};
+use crate::scoring::{Every, Input, Pipeline, Point, ScoreError, Scored};
 use input::LineReader;
 pub use input::{parse_jsonl, parse_line, Pair, Record};
 use output::{same_file, set_field, stdin_is, write_object, Output};
@@ -155,82 +154,40 @@ fn error_fields(line: usize, error: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// Scores the pairs among `records`, at most `batch` inputs per forward pass; results come in
-/// the records' order and a failed pair becomes an error for its own line only.
+/// Scores the pairs among `records`; results come in the records' order and a failed pair
+/// becomes an error for its own line only.
 pub fn score_records(
-    model: &RewardModel,
+    pipeline: &mut Pipeline,
     records: &[Record],
-    batch: usize,
-) -> Vec<Result<Scored, String>> {
-    score_records_with(model, &mut KvStore::new(DEFAULT_KV_BUDGET), records, batch)
-}
-
-/// As [`score_records`], reusing and adding to the prefix caches in `store`.
-pub fn score_records_with(
-    model: &RewardModel,
-    store: &mut KvStore,
-    records: &[Record],
-    batch: usize,
-) -> Vec<Result<Scored, String>> {
-    let inputs: Vec<Result<(&str, &str), &str>> = records
+) -> Vec<Result<Scored, ScoreError>> {
+    let inputs: Vec<Result<Input, ScoreError>> = records
         .iter()
         .map(|r| match r {
             Record::Pair {
                 prompt, response, ..
-            } => Ok((prompt.as_str(), response.as_str())),
-            Record::Bad { error, .. } => Err(error.as_str()),
+            } => Ok(Input {
+                prompt,
+                response,
+                slot: None,
+            }),
+            Record::Bad { error, .. } => Err(ScoreError::Input(error.clone())),
         })
         .collect();
-    score_pairs(model, store, &inputs, batch)
+    score_inputs(pipeline, &inputs)
 }
 
-/// Scores prompt/response pairs (an `Err` input is passed on as its line's error), reusing
-/// and adding to the prefix caches in `store`. Pairs that share a prompt compute the template
-/// and the prompt once and batch their responses, longest first; every pair shares the
-/// template's head, with the pairs of earlier calls too.
-pub fn score_pairs(
-    model: &RewardModel,
-    store: &mut KvStore,
-    inputs: &[Result<(&str, &str), &str>],
-    batch: usize,
-) -> Vec<Result<Scored, String>> {
-    let mut out: Vec<Option<Result<Scored, String>>> = vec![None; inputs.len()];
-    let mut encoded: Vec<(usize, Encoded)> = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        match input {
-            Err(error) => out[i] = Some(Err(error.to_string())),
-            Ok((prompt, response)) => match model.encode(prompt, response) {
-                Ok(e) => encoded.push((i, e)),
-                Err(e) => out[i] = Some(Err(e.to_string())),
-            },
-        }
-    }
-    let jobs: Vec<Job> = encoded
-        .iter()
-        .map(|(_, e)| Job {
-            ids: &e.ids,
-            slot: None,
-        })
-        .collect();
-    let options = ReuseOptions {
-        max_batch: batch.max(1),
-        keep_slots: false,
-        ..ReuseOptions::default()
-    };
-    let outcome = reuse::score(
-        model.decoder(),
-        store,
-        &jobs,
-        &options,
-        &|| false,
-        &mut |j, result| {
-            let (i, e) = &encoded[j];
-            out[*i] = Some(result.map(|row| model.scored(e, row)));
-        },
-    );
-    let failure = outcome.err().map(|e| e.to_string());
+/// Scores `inputs` (an `Err` is passed on as its line's error), one result each, in order.
+/// Pairs that share a prompt compute the template and the prompt once and batch their
+/// responses; every pair shares the template's head, with the pairs of earlier calls too.
+fn score_inputs(
+    pipeline: &mut Pipeline,
+    inputs: &[Result<Input, ScoreError>],
+) -> Vec<Result<Scored, ScoreError>> {
+    let mut out: Vec<Option<Result<Scored, ScoreError>>> = vec![None; inputs.len()];
+    let outcome = pipeline.score(inputs, &|| false, &mut |i, r| out[i] = Some(r));
+    let failure = outcome.err().unwrap_or(ScoreError::Cancelled);
     out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(failure.clone().unwrap_or_else(|| "not scored".into()))))
+        .map(|r| r.unwrap_or_else(|| Err(failure.clone())))
         .collect()
 }
 
@@ -324,6 +281,8 @@ pub fn run(
     let weights = direction.resolve(&labels)?;
 
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    let mut pipeline = Pipeline::local(model);
+    pipeline.set_batch(batch);
     let bar = match source {
         Source::Pair(_) => ProgressBar::hidden(),
         _ => ProgressBar::with_draw_target(None, stderr_target()),
@@ -343,8 +302,7 @@ pub fn run(
     // bounded whatever the input's size.
     let max_lines = batch.saturating_mul(WINDOW_BATCHES);
     // Prefixes computed for one window serve the next (a prompt's pairs split by the window
-    // boundary, the template head).
-    let mut store = KvStore::new(DEFAULT_KV_BUDGET);
+    // boundary, the template head): the pipeline's backend keeps them.
     let (mut lines, mut failed) = (0usize, 0usize);
     loop {
         let mut window = reader
@@ -354,14 +312,18 @@ pub fn run(
             break;
         }
         let results = {
-            let inputs: Vec<Result<(&str, &str), &str>> = window
+            let inputs: Vec<Result<Input, ScoreError>> = window
                 .iter()
                 .map(|l| match &l.parsed {
-                    Ok(p) => Ok((p.prompt.as_str(), p.response.as_str())),
-                    Err(e) => Err(e.as_str()),
+                    Ok(p) => Ok(Input {
+                        prompt: &p.prompt,
+                        response: &p.response,
+                        slot: None,
+                    }),
+                    Err(e) => Err(ScoreError::Input(e.clone())),
                 })
                 .collect();
-            score_pairs(&model, &mut store, &inputs, batch)
+            score_inputs(&mut pipeline, &inputs)
         };
         let sink = output.writer();
         for (line, result) in window.iter_mut().zip(results) {
@@ -372,7 +334,7 @@ pub fn run(
                     result_fields(std::mem::take(&mut pair.fields), &labels, &scored, &weights)
                         .and_then(|mut fields| {
                             if args.trajectory {
-                                let points = model
+                                let points = pipeline
                                     .trajectory(&pair.prompt, &pair.response, args.every, &|| false)
                                     .map_err(|e| e.to_string())?;
                                 let field = trajectory_field(&points, &labels, &weights)?;
@@ -382,7 +344,7 @@ pub fn run(
                         })
                 }
                 (Err(e), _) => Err(e.clone()),
-                (Ok(_), Err(e)) => Err(e),
+                (Ok(_), Err(e)) => Err(e.to_string()),
             };
             match fields {
                 Ok(fields) => write_object(sink, &fields)?,

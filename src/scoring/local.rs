@@ -1,0 +1,149 @@
+//! The local backend: the candle model, keeping the keys and values of each candidate's last
+//! input, so that an edit recomputes only the tokens from the first changed one (and always
+//! the template's tail), and inputs scored together compute their shared template and prompt
+//! once (`model::reuse`).
+
+use std::sync::Arc;
+
+use crate::model::reuse::{self, Job as ReuseJob};
+use crate::model::{KvStore, ModelInfo, ReuseOptions, ReuseStats, RewardModel};
+
+use super::{Backend, Job, ScoreError};
+
+/// The reward model with a per-slot key/value cache.
+pub struct LocalBackend {
+    model: Arc<RewardModel>,
+    store: KvStore,
+    options: ReuseOptions,
+    last: ReuseStats,
+}
+
+impl LocalBackend {
+    /// Keeps at most `budget_bytes` of cached keys and values (least recently used out first).
+    /// The model may be shared with other backends (each keeps its own cache).
+    pub fn new(model: impl Into<Arc<RewardModel>>, budget_bytes: usize) -> Self {
+        let model = model.into();
+        let options = ReuseOptions {
+            min_fed: model.encoder().tail_tokens(),
+            ..ReuseOptions::default()
+        };
+        Self {
+            model,
+            store: KvStore::new(budget_bytes),
+            options,
+            last: ReuseStats::default(),
+        }
+    }
+
+    pub fn model(&self) -> &RewardModel {
+        &self.model
+    }
+
+    pub fn options(&self) -> &ReuseOptions {
+        &self.options
+    }
+
+    pub fn options_mut(&mut self) -> &mut ReuseOptions {
+        &mut self.options
+    }
+
+    /// What the last call to `score` computed.
+    pub fn last_stats(&self) -> &ReuseStats {
+        &self.last
+    }
+
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+
+    /// Drops every cached key and value.
+    pub fn clear(&mut self) {
+        self.store.clear();
+    }
+}
+
+impl Backend for LocalBackend {
+    fn info(&self) -> ModelInfo {
+        self.model.info().clone()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.model.warnings().to_vec()
+    }
+
+    fn score(
+        &mut self,
+        jobs: &[Job<'_>],
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Vec<f32>, ScoreError>),
+    ) -> Result<(), ScoreError> {
+        // What the model cannot take is the input's fault, told apart from a failed pass.
+        let context = self.model.info().context;
+        let mut todo = Vec::with_capacity(jobs.len());
+        for (j, job) in jobs.iter().enumerate() {
+            if job.ids.is_empty() {
+                done(
+                    j,
+                    Err(ScoreError::Input("cannot score an empty input".into())),
+                );
+            } else if job.ids.len() > context {
+                done(
+                    j,
+                    Err(ScoreError::Input(format!(
+                        "{} tokens exceed the model's context of {context} positions",
+                        job.ids.len()
+                    ))),
+                );
+            } else {
+                todo.push(j);
+            }
+        }
+        let reuse_jobs: Vec<ReuseJob> = todo
+            .iter()
+            .map(|&j| ReuseJob {
+                ids: jobs[j].ids,
+                slot: jobs[j].slot,
+            })
+            .collect();
+        let stats = reuse::score(
+            self.model.decoder(),
+            &mut self.store,
+            &reuse_jobs,
+            &self.options,
+            stop,
+            &mut |k, row| done(todo[k], row.map_err(ScoreError::Model)),
+        )?;
+        tracing::debug!(
+            tokens = stats.tokens,
+            computed = stats.computed,
+            padding = stats.padding,
+            passes = stats.passes,
+            cache_bytes = stats.stored_bytes,
+            "scored with reuse"
+        );
+        self.last = stats;
+        Ok(())
+    }
+
+    /// One cached pass over `full`, then only each input's own last tokens.
+    fn continuations(
+        &mut self,
+        full: &[u32],
+        inputs: &[&[u32]],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<f32>>, ScoreError> {
+        Ok(self.model.continuations(full, inputs, stop)?)
+    }
+
+    fn set_batch(&mut self, inputs: usize) {
+        self.options.max_batch = inputs.max(1);
+    }
+
+    fn cache_bytes(&self) -> usize {
+        self.store.bytes()
+    }
+
+    fn forget(&mut self, slot: u64) {
+        self.store.forget_slot(slot);
+    }
+}
