@@ -40,19 +40,40 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
         model_name,
         demo,
         direction,
-        device: format!("{:?}", cli.model.device).to_lowercase(),
-        dtype: format!("{:?}", cli.model.dtype).to_lowercase(),
+        device: match cli.model.servers.as_slice() {
+            [] => format!("{:?}", cli.model.device).to_lowercase(),
+            servers => format!(
+                "remote {}",
+                servers
+                    .iter()
+                    .map(|u| u.as_str().trim_end_matches('/'))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        dtype: if cli.model.servers.is_empty() {
+            format!("{:?}", cli.model.dtype).to_lowercase()
+        } else {
+            "server".into()
+        },
         paths,
     };
     let options = cli.model.load_options();
+    let remote = cli.model.remote();
     // Hub settings are read again for each load, so F5 after fixing the environment works.
-    let loader = Box::new(move || {
-        engine::model_loader(
+    let loader = Box::new(move || match &remote {
+        Some(remote) => engine::remote_loader(
+            source.clone(),
+            HubOptions::from_env(),
+            options.max_tokens,
+            remote.clone(),
+        ),
+        None => engine::model_loader(
             source.clone(),
             HubOptions::from_env(),
             options.clone(),
             Some(dpa_explorer::assets::quant_cache()),
-        )
+        ),
     });
     Ok(Launch {
         config,

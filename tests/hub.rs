@@ -1,6 +1,7 @@
 //! Hub downloads against a stand-in hub on 127.0.0.1 (never the network): the cache layout,
 //! progress, cache reuse, offline use, resume after a cut connection, revisions, tokens and
-//! the errors a user sees; and `score` through the real binary with a hub model.
+//! the errors a user sees; the tokenizer-only fetch of a model scored elsewhere; and `score`
+//! through the real binary with a hub model.
 
 mod common;
 #[allow(dead_code)]
@@ -12,7 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use dpa_explorer::hub::{fetch, DownloadProgress, HubError, HubOptions, ModelSource, Resolved};
+use dpa_explorer::hub::{
+    fetch, fetch_tokenizer, DownloadProgress, HubError, HubOptions, ModelSource, Resolved,
+    TokenizerFiles,
+};
 use dpa_explorer::model::WeightFiles;
 use hub_server::{Request, Server, State};
 
@@ -534,6 +538,257 @@ fn an_unknown_repository_or_missing_file_is_a_clear_error() {
     );
     // Nothing was downloaded for a repository that cannot be used.
     assert!(file_requests(&server).is_empty());
+}
+
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+const NO_WEIGHTS: &str = "has no weights: none of model.safetensors, \
+    model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json is there";
+
+#[test]
+fn fetch_tokenizer_downloads_only_config_and_tokenizer_and_fetch_then_adds_the_weights() {
+    let mut st = hub_state();
+    // What a repository for a model served elsewhere may hold: no weights at all.
+    st.add("org/tok-only", "main", MAIN, &fixture("tiny-mha"), &[]);
+    for rev in st.repos.get_mut("org/tok-only").unwrap().values_mut() {
+        rev.files
+            .retain(|name, _| ["config.json", "tokenizer.json", "README.md"].contains(&&**name));
+    }
+    st.add("org/no-tokenizer", "main", MAIN, &fixture("tiny-mha"), &[]);
+    for rev in st.repos.get_mut("org/no-tokenizer").unwrap().values_mut() {
+        rev.files.remove("tokenizer.json");
+    }
+    let server = Server::start(st);
+    let home = tempfile::tempdir().unwrap();
+    let opts = options(&server.endpoint(), home.path());
+
+    let events = RefCell::new(Vec::new());
+    let t = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|p| {
+        events.borrow_mut().push(p)
+    })
+    .expect("tokenizer fetch works");
+    let repo = repo_dir(home.path(), "org/tiny");
+    let snapshot = repo.join("snapshots").join(MAIN);
+    assert_eq!(
+        t,
+        TokenizerFiles {
+            config: snapshot.join("config.json"),
+            tokenizer: snapshot.join("tokenizer.json"),
+            commit: Some(MAIN.into()),
+            downloaded: vec!["config.json".into(), "tokenizer.json".into()],
+            note: None,
+        }
+    );
+    assert_fixture_bytes(&t.config, "tiny-mha", "config.json");
+    assert_fixture_bytes(&t.tokenizer, "tiny-mha", "tokenizer.json");
+    // The same cache layout as a full fetch, with nothing else in the snapshot.
+    assert_eq!(entries(&snapshot), ["config.json", "tokenizer.json"]);
+    for name in ["config.json", "tokenizer.json"] {
+        let link = std::fs::read_link(snapshot.join(name)).expect("snapshot entry is a link");
+        assert!(link.starts_with("../../blobs"), "{}", link.display());
+    }
+    assert_eq!(entries(&repo.join("blobs")).len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        MAIN
+    );
+    // No weight file (nor anything else) was asked for.
+    let asked = file_requests(&server);
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.is_file("config.json") || r.is_file("tokenizer.json")),
+        "{asked:?}"
+    );
+    // Progress counts the two files only.
+    let events = events.into_inner();
+    for (i, name) in ["config.json", "tokenizer.json"].iter().enumerate() {
+        let last = events.iter().rfind(|e| e.file == *name).expect("progress");
+        let size = std::fs::metadata(snapshot.join(name)).unwrap().len();
+        assert_eq!(
+            (last.index, last.files, last.bytes, last.total),
+            (i, 2, size, size)
+        );
+    }
+    assert!(events.iter().all(|e| e.files == 2), "{events:?}");
+
+    // The full fetch of the same revision reuses both files and adds the weights.
+    let before = server.requests().len();
+    let r = fetch(&hub("org/tiny", "main"), &opts, &|_| {}).expect("full fetch works");
+    assert_eq!(
+        r.downloaded,
+        ["model.safetensors.index.json", SHARDS[0], SHARDS[1]]
+    );
+    assert_eq!(
+        (&r.files.config, &r.files.tokenizer),
+        (&t.config, &t.tokenizer)
+    );
+    assert_eq!(
+        r.files.weights,
+        WeightFiles::Safetensors(SHARDS.iter().map(|s| snapshot.join(s)).collect())
+    );
+    for shard in SHARDS {
+        assert_fixture_bytes(&snapshot.join(shard), "tiny-mha", shard);
+    }
+    let again = &server.requests()[before..];
+    assert!(
+        !again
+            .iter()
+            .any(|r| r.is_file("config.json") || r.is_file("tokenizer.json")),
+        "{again:?}"
+    );
+
+    // A repository without weights serves the tokenizer fetch; the model fetch refuses it.
+    let t = fetch_tokenizer(&hub("org/tok-only", "main"), &opts, &|_| {})
+        .expect("no weights are needed");
+    assert_eq!(t.downloaded, ["config.json", "tokenizer.json"]);
+    assert_fixture_bytes(&t.tokenizer, "tiny-mha", "tokenizer.json");
+    let e = fetch(&hub("org/tok-only", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, format!("`org/tok-only` at revision `main` {NO_WEIGHTS}"));
+
+    // Without a tokenizer the repository is refused as `fetch` refuses it, before downloading.
+    let before = file_requests(&server).len();
+    let e = fetch_tokenizer(&hub("org/no-tokenizer", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "`org/no-tokenizer` at revision `main` has no tokenizer.json (the fast tokenizer file)"
+    );
+    assert_eq!(file_requests(&server).len(), before);
+}
+
+#[test]
+fn fetch_tokenizer_uses_a_cache_without_weights_offline_and_when_the_hub_is_down() {
+    let mut server = Server::start(hub_state());
+    let home = tempfile::tempdir().unwrap();
+    let mut opts = options(&server.endpoint(), home.path());
+    let online = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {}).expect("online");
+    server.stop();
+    let snapshot = repo_dir(home.path(), "org/tiny")
+        .join("snapshots")
+        .join(MAIN);
+    assert_eq!(entries(&snapshot), ["config.json", "tokenizer.json"]);
+
+    // Offline by choice: the two cached files suffice, with no note.
+    opts.offline = true;
+    let offline = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {}).expect("offline");
+    assert_eq!(
+        offline,
+        TokenizerFiles {
+            downloaded: Vec::new(),
+            ..online.clone()
+        }
+    );
+    let by_commit = fetch_tokenizer(&hub("org/tiny", MAIN), &opts, &|_| {}).expect("by commit");
+    assert_eq!(by_commit.config, online.config);
+    // The model itself is not cached, and `fetch` says so.
+    let e = fetch(&hub("org/tiny", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HF_HUB_OFFLINE is set"), "{e}");
+    assert!(e.contains("missing the weights"), "{e}");
+
+    // Online but the hub is unreachable: the cached copy, with a note saying so.
+    opts.offline = false;
+    let fallback = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {}).expect("falls back");
+    assert_eq!(
+        (&fallback.config, &fallback.tokenizer),
+        (&online.config, &online.tokenizer)
+    );
+    let note = fallback.note.expect("the fallback is reported");
+    assert!(note.contains("cannot reach"), "{note}");
+    assert!(note.contains("using the cached copy of org/tiny"), "{note}");
+    let e = fetch_tokenizer(&hub("org/tiny", "v2"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot reach") && e.contains("nothing is cached"),
+        "{e}"
+    );
+
+    // The cached files are checked against their blobs' hashes.
+    opts.offline = true;
+    let blob = std::fs::canonicalize(snapshot.join("config.json")).unwrap();
+    let original = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, b"{\"model_type\": \"other\"}").unwrap();
+    let e = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {}).unwrap_err();
+    assert!(matches!(e, HubError::CorruptCache { .. }), "{e}");
+    assert!(e.to_string().contains("config.json"), "{e}");
+    std::fs::write(&blob, original).unwrap();
+    fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {}).expect("restored blob");
+
+    // Without the tokenizer, the error names it (and not the weights, which are not wanted).
+    std::fs::remove_file(snapshot.join("tokenizer.json")).unwrap();
+    let e = fetch_tokenizer(&hub("org/tiny", "main"), &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HF_HUB_OFFLINE is set"), "{e}");
+    assert!(e.contains("missing tokenizer.json ("), "{e}");
+    assert!(!e.contains("weights"), "{e}");
+}
+
+#[test]
+fn a_local_directory_with_config_and_tokenizer_only_serves_fetch_tokenizer_not_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture("tiny-mha").join(name), dir.path().join(name)).unwrap();
+    }
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: were the hub contacted, the results would differ.
+    let opts = options("http://127.0.0.1:9", home.path());
+    let source = ModelSource::parse(dir.path().to_str().unwrap(), None).unwrap();
+    assert_eq!(source, ModelSource::Local(dir.path().into()));
+
+    let t = fetch_tokenizer(&source, &opts, &|p| {
+        panic!("progress for a local model: {p:?}")
+    })
+    .expect("a local tokenizer works");
+    assert_eq!(
+        t,
+        TokenizerFiles {
+            config: dir.path().join("config.json"),
+            tokenizer: dir.path().join("tokenizer.json"),
+            commit: None,
+            downloaded: Vec::new(),
+            note: None,
+        }
+    );
+    let e = fetch(&source, &opts, &|_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("missing weights: none of model.safetensors"),
+        "{e}"
+    );
+
+    // A path that is not a directory is refused in the same words by both.
+    let file = ModelSource::Local(dir.path().join("config.json"));
+    let e = fetch_tokenizer(&file, &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("missing model directory ("), "{e}");
+    assert_eq!(e, fetch(&file, &opts, &|_| {}).unwrap_err().to_string());
+
+    // Without the tokenizer, it is named.
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    let e = fetch_tokenizer(&source, &opts, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("missing tokenizer.json (the fast tokenizer file) ("),
+        "{e}"
+    );
+    assert!(!home.path().join("hub").exists(), "the hub cache was used");
 }
 
 fn binary() -> Command {

@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::hub::{self, DownloadProgress, HubOptions, ModelSource, DEFAULT_MODEL};
 use crate::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, DEFAULT_MAX_TOKENS};
 use crate::preference::{parse_weights, Direction};
+use crate::scoring::remote::RemoteOptions;
+use reqwest::Url;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +63,30 @@ pub struct ModelArgs {
     /// Longest input in tokens; longer inputs are truncated from the left, as in training.
     #[arg(long, global = true, default_value_t = DEFAULT_MAX_TOKENS, value_name = "N")]
     pub max_tokens: usize,
+    /// Score on a vLLM server serving the model (repeatable; DPA_SERVER takes a comma-separated
+    /// list). No weights are loaded here: only the model's tokenizer and config.
+    #[arg(
+        long = "server",
+        global = true,
+        value_name = "URL",
+        env = "DPA_SERVER",
+        value_delimiter = ',',
+        value_parser = parse_server
+    )]
+    pub servers: Vec<Url>,
+    /// Sent to the servers as a Bearer token (to them only).
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        env = "VLLM_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+}
+
+fn parse_server(s: &str) -> Result<Url, String> {
+    crate::scoring::remote::parse_server(s)
 }
 
 /// The preference direction.
@@ -110,6 +136,15 @@ impl ModelArgs {
             dtype: self.dtype,
             max_tokens: self.max_tokens,
         }
+    }
+
+    /// How to reach the servers, when `--server` names any.
+    pub fn remote(&self) -> Option<RemoteOptions> {
+        (!self.servers.is_empty()).then(|| RemoteOptions {
+            servers: self.servers.clone(),
+            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            ..RemoteOptions::default()
+        })
     }
 
     /// What `--model`/`--demo` name.

@@ -6,6 +6,7 @@
 //! tests can drive the engine with a stand-in backend.
 
 mod cache;
+mod load;
 pub mod priority;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use cache::ScoreCache;
+pub use load::{model_loader, remote_loader, remote_pipeline};
 
-use crate::hub::{self, HubOptions, ModelSource};
-use crate::model::{LoadOptions, ModelInfo, RewardModel};
+use crate::model::ModelInfo;
 use crate::scoring::{Every, Input, LoadError, Pipeline, Point, ScoreError, Scored};
 
 /// Identifies a request; later requests have larger ids.
@@ -90,38 +91,6 @@ pub enum EngineEvent {
 
 /// Builds the pipeline on the engine thread, reporting progress as it goes.
 pub type Loader = Box<dyn FnOnce(&dyn Fn(LoadStage)) -> Result<Pipeline, LoadError> + Send>;
-
-/// The loader for a real model: fetch its files (downloading if needed), then load it,
-/// keeping quantised weights in `quant_cache`.
-pub fn model_loader(
-    source: ModelSource,
-    hub_options: HubOptions,
-    options: LoadOptions,
-    quant_cache: Option<std::path::PathBuf>,
-) -> Loader {
-    Box::new(move |progress| {
-        let resolved = hub::fetch(&source, &hub_options, &|p| {
-            progress(LoadStage::Downloading {
-                file: p.file,
-                index: p.index,
-                files: p.files,
-                bytes: p.bytes,
-                total: p.total,
-            })
-        })
-        .map_err(|e| LoadError::Model(e.to_string()))?;
-        let files = resolved.files;
-        progress(LoadStage::Loading {
-            what: format!(
-                "weights from {}",
-                files.config.parent().unwrap_or(&files.config).display()
-            ),
-        });
-        let model = RewardModel::load_with_cache(&files, &options, quant_cache.as_deref())?;
-        // Say so when the hub was unreachable and the cached copy is what the user gets.
-        Ok(Pipeline::local(model).with_note(resolved.note))
-    })
-}
 
 /// How the engine thread computes.
 #[derive(Debug, Clone, PartialEq, Eq)]

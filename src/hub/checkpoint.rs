@@ -1,5 +1,6 @@
 //! Which files of a repository make a checkpoint: config, tokenizer and the weights (an index
-//! and its shards, or one file), chosen as the weight loader chooses on disk.
+//! and its shards, or one file), chosen as the weight loader chooses on disk. Without the
+//! weights (a model served elsewhere), config and tokenizer alone.
 //!
 //! The rule itself lives in `model::files`, shared with the weight loader; this module applies
 //! it to what the hub lists and to what is already cached. Only `hub` calls it.
@@ -11,6 +12,13 @@ pub use crate::model::files::{
     plan as plan_weights, WeightPlan, CONFIG, PT_INDEX, PT_SINGLE, ST_INDEX, ST_SINGLE, TOKENIZER,
 };
 
+/// The files every fetch needs, with the words that name them in errors (as the model layer
+/// names them).
+pub(super) const REQUIRED: [(&str, &str); 2] = [
+    (CONFIG, "config.json"),
+    (TOKENIZER, "tokenizer.json (the fast tokenizer file)"),
+];
+
 /// The shard files a cached shard index names, each once, in name order. Each becomes a path
 /// in the cache, so one that is not a plain relative path is refused.
 pub(super) fn shard_names(index: &Path) -> Result<Vec<String>, String> {
@@ -20,8 +28,8 @@ pub(super) fn shard_names(index: &Path) -> Result<Vec<String>, String> {
 }
 
 /// The files of the checkpoint in `dir` that are there, and what it lacks (by file name,
-/// or a description when the weights cannot be told).
-pub(super) fn checkpoint_files(dir: &Path) -> (Vec<String>, Vec<String>) {
+/// or a description when the weights cannot be told); the weights only when `weights`.
+pub(super) fn checkpoint_files(dir: &Path, weights: bool) -> (Vec<String>, Vec<String>) {
     let mut present = Vec::new();
     let mut missing = Vec::new();
     let note = |name: &str, present: &mut Vec<String>, missing: &mut Vec<String>| {
@@ -31,8 +39,12 @@ pub(super) fn checkpoint_files(dir: &Path) -> (Vec<String>, Vec<String>) {
             missing.push(name.to_string());
         }
     };
-    note(CONFIG, &mut present, &mut missing);
-    note(TOKENIZER, &mut present, &mut missing);
+    for (name, _) in REQUIRED {
+        note(name, &mut present, &mut missing);
+    }
+    if !weights {
+        return (present, missing);
+    }
     // Which weight files count is the loader's rule, applied to the ones on disk.
     let on_disk = [ST_INDEX, ST_SINGLE, PT_INDEX, PT_SINGLE]
         .into_iter()
@@ -59,5 +71,5 @@ pub(super) fn checkpoint_files(dir: &Path) -> (Vec<String>, Vec<String>) {
 
 /// What a model directory lacks, by file name; empty when it is complete.
 pub fn missing_files(dir: &Path) -> Vec<String> {
-    checkpoint_files(dir).1
+    checkpoint_files(dir, true).1
 }

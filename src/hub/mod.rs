@@ -14,7 +14,9 @@
 //! redirect points. Owning this layer (reqwest, and the cache layout above) is what keeps
 //! every write inside `HF_HUB_CACHE`.
 //!
-//! Callers: the CLI and the engine, through [`fetch`], [`resolve`] and [`HubOptions`].
+//! Callers: the CLI and the engine, through [`fetch`], [`resolve`] and [`HubOptions`]; a model
+//! scored elsewhere (its weights on a remote server) through [`fetch_tokenizer`], which fetches
+//! only config and tokenizer.
 
 mod cache;
 mod checkpoint;
@@ -26,13 +28,13 @@ mod names;
 mod session;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use cache::cached_snapshot;
 pub use checkpoint::{missing_files, plan_weights, WeightPlan};
 pub use env::{HubOptions, DEFAULT_TIMEOUT_S};
 
-use crate::model::{ModelError, ModelFiles};
+use crate::model::{files::require_file, ModelError, ModelFiles};
 use env::home_dir;
 
 /// The model the app loads when none is named.
@@ -221,6 +223,17 @@ pub struct Resolved {
     pub note: Option<String>,
 }
 
+/// The config and tokenizer of a model whose weights are not needed here, and how they were
+/// obtained (as in [`Resolved`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizerFiles {
+    pub config: PathBuf,
+    pub tokenizer: PathBuf,
+    pub commit: Option<String>,
+    pub downloaded: Vec<String>,
+    pub note: Option<String>,
+}
+
 /// The local files of a model, downloading what is missing. Blocks; call it from a plain
 /// thread, not from inside an async runtime.
 pub fn resolve(
@@ -241,9 +254,66 @@ pub fn fetch(
     opts: &HubOptions,
     progress: &dyn Fn(DownloadProgress),
 ) -> Result<Resolved, HubError> {
+    let found = locate(source, opts, progress, true)?;
+    Ok(Resolved {
+        files: ModelFiles::from_dir(&found.dir)?,
+        commit: found.commit,
+        downloaded: found.downloaded,
+        note: found.note,
+    })
+}
+
+/// Like [`fetch`], but only `config.json` and `tokenizer.json` are fetched and required: the
+/// weights are neither downloaded nor looked for, here or in the cache. Blocks as `fetch` does.
+pub fn fetch_tokenizer(
+    source: &ModelSource,
+    opts: &HubOptions,
+    progress: &dyn Fn(DownloadProgress),
+) -> Result<TokenizerFiles, HubError> {
+    let found = locate(source, opts, progress, false)?;
+    let [config, tokenizer] = tokenizer_files(&found.dir)?;
+    Ok(TokenizerFiles {
+        config,
+        tokenizer,
+        commit: found.commit,
+        downloaded: found.downloaded,
+        note: found.note,
+    })
+}
+
+/// Config and tokenizer of the model in `dir`, checked as `ModelFiles::from_dir` checks them
+/// (which would also demand the weights).
+fn tokenizer_files(dir: &Path) -> Result<[PathBuf; 2], ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::MissingFile {
+            path: dir.to_path_buf(),
+            what: "model directory".into(),
+        });
+    }
+    let [config, tokenizer] =
+        checkpoint::REQUIRED.map(|(name, what)| require_file(&dir.join(name), what));
+    Ok([config?, tokenizer?])
+}
+
+/// The directory that holds the model's files (a local one as given, or the hub snapshot
+/// made complete), before they are picked out of it.
+struct Located {
+    dir: PathBuf,
+    commit: Option<String>,
+    downloaded: Vec<String>,
+    note: Option<String>,
+}
+
+/// Where `source`'s files are; a hub model's are fetched, with the weights only when `weights`.
+fn locate(
+    source: &ModelSource,
+    opts: &HubOptions,
+    progress: &dyn Fn(DownloadProgress),
+    weights: bool,
+) -> Result<Located, HubError> {
     match source {
-        ModelSource::Local(dir) => Ok(Resolved {
-            files: ModelFiles::from_dir(dir)?,
+        ModelSource::Local(dir) => Ok(Located {
+            dir: dir.clone(),
             commit: None,
             downloaded: Vec::new(),
             note: None,
@@ -260,6 +330,7 @@ pub fn fetch(
                 repo,
                 revision,
                 progress,
+                weights,
             }
             .fetch()
         }
@@ -352,6 +423,35 @@ mod tests {
     }
 
     #[test]
+    fn tokenizer_files_need_a_directory_with_both_files_and_no_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = tokenizer_files(dir.path()).unwrap_err().to_string();
+        assert!(e.starts_with("missing config.json ("), "{e}");
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let e = tokenizer_files(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("missing tokenizer.json (the fast tokenizer file) ("),
+            "{e}"
+        );
+        std::fs::create_dir(dir.path().join("tokenizer.json")).unwrap();
+        let e = tokenizer_files(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a file"), "{e}");
+        std::fs::remove_dir(dir.path().join("tokenizer.json")).unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        assert_eq!(
+            tokenizer_files(dir.path()).unwrap(),
+            [
+                dir.path().join("config.json"),
+                dir.path().join("tokenizer.json")
+            ]
+        );
+        let e = tokenizer_files(&dir.path().join("config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("missing model directory ("), "{e}");
+    }
+
+    #[test]
     fn weights_are_chosen_as_on_disk() {
         let plan = |names: &[&str]| plan_weights(names.iter().copied());
         assert_eq!(
@@ -404,8 +504,17 @@ mod tests {
                 "the weights (model.safetensors, or model.safetensors.index.json with its shards)"
             ]
         );
+        assert_eq!(
+            checkpoint::checkpoint_files(&snap, false),
+            (vec![], vec!["config.json".into(), "tokenizer.json".into()])
+        );
         std::fs::write(snap.join("config.json"), "{}").unwrap();
         std::fs::write(snap.join("tokenizer.json"), "{}").unwrap();
+        // Without the weights, config and tokenizer are the whole of it.
+        assert_eq!(
+            checkpoint::checkpoint_files(&snap, false),
+            (vec!["config.json".into(), "tokenizer.json".into()], vec![])
+        );
         std::fs::write(
             snap.join("model.safetensors.index.json"),
             r#"{"weight_map": {"a": "s-1.safetensors", "b": "s-2.safetensors", "c": "s-1.safetensors"}}"#,

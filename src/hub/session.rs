@@ -1,6 +1,6 @@
 //! One resolution of a hub model: the listing, which files to fetch, the cache check of what
 //! is there, and each download with its retries, verification and publication.
-//! Only `hub::fetch` calls this.
+//! Only `hub::fetch` and `hub::fetch_tokenizer` call this.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -9,16 +9,15 @@ use std::time::Instant;
 
 use super::cache::RepoCache;
 use super::checkpoint::{
-    checkpoint_files, plan_weights, shard_names, WeightPlan, CONFIG, PT_INDEX, PT_SINGLE, ST_INDEX,
-    ST_SINGLE, TOKENIZER,
+    checkpoint_files, plan_weights, shard_names, WeightPlan, CONFIG, PT_INDEX, PT_SINGLE, REQUIRED,
+    ST_INDEX, ST_SINGLE, TOKENIZER,
 };
 use super::download::{metadata, Failure};
 use super::http::Hub;
 use super::listing::InfoFailure;
 use super::names::{is_plain_relative, shown};
 use super::verify::check_file;
-use super::{DownloadProgress, HubError, HubOptions, Resolved};
-use crate::model::ModelFiles;
+use super::{DownloadProgress, HubError, HubOptions, Located};
 
 /// Says what is happening: in the log, and on stderr when no terminal UI can be there.
 pub(super) fn notify(message: &str) {
@@ -33,6 +32,9 @@ pub(super) struct Session<'a> {
     pub repo: &'a str,
     pub revision: &'a str,
     pub progress: &'a dyn Fn(DownloadProgress),
+    /// Whether the weights are fetched and required too; without them, config and tokenizer
+    /// only (the model runs elsewhere).
+    pub weights: bool,
 }
 
 impl Session<'_> {
@@ -42,7 +44,7 @@ impl Session<'_> {
         }
     }
 
-    pub fn fetch(&self) -> Result<Resolved, HubError> {
+    pub fn fetch(&self) -> Result<Located, HubError> {
         if self.opts.offline {
             return self.use_cache(
                 "HF_HUB_OFFLINE is set".into(),
@@ -72,16 +74,15 @@ impl Session<'_> {
         let cache = self.cache();
         let snapshot = cache.snapshot(&commit);
         let names: BTreeSet<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
-        for (name, what) in [
-            (CONFIG, "config.json"),
-            (TOKENIZER, "tokenizer.json (the fast tokenizer file)"),
-        ] {
+        for (name, what) in REQUIRED {
             if !names.contains(name) {
                 return Err(self.missing_in_repo(what.into()));
             }
         }
         let mut downloaded = Vec::new();
         let list = match plan_weights(names.iter().copied()) {
+            // Whatever weights the repository has (or lacks) are not wanted.
+            _ if !self.weights => vec![CONFIG.to_string(), TOKENIZER.to_string()],
             None => {
                 return Err(self.missing_in_repo(format!(
                     "weights: none of {ST_SINGLE}, {ST_INDEX}, {PT_SINGLE} or {PT_INDEX} is there"
@@ -121,8 +122,8 @@ impl Session<'_> {
             downloaded.len(),
             snapshot.display()
         );
-        Ok(Resolved {
-            files: ModelFiles::from_dir(&snapshot)?,
+        Ok(Located {
+            dir: snapshot,
             commit: Some(commit),
             downloaded,
             note: None,
@@ -137,14 +138,14 @@ impl Session<'_> {
         }
     }
 
-    /// The complete cached snapshot for the revision, without asking the hub; every file is
-    /// checked against its blob's hash (once per blob).
+    /// The cached snapshot for the revision, complete for what is asked, without asking the
+    /// hub; every file asked for is checked against its blob's hash (once per blob).
     fn use_cache(
         &self,
         why: String,
         hint: &'static str,
         fallback: bool,
-    ) -> Result<Resolved, HubError> {
+    ) -> Result<Located, HubError> {
         let cache = self.cache();
         let not_cached = |missing: String| HubError::NotCached {
             why: why.clone(),
@@ -157,7 +158,7 @@ impl Session<'_> {
         else {
             return Err(not_cached("nothing is cached for this revision".into()));
         };
-        let (present, missing) = checkpoint_files(&snapshot);
+        let (present, missing) = checkpoint_files(&snapshot, self.weights);
         if !missing.is_empty() {
             return Err(not_cached(format!("missing {}", missing.join(", "))));
         }
@@ -184,8 +185,8 @@ impl Session<'_> {
                 self.repo, self.revision
             )
         });
-        Ok(Resolved {
-            files: ModelFiles::from_dir(&snapshot)?,
+        Ok(Located {
+            dir: snapshot,
             commit: Some(commit),
             downloaded: Vec::new(),
             note,

@@ -11,6 +11,7 @@ mod error;
 #[doc(hidden)]
 pub mod fake;
 pub mod local;
+pub mod remote;
 pub mod trajectory;
 
 pub use error::{LoadError, ScoreError};

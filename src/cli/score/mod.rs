@@ -267,21 +267,59 @@ pub fn run(
     };
     let mut output = Output::open(args.output.as_deref())?;
 
-    let files = model_args.files(&download_bar())?;
-    let quant_cache = crate::assets::quant_cache();
-    let opts = model_args.load_options();
-    let model =
-        RewardModel::load_with_cache(&files, &opts, Some(&quant_cache)).with_context(|| {
-            format!(
-                "loading the model from {}",
-                files.config.parent().unwrap_or(&files.config).display()
+    let mut pipeline = match model_args.remote() {
+        Some(remote) => {
+            let source = model_args.source()?;
+            let bar = download_bar();
+            crate::engine::remote_pipeline(
+                &source,
+                &crate::hub::HubOptions::from_env(),
+                model_args.max_tokens,
+                remote,
+                &|stage| {
+                    if let crate::engine::LoadStage::Downloading {
+                        file,
+                        index,
+                        files,
+                        bytes,
+                        total,
+                    } = stage
+                    {
+                        bar(DownloadProgress {
+                            file,
+                            index,
+                            files,
+                            bytes,
+                            total,
+                        })
+                    }
+                },
             )
-        })?;
-    let labels = model.info().labels.clone();
+            .context("connecting to the servers")?
+        }
+        None => {
+            let files = model_args.files(&download_bar())?;
+            let quant_cache = crate::assets::quant_cache();
+            let opts = model_args.load_options();
+            let model = RewardModel::load_with_cache(&files, &opts, Some(&quant_cache))
+                .with_context(|| {
+                    format!(
+                        "loading the model from {}",
+                        files.config.parent().unwrap_or(&files.config).display()
+                    )
+                })?;
+            Pipeline::local(model)
+        }
+    };
+    let labels = pipeline.info().labels.clone();
     let weights = direction.resolve(&labels)?;
+    if args.trajectory {
+        if let Some(cost) = pipeline.backend().trajectory_note() {
+            note(&format!("--trajectory: {cost}"));
+        }
+    }
 
     let batch = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
-    let mut pipeline = Pipeline::local(model);
     pipeline.set_batch(batch);
     let bar = match source {
         Source::Pair(_) => ProgressBar::hidden(),
