@@ -3,6 +3,7 @@
 
 pub mod input;
 pub mod output;
+mod resume;
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,6 +57,11 @@ pub struct ScoreArgs {
     /// response (not a credit given to its last word); it costs about one more pass per line.
     #[arg(long)]
     pub trajectory: bool,
+    /// Go on from an earlier run: keep the results already in --output and score only the
+    /// input lines after them. With it, --output is written as the run goes (synced after
+    /// every window), so a run that stops can be resumed.
+    #[arg(long, requires_all = ["output", "input"])]
+    pub resume: bool,
     /// Where --trajectory cuts a response: word, sentence or token.
     #[arg(
         long,
@@ -265,7 +271,26 @@ pub fn run(
         }
         _ => anyhow::bail!("give --prompt and --response, or --input FILE"),
     };
-    let mut output = Output::open(args.output.as_deref())?;
+    let (mut output, kept, mut last_kept, kept_errors) = match (args.resume, args.output.as_deref())
+    {
+        (true, Some(path)) => {
+            let journal = resume::open(path)?;
+            if journal.kept > 0 {
+                note(&format!(
+                    "--resume: {} line(s) already in {}; scoring the rest",
+                    journal.kept,
+                    path.display()
+                ));
+            }
+            (
+                Output::Journal(journal.writer),
+                journal.kept,
+                journal.last,
+                journal.errors,
+            )
+        }
+        _ => (Output::open(args.output.as_deref())?, 0, None, 0),
+    };
 
     let mut pipeline = match model_args.remote() {
         Some(remote) => {
@@ -341,7 +366,8 @@ pub fn run(
     let max_lines = batch.saturating_mul(WINDOW_BATCHES);
     // Prefixes computed for one window serve the next (a prompt's pairs split by the window
     // boundary, the template head): the pipeline's backend keeps them.
-    let (mut lines, mut failed) = (0usize, 0usize);
+    // Lines an earlier run finished count as this run's (the exit status is the output's).
+    let (mut lines, mut failed, mut seen) = (kept, kept_errors, 0usize);
     loop {
         let mut window = reader
             .next_window(max_lines, WINDOW_BYTES)
@@ -349,8 +375,26 @@ pub fn run(
         if window.is_empty() {
             break;
         }
+        // Lines an earlier run finished (--resume): skipped, the last one checked.
+        let skip = kept.saturating_sub(seen).min(window.len());
+        seen += window.len();
+        if skip > 0 && seen >= kept {
+            let line = &window[skip - 1];
+            if let Some(last) = last_kept.take() {
+                if !resume::belongs(&last, line.number, &line.parsed) {
+                    anyhow::bail!(
+                        "--resume: the last result in --output is not that of input line {}: the output belongs to another input",
+                        line.number
+                    );
+                }
+            }
+        }
+        if skip == window.len() {
+            reader.done_with(&window);
+            continue;
+        }
         let results = {
-            let inputs: Vec<Result<Input, ScoreError>> = window
+            let inputs: Vec<Result<Input, ScoreError>> = window[skip..]
                 .iter()
                 .map(|l| match &l.parsed {
                     Ok(p) => Ok(Input {
@@ -364,7 +408,7 @@ pub fn run(
             score_inputs(&mut pipeline, &inputs)
         };
         let sink = output.writer();
-        for (line, result) in window.iter_mut().zip(results) {
+        for (line, result) in window[skip..].iter_mut().zip(results) {
             lines += 1;
             let fields = match (&mut line.parsed, result) {
                 // Taken, not copied: a line may be tens of megabytes.
@@ -394,8 +438,13 @@ pub fn run(
             }
             bar.inc(1);
         }
-        sink.flush()?;
+        output.checkpoint()?;
         reader.done_with(&window);
+    }
+    if seen < kept {
+        anyhow::bail!(
+            "--resume: --output has {kept} result(s) but the input only {seen} line(s): the output belongs to another input"
+        );
     }
     bar.finish_and_clear();
     output.finish()?;

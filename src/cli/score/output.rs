@@ -55,6 +55,8 @@ pub enum Output {
     /// Written in place: a FIFO or a device (`/dev/null`), which cannot be replaced.
     Direct(BufWriter<File>),
     File(AtomicFile),
+    /// `--resume`: appended to as the run goes, synced after every window.
+    Journal(BufWriter<File>),
 }
 
 impl Output {
@@ -82,6 +84,15 @@ impl Output {
             Output::Stdout(w) => w,
             Output::Direct(w) => w,
             Output::File(f) => &mut f.writer,
+            Output::Journal(w) => w,
+        }
+    }
+
+    /// The end of a window: a journal makes its lines durable.
+    pub fn checkpoint(&mut self) -> io::Result<()> {
+        match self {
+            Output::Journal(w) => super::resume::sync(w),
+            other => other.writer().flush(),
         }
     }
 
@@ -91,6 +102,7 @@ impl Output {
             Output::Stdout(mut w) => Ok(w.flush()?),
             Output::Direct(mut w) => Ok(w.flush()?),
             Output::File(f) => f.commit(),
+            Output::Journal(mut w) => Ok(super::resume::sync(&mut w)?),
         }
     }
 }
@@ -143,6 +155,10 @@ impl AtomicFile {
             target,
             committed: false,
         })
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.writer
     }
 
     /// Flushes, syncs and renames the temporary file onto the target.
