@@ -61,19 +61,24 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
     let options = cli.model.load_options();
     let remote = cli.model.remote();
     // Hub settings are read again for each load, so F5 after fixing the environment works.
-    let loader = Box::new(move || match &remote {
-        Some(remote) => engine::remote_loader(
-            source.clone(),
-            HubOptions::from_env(),
-            options.max_tokens,
-            remote.clone(),
-        ),
-        None => engine::model_loader(
-            source.clone(),
-            HubOptions::from_env(),
-            options.clone(),
-            Some(dpa_explorer::assets::quant_cache()),
-        ),
+    let loader = Box::new(move || {
+        let load = match &remote {
+            Some(remote) => engine::remote_loader(
+                source.clone(),
+                HubOptions::from_env(),
+                options.max_tokens,
+                remote.clone(),
+            ),
+            None => engine::model_loader(
+                source.clone(),
+                HubOptions::from_env(),
+                options.clone(),
+                Some(dpa_explorer::assets::quant_cache()),
+            ),
+        };
+        // The model layer names a setting; the user knows it by its flag.
+        Box::new(move |progress: &dyn Fn(engine::LoadStage)| load(progress).map_err(cli::name_flag))
+            as engine::Loader
     });
     Ok(Launch {
         config,

@@ -372,5 +372,21 @@ fn the_trajectory_view_shows_where_the_reward_moves() {
         .expect("quoted words");
     let quoted = quoted.trim_end_matches('…');
     assert!(RESPONSE.contains(quoted), "{quoted:?} not in {RESPONSE:?}");
+    // Alt-E exports what the view shows, one row per word.
+    let out = home.path().join("trajectory.csv");
+    pty.send(b"\x1be");
+    pty.send(b"\x01"); // Ctrl-A: replace the suggested name
+    pty.send(out.to_string_lossy().as_bytes());
+    pty.send(b"\r");
+    pty.screen.wait_for("the trajectory export", |t| {
+        t.contains("exported the trajectory of A (9 points)")
+    });
     pty.quit();
+    let csv = std::fs::read_to_string(&out).expect("trajectory written");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("end,prefix,") && lines[0].ends_with(",weighted"));
+    assert_eq!(lines.len(), 1 + 9, "{csv}");
+    assert!(lines[1].starts_with("5,\"Blue,\","), "{csv}");
+    let last = format!("{}, rains.,", RESPONSE.len());
+    assert!(lines[9].starts_with(&last), "{csv}");
 }

@@ -9,8 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::hub::{self, DownloadProgress, HubOptions, ModelSource, DEFAULT_MODEL};
 use crate::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, DEFAULT_MAX_TOKENS};
+use crate::model::{ModelError, Setting};
 use crate::preference::{parse_weights, Direction};
 use crate::scoring::remote::RemoteOptions;
+use crate::scoring::LoadError;
 use reqwest::Url;
 
 #[derive(Debug, Parser)]
@@ -218,6 +220,34 @@ pub fn no_model_hint(model: &ModelArgs) -> Vec<String> {
         lines.push(format!("{DEFAULT_MODEL} is about 14 GB to download"));
     }
     lines
+}
+
+/// The flag a model setting comes from, as the user types it.
+pub fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::MaxTokens => "--max-tokens",
+        Setting::DType => "--dtype",
+    }
+}
+
+/// A load failure with the flag it is about named (the model layer does not know them).
+pub fn name_flag(e: LoadError) -> LoadError {
+    match e {
+        LoadError::Setting { setting, message } => {
+            LoadError::Model(format!("{} {message}", flag(setting)))
+        }
+        other => other,
+    }
+}
+
+/// As [`name_flag`], for a model error (kept as it is otherwise, for the hint).
+pub fn name_model_flag(e: ModelError) -> anyhow::Error {
+    match e {
+        ModelError::Setting { setting, message } => {
+            anyhow::anyhow!("{}: {message}", flag(setting))
+        }
+        other => anyhow::Error::new(other),
+    }
 }
 
 /// Whether `error` comes from finding or loading the model (then the hint helps).

@@ -2,7 +2,7 @@
 //! or the servers'.
 
 use crate::hub::{self, HubOptions, ModelSource};
-use crate::model::{InputEncoder, LoadOptions, MistralConfig, ModelError, ModelInfo, RewardModel};
+use crate::model::{InputEncoder, LoadOptions, MistralConfig, ModelInfo, RewardModel, Setting};
 use crate::scoring::remote::{self, RemoteOptions};
 use crate::scoring::{LoadError, Pipeline};
 
@@ -68,11 +68,13 @@ pub fn remote_pipeline(
         .map_err(|e| LoadError::Model(e.to_string()))?;
     let cfg = MistralConfig::from_file(&files.config)?;
     if max_tokens > cfg.max_position_embeddings {
-        return Err(ModelError::Input(format!(
-            "--max-tokens {max_tokens} exceeds the model's context of {} tokens",
-            cfg.max_position_embeddings
-        ))
-        .into());
+        return Err(LoadError::Setting {
+            setting: Setting::MaxTokens,
+            message: format!(
+                "{max_tokens} tokens exceed the model's context of {} tokens",
+                cfg.max_position_embeddings
+            ),
+        });
     }
     let encoder = InputEncoder::from_file(&files.tokenizer, cfg.bos_token_id, max_tokens)?;
     let servers: Vec<String> = remote.servers.iter().map(|u| u.to_string()).collect();

@@ -59,6 +59,9 @@ pub enum EngineEvent {
     LoadFailed {
         error: LoadError,
     },
+    /// What a trajectory costs with the loaded backend, when the user should know (e.g. one
+    /// request per prefix to a server); sent right after `Ready`, only by such a backend.
+    TrajectoryNote(String),
     /// A request began computing (after any cache hits were answered).
     Started {
         request: RequestId,
@@ -256,6 +259,9 @@ fn run(
                 info: b.info(),
                 warnings: b.warnings(),
             });
+            if let Some(note) = b.backend().trajectory_note() {
+                events(EngineEvent::TrajectoryNote(note));
+            }
             Some(b)
         }
         Err(error) => {

@@ -262,3 +262,61 @@ fn a_newer_score_request_supersedes_a_trajectory() {
         .iter()
         .any(|ev| matches!(ev, EngineEvent::Scored { request, .. } if *request == score)));
 }
+
+/// The fake, with the cost note a remote backend gives.
+struct Noted(FakeBackend);
+
+const NOTE: &str = "every prefix is a request of its own";
+
+impl crate::scoring::Backend for Noted {
+    fn info(&self) -> crate::model::ModelInfo {
+        self.0.info()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.0.warnings()
+    }
+
+    fn score(
+        &mut self,
+        jobs: &[crate::scoring::Job<'_>],
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Vec<f32>, ScoreError>),
+    ) -> Result<(), ScoreError> {
+        self.0.score(jobs, stop, done)
+    }
+
+    fn trajectory_note(&self) -> Option<String> {
+        Some(NOTE.into())
+    }
+}
+
+#[test]
+fn a_backend_s_trajectory_cost_follows_ready_and_only_when_it_has_one() {
+    let noted = Noted(fake(None, None));
+    let loader: Loader = Box::new(move |_| {
+        let encoder = crate::scoring::fake::encoder(crate::model::DEFAULT_MAX_TOKENS);
+        Ok(Pipeline::new(encoder, Box::new(noted)))
+    });
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 16, move |ev| {
+        let _ = tx.send(ev);
+    });
+    assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(EngineEvent::TrajectoryNote(NOTE.into()))
+    );
+    drop(e);
+
+    let (e, rx, _) = engine(None, None);
+    assert!(matches!(rx.recv().unwrap(), EngineEvent::Ready { .. }));
+    let id = e.score(vec![item(0, "x")]);
+    let events = until_finished(&rx, id);
+    assert!(
+        !events
+            .iter()
+            .any(|ev| matches!(ev, EngineEvent::TrajectoryNote(_))),
+        "{events:?}"
+    );
+}

@@ -228,6 +228,13 @@ async fn fetch_chunk(
         }
         200 if start == 0 && end + 1 == meta.size => {}
         200 => return Err(refuse("does not serve byte ranges".into())),
+        // The file is shorter than the size the hub gave: it lied about one of the two.
+        416 => {
+            return Err(refuse(format!(
+                "cannot serve bytes {start}-{end} of the {} bytes it said the file has (HTTP 416)",
+                meta.size
+            )))
+        }
         s if status.is_server_error() => return Err(Failure::Retry(format!("server error {s}"))),
         s => {
             let code = header(response.headers(), "x-error-code").map(str::to_string);

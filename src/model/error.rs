@@ -3,6 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
+/// The load options a [`ModelError::Setting`] can be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The longest input, in tokens.
+    MaxTokens,
+    /// How weights are held and products computed.
+    DType,
+}
+
 /// Everything that can go wrong between a model directory and a score.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -43,6 +52,9 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Input(String),
+    /// A load option the caller set is out of range; the caller knows what the user calls it.
+    #[error("{message}")]
+    Setting { setting: Setting, message: String },
     #[error("{0}")]
     Device(String),
     #[error("cancelled")]

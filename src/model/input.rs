@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tokenizers::Tokenizer;
 
-use super::ModelError;
+use super::{ModelError, Setting};
 
 /// The template up to the prompt.
 pub const TEMPLATE_HEAD: &str = "[INST] You must read the following conversation carefully and rate the assistant's response from score 0-100 in these aspects: helpfulness, correctness, coherence, honesty, complexity, verbosity\n\nUser: ";
@@ -113,9 +113,12 @@ impl InputEncoder {
                             .into(),
                 })?;
         if max_tokens < 2 {
-            return Err(ModelError::Input(format!(
-                "--max-tokens must be at least 2 (BOS and one token), not {max_tokens}"
-            )));
+            return Err(ModelError::Setting {
+                setting: Setting::MaxTokens,
+                message: format!(
+                    "the longest input must be at least 2 tokens (BOS and one token), not {max_tokens}"
+                ),
+            });
         }
         let special = tokenizer
             .get_added_tokens_decoder()

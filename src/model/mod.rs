@@ -23,7 +23,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 pub use config::{MistralConfig, DPA_LABELS};
-pub use error::ModelError;
+pub use error::{ModelError, Setting};
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
@@ -258,7 +258,7 @@ impl DTypeChoice {
         let (measured, bar) = (self.measured_rank()?, self.rank_bar()?);
         (measured < bar).then(|| {
             format!(
-                "--dtype {} does not keep the ranking: on trained weights its scores ranked \
+                "{} does not keep the ranking: on trained weights its scores ranked \
                  inputs with a rank correlation of {measured:.2} to the exact ones (the bar is \
                  {bar:.2}); close candidates can swap places, so check a ranking with bf16",
                 self.name()
@@ -398,10 +398,13 @@ impl RewardModel {
     ) -> Result<Self, ModelError> {
         let cfg = MistralConfig::from_file(&files.config)?;
         if opts.max_tokens > cfg.max_position_embeddings {
-            return Err(ModelError::Input(format!(
-                "--max-tokens {} exceeds the model's context of {} tokens",
-                opts.max_tokens, cfg.max_position_embeddings
-            )));
+            return Err(ModelError::Setting {
+                setting: Setting::MaxTokens,
+                message: format!(
+                    "{} tokens exceed the model's context of {} tokens",
+                    opts.max_tokens, cfg.max_position_embeddings
+                ),
+            });
         }
         let encoder = InputEncoder::from_file(&files.tokenizer, cfg.bos_token_id, opts.max_tokens)?;
         if encoder.max_id() as usize >= cfg.vocab_size {
@@ -420,7 +423,7 @@ impl RewardModel {
             DTypeChoice::Auto if device.is_cpu() => {
                 let choice = DTypeChoice::for_memory(cfg.parameter_count(), available_memory());
                 tracing::info!(
-                    "--dtype auto: {} for {} parameters ({} bytes available)",
+                    "dtype auto: {} for {} parameters ({} bytes available)",
                     choice.name(),
                     cfg.parameter_count(),
                     available_memory().map_or("unknown".into(), |b| b.to_string())

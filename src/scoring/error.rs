@@ -1,7 +1,7 @@
 //! What can go wrong turning a pair into scores, by kind, so that the layers above can tell a
 //! bad input from a broken model or an unreachable server without reading messages.
 
-use crate::model::ModelError;
+use crate::model::{ModelError, Setting};
 
 /// Why one input (or a whole request) was not scored.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,6 +48,9 @@ pub enum LoadError {
     /// The server could not be reached or serves something else.
     #[error("{0}")]
     Remote(String),
+    /// A load option is out of range (the caller names the flag).
+    #[error("{message}")]
+    Setting { setting: Setting, message: String },
     /// The loader panicked; the engine survived it.
     #[error("the model loader panicked: {0}")]
     Panicked(String),
@@ -55,6 +58,9 @@ pub enum LoadError {
 
 impl From<ModelError> for LoadError {
     fn from(e: ModelError) -> Self {
-        LoadError::Model(e.to_string())
+        match e {
+            ModelError::Setting { setting, message } => LoadError::Setting { setting, message },
+            other => LoadError::Model(other.to_string()),
+        }
     }
 }

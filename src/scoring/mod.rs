@@ -38,6 +38,13 @@ pub struct Job<'a> {
     pub slot: Option<u64>,
 }
 
+/// An input made into the model's ids, and the candidate it belongs to.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub encoded: Encoded,
+    pub slot: Option<u64>,
+}
+
 /// One prompt/response pair to score.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
@@ -85,6 +92,11 @@ pub trait Backend: Send + std::any::Any {
     }
     /// Most inputs per forward pass or request.
     fn set_batch(&mut self, _inputs: usize) {}
+    /// Batches that can be worked on at once (requests in flight on all servers); a caller
+    /// hands over at least a few times this many to keep them all busy.
+    fn parallelism(&self) -> usize {
+        1
+    }
     /// Bytes the backend keeps between requests (cached keys and values).
     fn cache_bytes(&self) -> usize {
         0
@@ -192,14 +204,32 @@ impl Pipeline {
         stop: &dyn Fn() -> bool,
         done: &mut dyn FnMut(usize, Result<Scored, ScoreError>),
     ) -> Result<(), ScoreError> {
+        let prepared: Vec<Result<Prepared, ScoreError>> = inputs
+            .iter()
+            .map(|input| {
+                let input = input.as_ref().map_err(Clone::clone)?;
+                Ok(Prepared {
+                    encoded: self.encoder.encode(input.prompt, input.response)?,
+                    slot: input.slot,
+                })
+            })
+            .collect();
+        self.score_prepared(prepared, stop, done)
+    }
+
+    /// As [`Pipeline::score`], for inputs already made into ids with [`Pipeline::encoder`]
+    /// (e.g. on another thread, while the backend works on earlier ones).
+    pub fn score_prepared(
+        &mut self,
+        inputs: Vec<Result<Prepared, ScoreError>>,
+        stop: &dyn Fn() -> bool,
+        done: &mut dyn FnMut(usize, Result<Scored, ScoreError>),
+    ) -> Result<(), ScoreError> {
         let mut encoded: Vec<(usize, Encoded, Option<u64>)> = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.iter().enumerate() {
+        for (i, input) in inputs.into_iter().enumerate() {
             match input {
-                Err(e) => done(i, Err(e.clone())),
-                Ok(input) => match self.encoder.encode(input.prompt, input.response) {
-                    Ok(e) => encoded.push((i, e, input.slot)),
-                    Err(e) => done(i, Err(e.into())),
-                },
+                Err(e) => done(i, Err(e)),
+                Ok(p) => encoded.push((i, p.encoded, p.slot)),
             }
         }
         let jobs: Vec<Job> = encoded

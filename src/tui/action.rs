@@ -41,6 +41,8 @@ pub enum Action {
     SaveSession,
     OpenSession,
     Export,
+    /// Exports the selected candidate's trajectory, when the view shows one for its text.
+    ExportTrajectory,
     /// A key for the focused editor.
     Edit(Input),
     Undo,

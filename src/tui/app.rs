@@ -105,3 +105,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 #[path = "reducer_tests.rs"]
 mod reducer_tests;
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod export_tests;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::engine::{RequestId, ScoreItem};
 
-use super::session::{ExportRow, Session};
+use super::session::{Export, Session};
 
 /// I/O the reducer asks for. Each is carried out by `perform::perform`, which files the outcome
 /// with the state (so every effect is testable with a stand-in scorer and a temp dir).
@@ -31,8 +31,13 @@ pub enum Effect {
     Save { path: PathBuf, session: Session },
     /// Open the session file at `path`, replacing the texts.
     Open { path: PathBuf },
-    /// Export these rows to `path`.
-    Export { path: PathBuf, rows: Vec<ExportRow> },
+    /// Write `export` to `path`; a file already there is replaced only with `replace` (else
+    /// the user is asked first).
+    Export {
+        path: PathBuf,
+        export: Export,
+        replace: bool,
+    },
     /// Write the autosave file.
     Autosave { path: PathBuf, session: Session },
     /// Write the user's presets; `done` is the message on success.

@@ -20,6 +20,7 @@ use crate::scoring::Scored;
 pub use super::action::Action;
 use super::effects::Effect;
 use super::presets::UserPresets;
+use super::session::Export;
 use super::state::*;
 
 /// How long typing must pause before the text is rescored.
@@ -132,6 +133,7 @@ pub enum InputPurpose {
     SaveSession,
     OpenSession,
     Export,
+    ExportTrajectory,
     PresetName,
 }
 
@@ -141,6 +143,7 @@ impl InputPurpose {
             InputPurpose::SaveSession => "Save session as (JSON)",
             InputPurpose::OpenSession => "Open session file",
             InputPurpose::Export => "Export scores to (.jsonl or .csv)",
+            InputPurpose::ExportTrajectory => "Export the trajectory to (.csv)",
             InputPurpose::PresetName => "Save the current direction as preset named",
         }
     }
@@ -173,9 +176,19 @@ pub enum Pending {
     Open(PathBuf),
     /// Start over with empty texts.
     NewSession,
+    /// Write this export over the file already at `path`.
+    Replace { path: PathBuf, export: Export },
 }
 
 impl Pending {
+    /// The confirmation box's title.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Pending::Open(_) | Pending::NewSession => " Unsaved changes ",
+            Pending::Replace { .. } => " File exists ",
+        }
+    }
+
     /// What the confirmation box says will happen.
     pub fn question(&self) -> String {
         match self {
@@ -186,6 +199,11 @@ impl Pending {
             Pending::NewSession => {
                 "Start a new session? Your unsaved changes will be cleared.".to_string()
             }
+            Pending::Replace { path, export } => format!(
+                "{} exists. Replace it with {}?",
+                path.display(),
+                export.what()
+            ),
         }
     }
 }
@@ -233,6 +251,8 @@ pub struct Explorer {
     pub inflight: Option<Inflight>,
     /// The trajectory request in flight, if any.
     pub trajectory_inflight: Option<TrajectoryInflight>,
+    /// What a trajectory costs with this backend, when the user should know (remote scoring).
+    pub trajectory_note: Option<String>,
     /// When the current text should be sent for scoring.
     pub rescore_at: Option<Instant>,
     pub latency: Option<Latency>,
@@ -332,6 +352,7 @@ impl Explorer {
             overlay: None,
             inflight: None,
             trajectory_inflight: None,
+            trajectory_note: None,
             rescore_at: None,
             latency: None,
             flash: None,

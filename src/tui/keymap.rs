@@ -24,6 +24,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("Ctrl-S", "save the session (JSON)"),
             ("Ctrl-O", "open a session (asks first if unsaved)"),
             ("Ctrl-E", "export scores (.jsonl or .csv)"),
+            ("Alt-E", "export the trajectory shown (.csv)"),
         ],
     ),
     (

@@ -48,6 +48,7 @@ pub fn key_action(app: &App, key: KeyEvent) -> Action {
                 'd' => Some(Action::DeleteCandidate),
                 'u' => Some(Action::UndoDelete),
                 'n' => Some(Action::NewSession),
+                'e' => Some(Action::ExportTrajectory),
                 _ => None,
             };
             if let Some(a) = action {

@@ -113,9 +113,14 @@ pub fn perform(app: &mut Explorer, scorer: &mut dyn Scorer, effect: Effect, now:
             let result = session::load(&path);
             app.opened(path, result, now);
         }
-        Effect::Export { path, rows } => {
-            let result = check_parent(&path).and_then(|()| session::export(&path, &rows));
-            app.exported(path, rows.len(), result, now);
+        Effect::Export {
+            path,
+            export,
+            replace,
+        } => {
+            let result =
+                check_parent(&path).and_then(|()| session::export(&path, &export, replace));
+            app.exported(path, export, result, now);
         }
         Effect::Autosave { path, session } => {
             if let Err(e) = session::save(&path, &session) {

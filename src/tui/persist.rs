@@ -125,6 +125,68 @@ impl Explorer {
             .collect()
     }
 
+    /// The selected candidate's prefix scores as the trajectory view shows them, for export:
+    /// only for its current text, with R from [`preference::reward`] under the current
+    /// direction; else why there is nothing to export.
+    pub fn trajectory_export(&self) -> Result<session::TrajectoryExport, String> {
+        let elsewhere = super::layout::is_wide(self.size);
+        if super::widgets::tabs::shown(self.view, elsewhere) != View::Trajectory {
+            return Err("the trajectory view is not shown (F3 or Alt-V shows it)".into());
+        }
+        let c = self.selected_candidate();
+        let text = c.text();
+        if text.trim().is_empty() {
+            return Err(format!("candidate {} has no response text", c.name));
+        }
+        let computing = self
+            .trajectory_inflight
+            .as_ref()
+            .is_some_and(|f| f.slot == c.slot && f.revision == c.revision);
+        let points = match &c.trajectory {
+            _ if computing => {
+                return Err(format!("the trajectory of {} is still computing", c.name))
+            }
+            Some(t) if t.revision == c.revision && t.response == text => match &t.result {
+                Ok(points) => points,
+                Err(e) => return Err(format!("no trajectory of {}: {e}", c.name)),
+            },
+            Some(_) => {
+                return Err(format!(
+                    "the trajectory is for an earlier text of {}; it follows the new text's score",
+                    c.name
+                ))
+            }
+            None => return Err(format!("no trajectory of {} yet", c.name)),
+        };
+        if points.is_empty() {
+            return Err(format!("no prefix scores for {}", c.name));
+        }
+        let unit = self
+            .unit()
+            .map_err(|e| format!("no direction ({e}): set one on the dial"))?;
+        let mut rows = Vec::with_capacity(points.len());
+        let mut start = 0;
+        for p in points {
+            let piece = text
+                .get(start..p.end)
+                .ok_or_else(|| format!("the prefix scores do not fit the text of {}", c.name))?;
+            rows.push(session::TrajectoryRow {
+                end: p.end,
+                piece: piece.to_string(),
+                scores: p.scores.clone(),
+                weighted: preference::reward(&unit, &p.scores),
+            });
+            start = p.end;
+        }
+        Ok(session::TrajectoryExport {
+            candidate: c.name.clone(),
+            slot: c.slot,
+            revision: c.revision,
+            labels: self.labels.clone(),
+            rows,
+        })
+    }
+
     /// A save effect finished.
     pub(crate) fn saved(&mut self, path: PathBuf, result: anyhow::Result<()>, now: Instant) {
         match result {
@@ -153,20 +215,23 @@ impl Explorer {
         }
     }
 
-    /// An export effect finished.
+    /// An export effect finished; a file in the way is replaced only after a yes.
     pub(crate) fn exported(
         &mut self,
         path: PathBuf,
-        rows: usize,
-        result: anyhow::Result<&'static str>,
+        export: session::Export,
+        result: anyhow::Result<session::Written>,
         now: Instant,
     ) {
         match result {
-            Ok(kind) => self.set_flash(
-                format!("exported {rows} candidates as {kind} to {}", path.display()),
+            Ok(session::Written::As(kind)) => self.set_flash(
+                format!("exported {} as {kind} to {}", export.what(), path.display()),
                 false,
                 now,
             ),
+            Ok(session::Written::Exists) => {
+                self.overlay = Some(Overlay::Confirm(Pending::Replace { path, export }))
+            }
             Err(e) => self.set_flash(format!("not exported: {e:#}"), true, now),
         }
     }

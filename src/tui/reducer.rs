@@ -14,6 +14,14 @@ use super::explorer::*;
 use super::session;
 use super::state::*;
 
+/// The path box an export's path was typed in.
+fn export_purpose(export: &session::Export) -> InputPurpose {
+    match export {
+        session::Export::Scores(_) => InputPurpose::Export,
+        session::Export::Trajectory(_) => InputPurpose::ExportTrajectory,
+    }
+}
+
 impl Explorer {
     /// Applies an action; returns the I/O to carry out.
     pub fn apply(&mut self, action: Action, now: Instant) -> Vec<Effect> {
@@ -118,7 +126,15 @@ impl Explorer {
             Action::None => {}
             Action::Quit => self.quit = true,
             Action::ShowHelp => self.overlay = Some(Overlay::Help { scroll: 0 }),
-            Action::CloseOverlay => self.overlay = None,
+            Action::CloseOverlay => {
+                if let Some(Overlay::Confirm(Pending::Replace { path, export })) =
+                    self.overlay.take()
+                {
+                    // Not replacing: back to the path as typed, to choose another.
+                    self.open_input_with(export_purpose(&export), path.display().to_string());
+                    self.set_flash(format!("{} left as it was", path.display()), false, now);
+                }
+            }
             Action::FocusNext => self.set_focus(match self.focus {
                 Focus::Prompt => Focus::Response,
                 Focus::Response => Focus::Dial,
@@ -238,6 +254,10 @@ impl Explorer {
             Action::SaveSession => self.open_input(InputPurpose::SaveSession),
             Action::OpenSession => self.open_input(InputPurpose::OpenSession),
             Action::Export => self.open_input(InputPurpose::Export),
+            Action::ExportTrajectory => match self.trajectory_export() {
+                Ok(_) => self.open_input(InputPurpose::ExportTrajectory),
+                Err(why) => self.set_flash(format!("not exported: {why}"), false, now),
+            },
             Action::Edit(input) => {
                 if self.focus.is_editor() {
                     let focus = self.focus;
@@ -318,7 +338,7 @@ impl Explorer {
     }
 
     fn open_input(&mut self, purpose: InputPurpose) {
-        let default = match purpose {
+        let text = match purpose {
             InputPurpose::SaveSession | InputPurpose::OpenSession => self
                 .paths
                 .session
@@ -327,9 +347,17 @@ impl Explorer {
                 .display()
                 .to_string(),
             InputPurpose::Export => "dpa-scores.jsonl".to_string(),
+            InputPurpose::ExportTrajectory => {
+                format!("dpa-trajectory-{}.csv", self.selected_candidate().name)
+            }
             InputPurpose::PresetName => String::new(),
         };
-        let mut editor = TextArea::from([default]);
+        self.open_input_with(purpose, text);
+    }
+
+    /// Opens the one-line box for `purpose` holding `text`.
+    fn open_input_with(&mut self, purpose: InputPurpose, text: String) {
+        let mut editor = TextArea::from([text]);
         editor.set_cursor_line_style(Style::default());
         editor.move_cursor(CursorMove::End);
         self.overlay = Some(Overlay::Input {
@@ -385,13 +413,13 @@ impl Explorer {
                     self.overlay = Some(Overlay::Input { purpose, editor });
                     return;
                 }
-                self.input_accepted(purpose, text);
+                self.input_accepted(purpose, text, now);
             }
             other => self.overlay = other,
         }
     }
 
-    fn input_accepted(&mut self, purpose: InputPurpose, text: String) {
+    fn input_accepted(&mut self, purpose: InputPurpose, text: String, now: Instant) {
         let path = PathBuf::from(&text);
         match purpose {
             InputPurpose::SaveSession => self.effects.push(Effect::Save {
@@ -407,8 +435,17 @@ impl Explorer {
             }
             InputPurpose::Export => self.effects.push(Effect::Export {
                 path,
-                rows: self.export_rows(),
+                export: session::Export::Scores(self.export_rows()),
+                replace: false,
             }),
+            InputPurpose::ExportTrajectory => match self.trajectory_export() {
+                Ok(t) => self.effects.push(Effect::Export {
+                    path,
+                    export: session::Export::Trajectory(t),
+                    replace: false,
+                }),
+                Err(why) => self.set_flash(format!("not exported: {why}"), true, now),
+            },
             InputPurpose::PresetName => {
                 let direction = self.dial.direction(&self.labels);
                 self.presets.upsert(Preset {
@@ -433,6 +470,25 @@ impl Explorer {
         match pending {
             Pending::Open(path) => self.effects.push(Effect::Open { path }),
             Pending::NewSession => self.new_session(now),
+            Pending::Replace { path, export } => {
+                // Only points for the text still on screen are written.
+                if let session::Export::Trajectory(t) = &export {
+                    let current = self
+                        .candidates
+                        .iter()
+                        .any(|c| c.slot == t.slot && c.revision == t.revision);
+                    if !current {
+                        let why = format!("the text of {} changed meanwhile", t.candidate);
+                        self.set_flash(format!("not exported: {why}"), true, now);
+                        return;
+                    }
+                }
+                self.effects.push(Effect::Export {
+                    path,
+                    export,
+                    replace: true,
+                });
+            }
         }
     }
 

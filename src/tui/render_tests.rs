@@ -396,3 +396,47 @@ fn scorer_trajectory_id(app: &App) -> crate::engine::RequestId {
         .expect("a trajectory request")
         .id
 }
+
+#[test]
+fn the_trajectory_view_notes_what_a_trajectory_costs_only_when_the_backend_says() {
+    const NOTE: &str = "one request per prefix";
+    let mut app = scene();
+    let now = Instant::now();
+    app.apply(Action::SetView(View::Trajectory), now);
+    let id = scorer_trajectory_id(&app);
+    app.handle(
+        Event::Engine(EngineEvent::Trajectory {
+            request: id,
+            slot: app.candidates[0].slot,
+            result: Ok(super::app::tests::fake_trajectory(
+                &app.prompt_text(),
+                &app.candidates[0].text(),
+            )),
+        }),
+        now,
+    );
+    for (w, h) in [(100, 30), (160, 48)] {
+        let text = screen_text(&draw(&mut app, w, h));
+        assert!(text.contains("R of A") && !text.contains("cost:"), "{text}");
+    }
+    app.handle(Event::Engine(EngineEvent::TrajectoryNote(NOTE.into())), now);
+    for (w, h) in [(100, 30), (160, 48)] {
+        let text = screen_text(&draw(&mut app, w, h));
+        let at = |s: &str| text.lines().position(|l| l.contains(s));
+        let (note, r) = (at("cost: one request per prefix"), at("R of A"));
+        assert!(
+            note.is_some() && note < r,
+            "under the label, above R:\n{text}"
+        );
+    }
+    // A model loaded again says anew whether it has a note.
+    app.handle(
+        Event::Engine(EngineEvent::Ready {
+            info: super::app::tests::info(),
+            warnings: vec![],
+        }),
+        now,
+    );
+    let text = screen_text(&draw(&mut app, 160, 48));
+    assert!(!text.contains("cost:"), "{text}");
+}

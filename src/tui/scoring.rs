@@ -205,6 +205,8 @@ impl Explorer {
                 }
                 self.model_warnings = warnings;
                 self.model = ModelState::Ready;
+                // A note for this load follows as its own event.
+                self.trajectory_note = None;
                 // Scores restored from a file for another label set cannot be shown.
                 let n = self.labels.len();
                 for c in &mut self.candidates {
@@ -218,6 +220,7 @@ impl Explorer {
                 }
                 self.request_scores(false, now);
             }
+            EngineEvent::TrajectoryNote(note) => self.trajectory_note = Some(note),
             EngineEvent::LoadFailed { error } => {
                 self.model = ModelState::Failed {
                     error: error.to_string(),

@@ -1,6 +1,7 @@
 //! Sessions on disk: save and load the prompt, candidates, scores and direction as JSON;
-//! export scores as JSON lines or CSV. Files are written beside under a unique name, synced and
-//! renamed into place, so a crash or a second writer never leaves half a file.
+//! export scores as JSON lines or CSV, and a trajectory as CSV. Files are written beside under a
+//! unique name, synced and renamed into place, so a crash or a second writer never leaves half a
+//! file; an export never replaces a file unless asked to.
 //!
 //! A session file is untrusted: its size, the number of candidates and each text's length are
 //! bounded (see [`MAX_CANDIDATES`], [`MAX_TEXT_BYTES`], [`MAX_SESSION_BYTES`]) so that opening
@@ -97,6 +98,40 @@ pub fn autosave_name(demo: bool, session: Option<&Path>) -> String {
 /// writer uses, synced before the rename and the directory synced after, so a reader sees
 /// either the old file or the whole new one, also after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let (tmp, dir) = write_temp(path, bytes)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// As [`write_atomic`], but leaves a file already at `path` alone: false when there is one
+/// (nothing is written then).
+pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    let (tmp, dir) = write_temp(path, bytes)?;
+    // A hard link never replaces a file, so checking and publishing are one step.
+    let published = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // No hard links on this file system: rename, having checked the name is free.
+        Err(_) if std::fs::symlink_metadata(path).is_err() => {
+            std::fs::rename(&tmp, path).map(|()| true)
+        }
+        Err(_) => Ok(false),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    let published = published.with_context(|| format!("cannot write {}", path.display()))?;
+    if published {
+        sync_dir(dir);
+    }
+    Ok(published)
+}
+
+/// `bytes` in a synced temporary file beside `path`, under a name no other writer uses;
+/// returns it and the directory.
+fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<(PathBuf, &'a Path)> {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
@@ -124,12 +159,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
     }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    sync_dir(dir);
-    Ok(())
+    Ok((tmp, dir))
 }
 
 /// Makes a rename in `dir` durable. Best effort: some systems cannot open a directory.
@@ -349,18 +379,116 @@ pub fn to_csv(rows: &[ExportRow]) -> String {
     out
 }
 
-/// Writes the rows as CSV when the path ends in `.csv`, else as JSON lines; says which.
-pub fn export(path: &Path, rows: &[ExportRow]) -> anyhow::Result<&'static str> {
-    let csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if csv {
-        write_atomic(path, to_csv(rows).as_bytes())?;
-        Ok("CSV")
-    } else {
-        write_atomic(path, to_jsonl(rows).as_bytes())?;
-        Ok("JSON lines")
+/// One candidate's prefix scores, for export: the points of its current text only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryExport {
+    pub candidate: String,
+    /// The candidate and the revision of its text the points belong to.
+    pub slot: u64,
+    pub revision: u64,
+    pub labels: Vec<String>,
+    pub rows: Vec<TrajectoryRow>,
+}
+
+/// One prefix of the response, `response[..end]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryRow {
+    pub end: usize,
+    /// The text since the previous point (this point's word, with the space before it), so
+    /// the column read down gives the response back.
+    pub piece: String,
+    pub scores: Vec<f32>,
+    /// R under the direction at export; none when it is not a finite number.
+    pub weighted: Option<f64>,
+}
+
+/// The points as CSV with a header: `end`, `prefix`, one column per attribute, `weighted`.
+/// A value that is not a finite number is left empty.
+pub fn trajectory_csv(t: &TrajectoryExport) -> String {
+    let mut header = vec!["end".to_string(), "prefix".to_string()];
+    header.extend(t.labels.iter().map(|l| csv_field(l)));
+    header.push("weighted".into());
+    let mut out = header.join(",");
+    out.push('\n');
+    for r in &t.rows {
+        let mut f = vec![r.end.to_string(), csv_field(&r.piece)];
+        for i in 0..t.labels.len() {
+            f.push(
+                r.scores
+                    .get(i)
+                    .filter(|v| v.is_finite())
+                    .map(|v| preference::shortest(*v).to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        f.push(
+            r.weighted
+                .filter(|w| w.is_finite())
+                .map(|w| w.to_string())
+                .unwrap_or_default(),
+        );
+        out.push_str(&f.join(","));
+        out.push('\n');
     }
+    out
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Export {
+    /// Every candidate's scores, as CSV or JSON lines by the file name.
+    Scores(Vec<ExportRow>),
+    /// One candidate's prefix scores, as CSV whatever the name.
+    Trajectory(TrajectoryExport),
+}
+
+impl Export {
+    /// What was exported, for messages.
+    pub fn what(&self) -> String {
+        match self {
+            Export::Scores(rows) => format!("{} candidates", rows.len()),
+            Export::Trajectory(t) => format!(
+                "the trajectory of {} ({} points)",
+                t.candidate,
+                t.rows.len()
+            ),
+        }
+    }
+
+    /// The file's text for `path`, and its format.
+    fn render(&self, path: &Path) -> (String, &'static str) {
+        let csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        match self {
+            Export::Scores(rows) if csv => (to_csv(rows), "CSV"),
+            Export::Scores(rows) => (to_jsonl(rows), "JSON lines"),
+            Export::Trajectory(t) => (trajectory_csv(t), "CSV"),
+        }
+    }
+}
+
+/// How an export went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Written, in this format.
+    As(&'static str),
+    /// A file is already there and was left alone: ask before replacing it.
+    Exists,
+}
+
+/// Writes `export` to `path`; a file already there is replaced only when `replace` says so.
+pub fn export(path: &Path, export: &Export, replace: bool) -> anyhow::Result<Written> {
+    if path.is_dir() {
+        anyhow::bail!("{} is a directory; type a file name", path.display());
+    }
+    let (text, kind) = export.render(path);
+    if replace {
+        write_atomic(path, text.as_bytes())?;
+    } else if !write_new(path, text.as_bytes())? {
+        return Ok(Written::Exists);
+    }
+    Ok(Written::As(kind))
 }
 
 #[cfg(test)]
@@ -459,5 +587,68 @@ mod tests {
         assert!(text.contains("\"Say \"\"hi\"\", please\""));
         assert!(text.contains("\"hi\nthere\""));
         assert!(text.contains(",68.99269,35.5,57.25,θ = 15°\n"));
+    }
+
+    #[test]
+    fn trajectory_csv_quotes_pieces_and_leaves_non_finite_values_empty() {
+        let t = TrajectoryExport {
+            candidate: "A".into(),
+            slot: 1,
+            revision: 2,
+            labels: vec!["a".into(), "b".into()],
+            rows: vec![
+                TrajectoryRow {
+                    end: 3,
+                    piece: "Say".into(),
+                    scores: vec![68.99269, 35.5],
+                    weighted: Some(57.25),
+                },
+                TrajectoryRow {
+                    end: 9,
+                    piece: " \"hi\",".into(),
+                    scores: vec![f32::NAN, 1.0],
+                    weighted: None,
+                },
+                TrajectoryRow {
+                    end: 15,
+                    piece: "\nwave.".into(),
+                    scores: vec![2.0, f32::INFINITY],
+                    weighted: Some(f64::INFINITY),
+                },
+            ],
+        };
+        assert_eq!(
+            trajectory_csv(&t),
+            "end,prefix,a,b,weighted\n\
+             3,Say,68.99269,35.5,57.25\n\
+             9,\" \"\"hi\"\",\",,1,\n\
+             15,\"\nwave.\",2,,\n"
+        );
+    }
+
+    #[test]
+    fn an_export_leaves_a_file_in_its_place_unless_asked_to_replace_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "mine").unwrap();
+        let rows = Export::Scores(vec![row()]);
+        assert_eq!(export(&path, &rows, false).unwrap(), Written::Exists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
+        assert_eq!(
+            export(&path, &rows, true).unwrap(),
+            Written::As("JSON lines")
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), to_jsonl(&[row()]));
+        let fresh = dir.path().join("new.csv");
+        assert_eq!(export(&fresh, &rows, false).unwrap(), Written::As("CSV"));
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), to_csv(&[row()]));
+        let e = export(dir.path(), &rows, true).unwrap_err();
+        assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["new.csv", "out.jsonl"], "no temporary file left");
     }
 }

@@ -318,6 +318,7 @@ fn panel(
         .render(pi, buf),
         View::Trajectory => TrajectoryPanel {
             shown: &app.trajectory_shown(),
+            cost: app.trajectory_note.as_deref(),
         }
         .render(pi, buf),
     }
@@ -429,13 +430,9 @@ fn overlay(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
                 buf,
             );
         }
-        Overlay::Confirm(pending) => confirm_box(
-            " Unsaved changes ",
-            pending.question(),
-            CONFIRM_KEYS,
-            area,
-            buf,
-        ),
+        Overlay::Confirm(pending) => {
+            confirm_box(pending.title(), pending.question(), CONFIRM_KEYS, area, buf)
+        }
     }
 }
 

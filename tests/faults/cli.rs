@@ -423,6 +423,28 @@ fn memory_stays_bounded_however_many_lines() {
 }
 
 #[test]
+fn an_out_of_range_max_tokens_is_refused_naming_the_flag() {
+    for (n, says) in [
+        ("1", "at least 2"),
+        ("100000", "exceed the model's context"),
+    ] {
+        let (code, out, err) = score(&[
+            "--model",
+            tiny().to_str().unwrap(),
+            "--max-tokens",
+            n,
+            "--prompt",
+            "p",
+            "--response",
+            "r",
+        ]);
+        assert_ne!(code, 0);
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--max-tokens") && err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn a_huge_line_is_scored_quickly_from_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");

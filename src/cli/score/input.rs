@@ -339,7 +339,9 @@ impl Budget {
 /// Lines read and parsed on their own thread, ahead of the scorer but never more than
 /// [`IN_FLIGHT_BYTES`] (and one line) ahead.
 pub struct LineReader {
-    lines: Receiver<io::Result<Line>>,
+    // Behind a lock so that the next window can be read (and tokenised) on another thread
+    // while this one is scored.
+    lines: Mutex<Receiver<io::Result<Line>>>,
     budget: Arc<Budget>,
 }
 
@@ -365,7 +367,10 @@ impl LineReader {
         std::thread::Builder::new()
             .name("score-input".into())
             .spawn(move || read_lines(&mut *input, max_line, &thread_budget, &tx))?;
-        Ok(Self { lines: rx, budget })
+        Ok(Self {
+            lines: Mutex::new(rx),
+            budget,
+        })
     }
 
     /// The next lines: waits for one, then takes what else has arrived, up to `max_lines`
@@ -373,17 +378,18 @@ impl LineReader {
     pub fn next_window(&self, max_lines: usize, max_bytes: usize) -> io::Result<Vec<Line>> {
         let mut window = Vec::new();
         let mut bytes = 0usize;
-        let first = match self.lines.recv() {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let first = match lines.recv() {
             Ok(line) => line?,
             Err(_) => return Ok(window),
         };
         bytes += first.cost;
         window.push(first);
         while window.len() < max_lines.max(1) && bytes < max_bytes {
-            let next = match self.lines.try_recv() {
+            let next = match lines.try_recv() {
                 Ok(l) => l,
                 Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => match self.lines.recv_timeout(FILL_WAIT) {
+                Err(TryRecvError::Empty) => match lines.recv_timeout(FILL_WAIT) {
                     Ok(l) => l,
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 },

@@ -17,7 +17,7 @@ use super::{DirectionArgs, ModelArgs};
 use crate::hub::DownloadProgress;
 use crate::model::RewardModel;
 use crate::preference::{self, shortest};
-use crate::scoring::{Every, Input, Pipeline, Point, ScoreError, Scored};
+use crate::scoring::{Every, Input, Pipeline, Point, Prepared, ScoreError, Scored};
 use input::LineReader;
 pub use input::{parse_jsonl, parse_line, Pair, Record};
 use output::{same_file, set_field, stdin_is, write_object, Output};
@@ -189,12 +189,38 @@ fn score_inputs(
     pipeline: &mut Pipeline,
     inputs: &[Result<Input, ScoreError>],
 ) -> Vec<Result<Scored, ScoreError>> {
-    let mut out: Vec<Option<Result<Scored, ScoreError>>> = vec![None; inputs.len()];
-    let outcome = pipeline.score(inputs, &|| false, &mut |i, r| out[i] = Some(r));
+    collect(inputs.len(), |done| pipeline.score(inputs, &|| false, done))
+}
+
+/// As [`score_inputs`], for inputs already tokenised.
+fn score_prepared(
+    pipeline: &mut Pipeline,
+    inputs: Vec<Result<Prepared, ScoreError>>,
+) -> Vec<Result<Scored, ScoreError>> {
+    let n = inputs.len();
+    collect(n, |done| pipeline.score_prepared(inputs, &|| false, done))
+}
+
+/// The results a scoring call hands over, in input order; an input it left unanswered gets
+/// the call's error.
+fn collect(
+    n: usize,
+    score: impl FnOnce(&mut dyn FnMut(usize, Result<Scored, ScoreError>)) -> Result<(), ScoreError>,
+) -> Vec<Result<Scored, ScoreError>> {
+    let mut out: Vec<Option<Result<Scored, ScoreError>>> = vec![None; n];
+    let outcome = score(&mut |i, r| out[i] = Some(r));
     let failure = outcome.err().unwrap_or(ScoreError::Cancelled);
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(failure.clone())))
         .collect()
+}
+
+/// A window read and tokenised ahead: its lines, how many of them an earlier run finished,
+/// and the rest made into ids.
+struct Ahead {
+    window: Vec<input::Line>,
+    skip: usize,
+    prepared: Vec<Result<Prepared, ScoreError>>,
 }
 
 fn download_bar() -> impl Fn(DownloadProgress) {
@@ -320,6 +346,7 @@ pub fn run(
                     }
                 },
             )
+            .map_err(|e| anyhow::anyhow!(super::name_flag(e)))
             .context("connecting to the servers")?
         }
         None => {
@@ -327,6 +354,7 @@ pub fn run(
             let quant_cache = crate::assets::quant_cache();
             let opts = model_args.load_options();
             let model = RewardModel::load_with_cache(&files, &opts, Some(&quant_cache))
+                .map_err(super::name_model_flag)
                 .with_context(|| {
                     format!(
                         "loading the model from {}",
@@ -363,57 +391,83 @@ pub fn run(
     // A window is what is read ahead and scored together: pairs that share a prompt share
     // its keys and values within it. It stays small so results stream out and memory stays
     // bounded whatever the input's size.
-    let max_lines = batch.saturating_mul(WINDOW_BATCHES);
+    // Servers work on many batches at once: a window holds enough to keep them all busy.
+    let max_lines = batch
+        .saturating_mul(WINDOW_BATCHES.max(pipeline.backend().parallelism().saturating_mul(16)));
     // Prefixes computed for one window serve the next (a prompt's pairs split by the window
     // boundary, the template head): the pipeline's backend keeps them.
     // Lines an earlier run finished count as this run's (the exit status is the output's).
     let (mut lines, mut failed, mut seen) = (kept, kept_errors, 0usize);
-    loop {
-        let mut window = reader
-            .next_window(max_lines, WINDOW_BYTES)
-            .context("reading the input")?;
-        if window.is_empty() {
-            break;
-        }
-        // Lines an earlier run finished (--resume): skipped, the last one checked.
-        let skip = kept.saturating_sub(seen).min(window.len());
-        seen += window.len();
-        if skip > 0 && seen >= kept {
-            let line = &window[skip - 1];
-            if let Some(last) = last_kept.take() {
-                if !resume::belongs(&last, line.number, &line.parsed) {
-                    anyhow::bail!(
-                        "--resume: the last result in --output is not that of input line {}: the output belongs to another input",
-                        line.number
-                    );
+    // The next window is read and tokenised on another thread while this one is scored, so
+    // that a server never waits for the tokenizer.
+    let encoder = pipeline.encoder().clone();
+    let prepare = |seen: &mut usize,
+                   last_kept: &mut Option<Value>|
+     -> anyhow::Result<Option<Ahead>> {
+        loop {
+            let window = reader
+                .next_window(max_lines, WINDOW_BYTES)
+                .context("reading the input")?;
+            if window.is_empty() {
+                return Ok(None);
+            }
+            // Lines an earlier run finished (--resume): skipped, the last one checked.
+            let skip = kept.saturating_sub(*seen).min(window.len());
+            *seen += window.len();
+            if skip > 0 && *seen >= kept {
+                let line = &window[skip - 1];
+                if let Some(last) = last_kept.take() {
+                    if !resume::belongs(&last, line.number, &line.parsed) {
+                        anyhow::bail!(
+                            "--resume: the last result in --output is not that of input line {}: the output belongs to another input",
+                            line.number
+                        );
+                    }
                 }
             }
-        }
-        if skip == window.len() {
-            reader.done_with(&window);
-            continue;
-        }
-        let results = {
-            let inputs: Vec<Result<Input, ScoreError>> = window[skip..]
+            if skip == window.len() {
+                reader.done_with(&window);
+                continue;
+            }
+            let prepared = window[skip..]
                 .iter()
                 .map(|l| match &l.parsed {
-                    Ok(p) => Ok(Input {
-                        prompt: &p.prompt,
-                        response: &p.response,
+                    Ok(p) => Ok(Prepared {
+                        encoded: encoder.encode(&p.prompt, &p.response)?,
                         slot: None,
                     }),
                     Err(e) => Err(ScoreError::Input(e.clone())),
                 })
                 .collect();
-            score_inputs(&mut pipeline, &inputs)
-        };
-        let sink = output.writer();
-        for (line, result) in window[skip..].iter_mut().zip(results) {
-            lines += 1;
-            let fields = match (&mut line.parsed, result) {
-                // Taken, not copied: a line may be tens of megabytes.
-                (Ok(pair), Ok(scored)) => {
-                    result_fields(std::mem::take(&mut pair.fields), &labels, &scored, &weights)
+            return Ok(Some(Ahead {
+                window,
+                skip,
+                prepared,
+            }));
+        }
+    };
+    let mut current = prepare(&mut seen, &mut last_kept)?;
+    while let Some(Ahead {
+        mut window,
+        skip,
+        prepared,
+    }) = current.take()
+    {
+        current = std::thread::scope(|s| -> anyhow::Result<Option<Ahead>> {
+            let ahead = s.spawn(|| prepare(&mut seen, &mut last_kept));
+            let results = score_prepared(&mut pipeline, prepared);
+            let sink = output.writer();
+            for (line, result) in window[skip..].iter_mut().zip(results) {
+                lines += 1;
+                let fields =
+                    match (&mut line.parsed, result) {
+                        // Taken, not copied: a line may be tens of megabytes.
+                        (Ok(pair), Ok(scored)) => result_fields(
+                            std::mem::take(&mut pair.fields),
+                            &labels,
+                            &scored,
+                            &weights,
+                        )
                         .and_then(|mut fields| {
                             if args.trajectory {
                                 let points = pipeline
@@ -423,23 +477,27 @@ pub fn run(
                                 set_field(&mut fields, "trajectory", field);
                             }
                             Ok(fields)
-                        })
+                        }),
+                        (Err(e), _) => Err(e.clone()),
+                        (Ok(_), Err(e)) => Err(e.to_string()),
+                    };
+                match fields {
+                    Ok(fields) => write_object(sink, &fields)?,
+                    Err(e) => {
+                        failed += 1;
+                        bar.suspend(|| note(&format!("line {}: {e}", line.number)));
+                        write_object(sink, &error_fields(line.number, &e))?;
+                    }
                 }
-                (Err(e), _) => Err(e.clone()),
-                (Ok(_), Err(e)) => Err(e.to_string()),
-            };
-            match fields {
-                Ok(fields) => write_object(sink, &fields)?,
-                Err(e) => {
-                    failed += 1;
-                    bar.suspend(|| note(&format!("line {}: {e}", line.number)));
-                    write_object(sink, &error_fields(line.number, &e))?;
-                }
+                bar.inc(1);
             }
-            bar.inc(1);
-        }
-        output.checkpoint()?;
-        reader.done_with(&window);
+            output.checkpoint()?;
+            // Frees the reader (and the thread reading ahead) to take more lines.
+            reader.done_with(&window);
+            ahead
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading the input ahead failed"))?
+        })?;
     }
     if seen < kept {
         anyhow::bail!(

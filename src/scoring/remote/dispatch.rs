@@ -104,6 +104,13 @@ impl Dispatch {
         self
     }
 
+    pub fn parallelism(&self) -> usize {
+        self.options
+            .in_flight
+            .saturating_mul(self.servers.len())
+            .max(1)
+    }
+
     pub fn set_batch(&mut self, inputs: usize) {
         self.options.batch = inputs.max(1);
     }

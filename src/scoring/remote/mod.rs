@@ -46,7 +46,7 @@ impl Default for RemoteOptions {
             servers: Vec::new(),
             api_key: None,
             batch: 16,
-            in_flight: 4,
+            in_flight: 16,
             timeout: Duration::from_secs(300),
             attempts: 3,
             backoff: Duration::from_millis(200),
@@ -257,10 +257,14 @@ impl Backend for RemoteBackend {
     }
 
     fn trajectory_note(&self) -> Option<String> {
-        Some("the server scores every prefix as an input of its own (no cached keys and values across requests): about one full pass per point".into())
+        Some("one request per prefix to the server: about one full pass per point".into())
     }
 
     fn set_batch(&mut self, inputs: usize) {
         self.dispatch.set_batch(inputs);
+    }
+
+    fn parallelism(&self) -> usize {
+        self.dispatch.parallelism()
     }
 }

@@ -22,6 +22,8 @@ const NUMBERS: usize = 14;
 
 pub struct TrajectoryPanel<'a> {
     pub shown: &'a TrajectoryShown,
+    /// What a trajectory costs with this backend (remote scoring), under the label.
+    pub cost: Option<&'a str>,
 }
 
 impl Widget for TrajectoryPanel<'_> {
@@ -31,6 +33,9 @@ impl Widget for TrajectoryPanel<'_> {
         }
         let width = area.width as usize;
         let mut lines = label_lines(width);
+        if let Some(cost) = self.cost {
+            lines.extend(cost_lines(cost, width));
+        }
         match self.shown {
             TrajectoryShown::Note { text, busy } => {
                 let style = if *busy {
@@ -57,6 +62,15 @@ fn label_lines(width: usize) -> Vec<Line<'static>> {
         .fg(Color::Gray)
         .add_modifier(Modifier::ITALIC);
     wrap_words(TRAJECTORY_LABEL, width)
+        .into_iter()
+        .map(|l| Line::styled(l, style))
+        .collect()
+}
+
+/// The backend's note on what a trajectory costs, dim, wrapped by words.
+fn cost_lines(cost: &str, width: usize) -> Vec<Line<'static>> {
+    let style = Style::default().fg(Color::DarkGray);
+    wrap_words(&format!("cost: {cost}"), width)
         .into_iter()
         .map(|l| Line::styled(l, style))
         .collect()
