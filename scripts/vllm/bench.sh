@@ -71,7 +71,7 @@ wall = [r[0] for r in ours]
 best_direct = {k: min(r[0] for r in v) for k, v in rows.items() if k.startswith("direct")}
 best = min(best_direct.values())
 cpu = statistics.median((r[1] + r[2]) for r in ours)
-print(f"| pairs | `score --server` (8 per request, 16 in flight) | vLLM direct, 4 in flight | vLLM direct, 16 in flight | ours / best direct |")
+print(f"| pairs | `score --server` (8 per request, `--in-flight 16`) | vLLM direct, 4 in flight | vLLM direct, 16 in flight | ours / best direct |")
 print("|---:|---:|---:|---:|---:|")
 print(f"| {n} | {n/statistics.median(wall):.0f} pairs/s ({n/max(wall):.0f}–{n/min(wall):.0f}) | {n/best_direct['direct4']:.0f} pairs/s | {n/best_direct['direct16']:.0f} pairs/s | {best/statistics.median(wall):.2f} |")
 print(f"\nclient CPU: {1000*cpu/n:.3f} s per 1,000 pairs; peak RSS {statistics.median(r[3] for r in ours)/1024:.0f} MiB")

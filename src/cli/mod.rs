@@ -85,6 +85,10 @@ pub struct ModelArgs {
         hide_env_values = true
     )]
     pub api_key: Option<String>,
+    /// Requests in flight per server (with --server).
+    #[arg(long, global = true, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub in_flight: u16,
 }
 
 fn parse_server(s: &str) -> Result<Url, String> {
@@ -145,6 +149,7 @@ impl ModelArgs {
         (!self.servers.is_empty()).then(|| RemoteOptions {
             servers: self.servers.clone(),
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            in_flight: usize::from(self.in_flight),
             ..RemoteOptions::default()
         })
     }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use super::{DirectionArgs, ModelArgs};
@@ -402,7 +403,8 @@ pub fn run(
     // that a server never waits for the tokenizer.
     let encoder = pipeline.encoder().clone();
     let prepare = |seen: &mut usize,
-                   last_kept: &mut Option<Value>|
+                   last_kept: &mut Option<Value>,
+                   max_lines: usize|
      -> anyhow::Result<Option<Ahead>> {
         loop {
             let window = reader
@@ -429,8 +431,9 @@ pub fn run(
                 reader.done_with(&window);
                 continue;
             }
+            // On every core: a server must not wait for the tokenizer.
             let prepared = window[skip..]
-                .iter()
+                .par_iter()
                 .map(|l| match &l.parsed {
                     Ok(p) => Ok(Prepared {
                         encoded: encoder.encode(&p.prompt, &p.response)?,
@@ -446,7 +449,11 @@ pub fn run(
             }));
         }
     };
-    let mut current = prepare(&mut seen, &mut last_kept)?;
+    // The first window is small, so that the servers start at once.
+    let first = batch
+        .saturating_mul(pipeline.backend().parallelism())
+        .min(max_lines);
+    let mut current = prepare(&mut seen, &mut last_kept, first)?;
     while let Some(Ahead {
         mut window,
         skip,
@@ -454,8 +461,10 @@ pub fn run(
     }) = current.take()
     {
         current = std::thread::scope(|s| -> anyhow::Result<Option<Ahead>> {
-            let ahead = s.spawn(|| prepare(&mut seen, &mut last_kept));
+            let ahead = s.spawn(|| prepare(&mut seen, &mut last_kept, max_lines));
+            let started = std::time::Instant::now();
             let results = score_prepared(&mut pipeline, prepared);
+            let scored = started.elapsed();
             let sink = output.writer();
             for (line, result) in window[skip..].iter_mut().zip(results) {
                 lines += 1;
@@ -494,9 +503,18 @@ pub fn run(
             output.checkpoint()?;
             // Frees the reader (and the thread reading ahead) to take more lines.
             reader.done_with(&window);
-            ahead
+            let written = started.elapsed();
+            let next = ahead
                 .join()
-                .map_err(|_| anyhow::anyhow!("reading the input ahead failed"))?
+                .map_err(|_| anyhow::anyhow!("reading the input ahead failed"))?;
+            tracing::debug!(
+                lines = window.len() - skip,
+                ?scored,
+                ?written,
+                waited = ?started.elapsed().saturating_sub(written),
+                "window done"
+            );
+            next
         })?;
     }
     if seen < kept {
