@@ -40,6 +40,7 @@ fn scene() -> App {
         Event::Engine(EngineEvent::Ready {
             info: ModelInfo {
                 labels,
+                gating: false,
                 device: "cpu".into(),
                 dtype: "f32".into(),
                 stored_dtype: "bf16".into(),
@@ -88,6 +89,7 @@ fn scene() -> App {
                 request: 1,
                 item,
                 result: Ok(Scored {
+                    gating: None,
                     tokens: 100 + i,
                     truncated: false,
                     scores: s.to_vec(),

@@ -17,7 +17,7 @@ use dpa_explorer::hub::{
     fetch, fetch_tokenizer, DownloadProgress, HubError, HubOptions, ModelSource, Resolved,
     TokenizerFiles,
 };
-use dpa_explorer::model::WeightFiles;
+use dpa_explorer::model::{TemplateFiles, WeightFiles};
 use hub_server::{Request, Server, State};
 
 const MAIN: &str = "1111111111111111111111111111111111111111";
@@ -153,6 +153,7 @@ fn fresh_download_lands_in_the_standard_cache_with_progress_then_is_reused() {
         "model.safetensors.index.json",
         "config.json",
         "tokenizer.json",
+        "tokenizer_config.json",
         SHARDS[0],
         SHARDS[1],
     ];
@@ -554,7 +555,7 @@ const NO_WEIGHTS: &str = "has no weights: none of model.safetensors, \
     model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json is there";
 
 #[test]
-fn fetch_tokenizer_downloads_only_config_and_tokenizer_and_fetch_then_adds_the_weights() {
+fn fetch_tokenizer_downloads_only_config_tokenizer_and_template_then_fetch_adds_the_weights() {
     let mut st = hub_state();
     // What a repository for a model served elsewhere may hold: no weights at all.
     st.add("org/tok-only", "main", MAIN, &fixture("tiny-mha"), &[]);
@@ -582,20 +583,29 @@ fn fetch_tokenizer_downloads_only_config_and_tokenizer_and_fetch_then_adds_the_w
         TokenizerFiles {
             config: snapshot.join("config.json"),
             tokenizer: snapshot.join("tokenizer.json"),
+            templates: TemplateFiles {
+                tokenizer_config: Some(snapshot.join("tokenizer_config.json")),
+                chat_template: None,
+            },
             commit: Some(MAIN.into()),
-            downloaded: vec!["config.json".into(), "tokenizer.json".into()],
+            downloaded: vec![
+                "config.json".into(),
+                "tokenizer.json".into(),
+                "tokenizer_config.json".into()
+            ],
             note: None,
         }
     );
     assert_fixture_bytes(&t.config, "tiny-mha", "config.json");
     assert_fixture_bytes(&t.tokenizer, "tiny-mha", "tokenizer.json");
     // The same cache layout as a full fetch, with nothing else in the snapshot.
-    assert_eq!(entries(&snapshot), ["config.json", "tokenizer.json"]);
-    for name in ["config.json", "tokenizer.json"] {
+    let wanted = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+    assert_eq!(entries(&snapshot), wanted);
+    for name in wanted {
         let link = std::fs::read_link(snapshot.join(name)).expect("snapshot entry is a link");
         assert!(link.starts_with("../../blobs"), "{}", link.display());
     }
-    assert_eq!(entries(&repo.join("blobs")).len(), 2);
+    assert_eq!(entries(&repo.join("blobs")).len(), 3);
     assert_eq!(
         std::fs::read_to_string(repo.join("refs/main")).unwrap(),
         MAIN
@@ -604,22 +614,20 @@ fn fetch_tokenizer_downloads_only_config_and_tokenizer_and_fetch_then_adds_the_w
     let asked = file_requests(&server);
     assert!(!asked.is_empty());
     assert!(
-        asked
-            .iter()
-            .all(|r| r.is_file("config.json") || r.is_file("tokenizer.json")),
+        asked.iter().all(|r| wanted.iter().any(|w| r.is_file(w))),
         "{asked:?}"
     );
-    // Progress counts the two files only.
+    // Progress counts those three files only.
     let events = events.into_inner();
-    for (i, name) in ["config.json", "tokenizer.json"].iter().enumerate() {
+    for (i, name) in wanted.iter().enumerate() {
         let last = events.iter().rfind(|e| e.file == *name).expect("progress");
         let size = std::fs::metadata(snapshot.join(name)).unwrap().len();
         assert_eq!(
             (last.index, last.files, last.bytes, last.total),
-            (i, 2, size, size)
+            (i, 3, size, size)
         );
     }
-    assert!(events.iter().all(|e| e.files == 2), "{events:?}");
+    assert!(events.iter().all(|e| e.files == 3), "{events:?}");
 
     // The full fetch of the same revision reuses both files and adds the weights.
     let before = server.requests().len();
@@ -679,7 +687,10 @@ fn fetch_tokenizer_uses_a_cache_without_weights_offline_and_when_the_hub_is_down
     let snapshot = repo_dir(home.path(), "org/tiny")
         .join("snapshots")
         .join(MAIN);
-    assert_eq!(entries(&snapshot), ["config.json", "tokenizer.json"]);
+    assert_eq!(
+        entries(&snapshot),
+        ["config.json", "tokenizer.json", "tokenizer_config.json"]
+    );
 
     // Offline by choice: the two cached files suffice, with no note.
     opts.offline = true;
@@ -760,6 +771,7 @@ fn a_local_directory_with_config_and_tokenizer_only_serves_fetch_tokenizer_not_f
         TokenizerFiles {
             config: dir.path().join("config.json"),
             tokenizer: dir.path().join("tokenizer.json"),
+            templates: Default::default(),
             commit: None,
             downloaded: Vec::new(),
             note: None,

@@ -66,6 +66,7 @@ mod tests {
 
     fn s(x: f32) -> Scored {
         Scored {
+            gating: None,
             tokens: 1,
             truncated: false,
             scores: vec![x],

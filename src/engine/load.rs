@@ -2,7 +2,7 @@
 //! or the servers'.
 
 use crate::hub::{self, HubOptions, ModelSource};
-use crate::model::{InputEncoder, LoadOptions, MistralConfig, ModelInfo, RewardModel, Setting};
+use crate::model::{LoadOptions, MistralConfig, ModelInfo, RewardModel, Setting};
 use crate::scoring::remote::{self, RemoteOptions};
 use crate::scoring::{LoadError, Pipeline};
 
@@ -76,13 +76,21 @@ pub fn remote_pipeline(
             ),
         });
     }
-    let encoder = InputEncoder::from_file(&files.tokenizer, cfg.bos_token_id, max_tokens)?;
+    if let crate::model::config::HeadConfig::Gating(_) = cfg.head {
+        // vLLM's pooling runs one head on one token; ArmoRM's gating reads the prompt's end too.
+        return Err(LoadError::Remote(
+            "this model's gating head (ArmoRM) is not something a vLLM server computes; score it locally"
+                .into(),
+        ));
+    }
+    let encoder = crate::model::encoder(&cfg, &files.tokenizer, &files.templates, max_tokens)?;
     let servers: Vec<String> = remote.servers.iter().map(|u| u.to_string()).collect();
     progress(LoadStage::Loading {
         what: format!("connecting to {}", servers.join(", ")),
     });
     let info = ModelInfo {
         labels: cfg.labels.clone(),
+        gating: false,
         device: String::new(),
         dtype: String::new(),
         stored_dtype: "server".into(),

@@ -229,6 +229,7 @@ pub struct Resolved {
 pub struct TokenizerFiles {
     pub config: PathBuf,
     pub tokenizer: PathBuf,
+    pub templates: crate::model::TemplateFiles,
     pub commit: Option<String>,
     pub downloaded: Vec<String>,
     pub note: Option<String>,
@@ -275,6 +276,7 @@ pub fn fetch_tokenizer(
     Ok(TokenizerFiles {
         config,
         tokenizer,
+        templates: crate::model::TemplateFiles::in_dir(&found.dir),
         commit: found.commit,
         downloaded: found.downloaded,
         note: found.note,

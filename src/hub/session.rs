@@ -18,6 +18,7 @@ use super::listing::InfoFailure;
 use super::names::{is_plain_relative, shown};
 use super::verify::check_file;
 use super::{DownloadProgress, HubError, HubOptions, Located};
+use crate::model::template::{CHAT_TEMPLATE_FILE, TOKENIZER_CONFIG_FILE};
 
 /// Says what is happening: in the log, and on stderr when no terminal UI can be there.
 pub(super) fn notify(message: &str) {
@@ -80,7 +81,13 @@ impl Session<'_> {
             }
         }
         let mut downloaded = Vec::new();
-        let list = match plan_weights(names.iter().copied()) {
+        // The chat template lives in these when the model has one.
+        let templates: Vec<String> = [TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE]
+            .into_iter()
+            .filter(|n| names.contains(n))
+            .map(String::from)
+            .collect();
+        let mut list = match plan_weights(names.iter().copied()) {
             // Whatever weights the repository has (or lacks) are not wanted.
             _ if !self.weights => vec![CONFIG.to_string(), TOKENIZER.to_string()],
             None => {
@@ -105,6 +112,12 @@ impl Session<'_> {
                 list
             }
         };
+        // Small files first: the template files go after the tokenizer.
+        let at = list
+            .iter()
+            .position(|n| n == TOKENIZER)
+            .map_or(list.len(), |i| i + 1);
+        list.splice(at..at, templates);
         for (i, name) in list.iter().enumerate() {
             self.ensure(&hub, &commit, name, Some((i, list.len())), &mut downloaded)?;
         }

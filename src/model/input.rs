@@ -1,10 +1,12 @@
-//! The scoring input: the model card's template, tokenized with the model's own tokenizer,
-//! BOS first, no EOS, truncated from the left as in training.
+//! The scoring input: the model's template (DPA's card template, or the chat template a
+//! model declares), tokenized with the model's own tokenizer, BOS first, no EOS, truncated
+//! from the left as in training.
 
 use std::path::Path;
 
 use tokenizers::Tokenizer;
 
+use super::template::Template;
 use super::{ModelError, Setting};
 
 /// The template up to the prompt.
@@ -77,7 +79,10 @@ impl Encoded {
 #[derive(Clone)]
 pub struct InputEncoder {
     tokenizer: Tokenizer,
-    bos: u32,
+    /// The id put first (card template), or kept first when the input is cut (chat templates
+    /// write it themselves).
+    bos: Option<u32>,
+    template: Template,
     max_tokens: usize,
     /// Ids of special added tokens and their text, to spot them inside user text.
     special: Vec<(u32, String)>,
@@ -93,25 +98,37 @@ impl std::fmt::Debug for InputEncoder {
 }
 
 impl InputEncoder {
+    /// The tokenizer at `path` with DPA's card template.
     pub fn from_file(
         path: &Path,
         bos_hint: Option<u32>,
         max_tokens: usize,
     ) -> Result<Self, ModelError> {
+        Self::with_template(path, bos_hint, max_tokens, Template::Card)
+    }
+
+    pub fn with_template(
+        path: &Path,
+        bos_hint: Option<u32>,
+        max_tokens: usize,
+        template: Template,
+    ) -> Result<Self, ModelError> {
         let tokenizer = Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let bos =
-            tokenizer
-                .token_to_id("<s>")
-                .or(bos_hint)
-                .ok_or_else(|| ModelError::Tokenizer {
+        let bos = match &template {
+            // The card template has no BOS of its own: the id is put first.
+            Template::Card => Some(tokenizer.token_to_id("<s>").or(bos_hint).ok_or_else(|| {
+                ModelError::Tokenizer {
                     path: path.to_path_buf(),
                     message:
                         "no BOS token: the vocabulary has no `<s>` and config.json no bos_token_id"
                             .into(),
-                })?;
+                }
+            })?),
+            Template::Chat(_) => bos_hint.or_else(|| tokenizer.token_to_id("<s>")),
+        };
         if max_tokens < 2 {
             return Err(ModelError::Setting {
                 setting: Setting::MaxTokens,
@@ -129,17 +146,18 @@ impl InputEncoder {
         Ok(Self {
             tokenizer,
             bos,
+            template,
             max_tokens,
             special,
         })
     }
 
-    pub fn max_tokens(&self) -> usize {
-        self.max_tokens
+    pub fn template(&self) -> &Template {
+        &self.template
     }
 
-    pub fn bos(&self) -> u32 {
-        self.bos
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// The largest id the tokenizer can produce, to check against the model's vocabulary.
@@ -149,7 +167,33 @@ impl InputEncoder {
 
     /// Tokenizes a prompt/response pair through the template.
     pub fn encode(&self, prompt: &str, response: &str) -> Result<Encoded, ModelError> {
-        self.encode_text(&render(prompt, response))
+        let text = self.template.render(prompt, response)?;
+        match self.template {
+            Template::Card => self.encode_text(&text),
+            Template::Chat(_) => {
+                let mut encoded = self.encode_chat(&text)?;
+                for (_, special) in &self.special {
+                    let typed =
+                        prompt.contains(special.as_str()) || response.contains(special.as_str());
+                    if typed && !encoded.control_tokens.contains(special) {
+                        encoded.control_tokens.push(special.clone());
+                    }
+                }
+                Ok(encoded)
+            }
+        }
+    }
+
+    /// Tokenizes a rendered chat template: its tokens as they are (the template writes BOS
+    /// where the model wants it), and if they are more than `max_tokens`, the last ones, with
+    /// a leading BOS kept first.
+    fn encode_chat(&self, text: &str) -> Result<Encoded, ModelError> {
+        let bos = self.bos.filter(|&b| {
+            self.tokenizer
+                .id_to_token(b)
+                .is_some_and(|t| text.starts_with(t.as_str()))
+        });
+        self.encode_with(text, bos, true)
     }
 
     /// Tokenizes an already rendered input: BOS, the text's tokens, no EOS, and if that is
@@ -160,7 +204,18 @@ impl InputEncoder {
     /// suffix that yields the kept tokens and a margin, which gives the same kept tokens as a
     /// suffix twice as long does; otherwise longer suffixes are tried, up to the whole text.
     pub fn encode_text(&self, text: &str) -> Result<Encoded, ModelError> {
-        let keep = self.max_tokens - 1;
+        self.encode_with(text, self.bos, false)
+    }
+
+    /// `lead`: the id kept first; `in_text`: whether the text's own first token is that id
+    /// (a chat template's BOS) rather than one to put in front.
+    fn encode_with(
+        &self,
+        text: &str,
+        lead: Option<u32>,
+        in_text: bool,
+    ) -> Result<Encoded, ModelError> {
+        let keep = self.max_tokens - usize::from(lead.is_some());
         let mut suffix = keep
             .saturating_mul(SUFFIX_BYTES_PER_TOKEN)
             .saturating_add(SUFFIX_SLACK_BYTES);
@@ -170,13 +225,17 @@ impl InputEncoder {
                 let far = self.tokenize(tail(text, suffix * 2))?;
                 if far.len() >= near.len() && far[far.len() - keep..] == near[near.len() - keep..] {
                     let cut = text.len() - tail(text, suffix * 2).len();
-                    return Ok(self.encoded(&far, text, cut));
+                    return Ok(self.encoded(lead, &far, text, cut));
                 }
             }
             suffix = suffix.saturating_mul(2);
         }
         let all = self.tokenize(text)?;
-        Ok(self.encoded(&all, text, 0))
+        let content = match (lead, in_text) {
+            (Some(b), true) if all.first() == Some(&b) => &all[1..],
+            _ => &all[..],
+        };
+        Ok(self.encoded(lead, content, text, 0))
     }
 
     /// Byte offsets in `text` where its tokens end, as the tokenizer reads `text` alone.
@@ -197,20 +256,24 @@ impl InputEncoder {
     }
 
     /// The input from the tokens of `text[cut..]` (all of it when `cut` is 0).
-    fn encoded(&self, content: &[u32], text: &str, cut: usize) -> Encoded {
-        let keep = content.len().min(self.max_tokens - 1);
+    fn encoded(&self, lead: Option<u32>, content: &[u32], text: &str, cut: usize) -> Encoded {
+        let lead_len = usize::from(lead.is_some());
+        let keep = content.len().min(self.max_tokens - lead_len);
         let mut ids = Vec::with_capacity(keep + 1);
-        ids.push(self.bos);
+        ids.extend(lead);
         ids.extend_from_slice(&content[content.len() - keep..]);
         let mut control_tokens: Vec<String> = Vec::new();
-        for id in content {
+        // A chat template writes control tokens of its own: there the user's text is
+        // searched instead (see `encode`).
+        let scan = matches!(self.template, Template::Card);
+        for id in content.iter().filter(|_| scan) {
             if let Some((_, text)) = self.special.iter().find(|(sid, _)| sid == id) {
                 if !control_tokens.contains(text) {
                     control_tokens.push(text.clone());
                 }
             }
         }
-        if cut > 0 {
+        if cut > 0 && scan {
             // The part left untokenized is searched as text, where the tokenizer would have
             // found the same control tokens.
             for (_, special) in &self.special {
@@ -222,7 +285,7 @@ impl InputEncoder {
         }
         Encoded {
             ids,
-            full_len: content.len() + 1,
+            full_len: content.len() + lead_len,
             full_len_exact: cut == 0,
             control_tokens,
         }
@@ -232,8 +295,10 @@ impl InputEncoder {
     /// rescoring feeds at least these, however much of the input is cached.
     pub fn tail_tokens(&self) -> usize {
         let ids = |response: &str| {
-            self.tokenizer
-                .encode(render("x", response), false)
+            self.template
+                .render("x", response)
+                .ok()
+                .and_then(|text| self.tokenizer.encode(text, false).ok())
                 .map(|e| e.get_ids().to_vec())
                 .unwrap_or_default()
         };
@@ -249,7 +314,11 @@ impl InputEncoder {
 
     /// The text of a sequence of ids (control tokens spelled out; BOS dropped).
     pub fn decode(&self, ids: &[u32]) -> Option<String> {
-        let ids: Vec<u32> = ids.iter().copied().skip_while(|&i| i == self.bos).collect();
+        let ids: Vec<u32> = ids
+            .iter()
+            .copied()
+            .skip_while(|&i| Some(i) == self.bos)
+            .collect();
         self.tokenizer.decode(&ids, false).ok()
     }
 

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::config::MistralConfig;
 use super::gpu;
+use super::heads::Head;
 use super::linear::{Linear, LinearLoader};
 use super::weights::Checkpoint;
 use super::ModelError;
@@ -58,15 +59,11 @@ struct Rotary {
 impl Rotary {
     fn new(cfg: &MistralConfig, dtype: DType, device: &Device) -> Result<Self> {
         let dim = cfg.head_dim;
-        // As transformers computes it: exponent in f32, then base ** exponent.
-        let base = cfg.rope_theta as f32;
-        let inv_freq: Vec<f32> = (0..dim)
-            .step_by(2)
-            .map(|i| {
-                let exponent = i as f32 / dim as f32;
-                (1.0 / (base as f64).powf(exponent as f64)) as f32
-            })
-            .collect();
+        let inv_freq = super::config::Rope {
+            theta: cfg.rope_theta,
+            scaling: cfg.rope_scaling,
+        }
+        .inv_freq(dim);
         let empty = Tensor::zeros((0, dim / 2), dtype, device)?;
         Ok(Self {
             inv_freq,
@@ -147,7 +144,10 @@ impl KvCache {
 #[derive(Debug)]
 struct Attention {
     qkv: Linear,
+    /// Qwen2's (and some Llamas') biases of q, k and v, stacked as `qkv`'s outputs are.
+    qkv_bias: Option<Tensor>,
     o_proj: Linear,
+    o_bias: Option<Tensor>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -171,7 +171,7 @@ struct Layer {
 
 /// What one forward pass returns.
 pub struct ForwardOutput {
-    /// `[batch, num_labels]` in f32.
+    /// `[batch, width]` in f32: the head's output rows (see [`Mistral::width`]).
     pub logits: Tensor,
     /// For each sequence, the prefix cache extended by its own tokens (when asked for).
     pub caches: Option<Vec<KvCache>>,
@@ -183,8 +183,7 @@ pub struct Mistral {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    score_w: Tensor,
-    score_b: Option<Tensor>,
+    head: Head,
     rotary: std::sync::Mutex<Rotary>,
     cfg: MistralConfig,
     dtype: DType,
@@ -236,7 +235,30 @@ impl Mistral {
                 )?,
                 attn: Attention {
                     qkv: linear(ckpt, &[&q, &k, &v], &[q_out, kv_out, kv_out], h)?,
+                    qkv_bias: if cfg.qkv_bias {
+                        let get = |c: &mut Checkpoint, s: &str, len: usize| {
+                            c.get(
+                                &n(&format!("self_attn.{s}_proj.bias")),
+                                &[len],
+                                DType::F32,
+                                device,
+                            )
+                        };
+                        let parts = [
+                            get(ckpt, "q", q_out)?,
+                            get(ckpt, "k", kv_out)?,
+                            get(ckpt, "v", kv_out)?,
+                        ];
+                        Some(Tensor::cat(&parts, 0)?)
+                    } else {
+                        None
+                    },
                     o_proj: linear(ckpt, &[&n("self_attn.o_proj.weight")], &[h], q_out)?,
+                    o_bias: if cfg.o_bias {
+                        Some(ckpt.get(&n("self_attn.o_proj.bias"), &[h], DType::F32, device)?)
+                    } else {
+                        None
+                    },
                     heads: cfg.num_attention_heads,
                     kv_heads: cfg.num_key_value_heads,
                     head_dim: cfg.head_dim,
@@ -275,15 +297,12 @@ impl Mistral {
             dtype,
             device,
         )?;
-        // The head runs in f32 whatever the compute dtype: it is tiny and its output is the result.
-        let score_w = ckpt.get("score.weight", &[cfg.num_labels, h], DType::F32, device)?;
-        let score_b = ckpt.get_optional("score.bias", &[cfg.num_labels], DType::F32, device)?;
+        let head = Head::load(cfg, ckpt, device)?;
         Ok(Self {
             embed,
             layers,
             norm,
-            score_w,
-            score_b,
+            head,
             rotary: std::sync::Mutex::new(Rotary::new(cfg, dtype, device)?),
             cfg: cfg.clone(),
             dtype,
@@ -318,11 +337,7 @@ impl Mistral {
                     + l.mlp.down.weight_bytes()
             })
             .sum();
-        t(&self.embed)
-            + layers
-            + t(&self.norm.weight)
-            + t(&self.score_w)
-            + self.score_b.as_ref().map_or(0, t)
+        t(&self.embed) + layers + t(&self.norm.weight) + self.head.bytes()
     }
 
     /// Scores `seqs` (token ids after `prefix`, each non-empty) in one right-padded batch.
@@ -340,7 +355,7 @@ impl Mistral {
         let b = seqs.len();
         if b == 0 {
             return Ok(ForwardOutput {
-                logits: Tensor::zeros((0, self.cfg.num_labels), DType::F32, &self.device)?,
+                logits: Tensor::zeros((0, self.width()), DType::F32, &self.device)?,
                 caches: keep_caches.then(Vec::new),
             });
         }
@@ -393,21 +408,36 @@ impl Mistral {
             made: std::cell::OnceCell::new(),
             given: false,
         };
-        // The head reads each sequence's last real token.
-        let last: Vec<u32> = lens
+        // The rows the head reads, all within each sequence's own tokens (see `reuse_limit`):
+        // the rewards' rows first, then any gating rows.
+        let reads = seqs
+            .iter()
+            .map(|s| self.head.reads(s))
+            .collect::<Result<Vec<_>>>()?;
+        let mut pooled: Vec<u32> = reads
             .iter()
             .enumerate()
-            .map(|(i, &l)| (i * t + l - 1) as u32)
+            .map(|(i, r)| (i * t + r.reward) as u32)
             .collect();
+        pooled.extend(
+            reads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.gating.map(|g| (i * t + g) as u32)),
+        );
         let pass = Pass {
             past: prefix,
             cos: &cos,
             sin: &sin,
             mask: &mask,
-            pooled: &last,
+            pooled: &pooled,
             keep_caches,
         };
-        let (logits, caches) = self.run(x, &pass, should_stop)?;
+        let (hidden, caches) = self.run(x, &pass, should_stop)?;
+        let gating = (pooled.len() > b)
+            .then(|| hidden.narrow(0, b, b))
+            .transpose()?;
+        let logits = self.head.apply(&hidden.narrow(0, 0, b)?, gating.as_ref())?;
         let caches = if keep_caches {
             Some(split_caches(prefix, &caches, &lens)?)
         } else {
@@ -427,9 +457,13 @@ impl Mistral {
         tails: &[(usize, &[u32])],
         should_stop: &dyn Fn() -> bool,
     ) -> Result<Tensor> {
-        let labels = self.cfg.num_labels;
         if tails.is_empty() {
-            return Ok(Tensor::zeros((0, labels), DType::F32, &self.device)?);
+            return Ok(Tensor::zeros((0, self.width()), DType::F32, &self.device)?);
+        }
+        if matches!(self.head, Head::Gating(_)) {
+            return Err(ModelError::Input(
+                "continuations are not computed for a gating head".into(),
+            ));
         }
         let p = cache.len;
         let mut ids = Vec::new();
@@ -517,12 +551,35 @@ impl Mistral {
             pooled: &pooled,
             keep_caches: false,
         };
-        Ok(self.run(x, &pass, should_stop)?.0)
+        let hidden = self.run(x, &pass, should_stop)?.0;
+        self.head.apply(&hidden, None)
     }
 
-    /// The decoder over `x` (`[b, t, hidden]`), then the final norm and the head on the rows
-    /// `pass.pooled` names (in `b · t` order). Returns the logits and, when asked, each
-    /// layer's keys and values.
+    /// Values in each output row: one per label, or for a gating head the rewards, the
+    /// gating weights and the score.
+    pub fn width(&self) -> usize {
+        self.head.width(self.cfg.num_labels)
+    }
+
+    /// How many of `ids`' first positions may come from a cache: every row the head reads
+    /// must be computed in the pass.
+    pub fn reuse_limit(&self, ids: &[u32]) -> usize {
+        match &self.head {
+            Head::Score { .. } => ids.len(),
+            Head::Gating(_) => match self.head.reads(ids) {
+                Ok(r) => r.reward.min(r.gating.unwrap_or(usize::MAX)),
+                Err(_) => 0,
+            },
+        }
+    }
+
+    pub fn has_gating(&self) -> bool {
+        matches!(self.head, Head::Gating(_))
+    }
+
+    /// The decoder over `x` (`[b, t, hidden]`), then the final norm, on the rows `pass.pooled`
+    /// names (in `b · t` order). Returns those rows in f32 and, when asked, each layer's keys
+    /// and values.
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
@@ -565,11 +622,7 @@ impl Mistral {
             None => pooled_rows(&x)?,
         };
         let pooled = self.norm.forward(&pooled)?.to_dtype(DType::F32)?;
-        let mut logits = pooled.matmul(&self.score_w.t()?)?;
-        if let Some(bias) = &self.score_b {
-            logits = logits.broadcast_add(bias)?;
-        }
-        Ok((logits, caches))
+        Ok((pooled, caches))
     }
 }
 
@@ -711,7 +764,7 @@ impl Attention {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
-        let qkv = self.qkv.forward(x)?;
+        let qkv = add_bias(self.qkv.forward(x)?, self.qkv_bias.as_ref())?;
         let shape = gpu::Heads {
             heads: h,
             kv_heads: kvh,
@@ -745,7 +798,7 @@ impl Attention {
         #[cfg(feature = "flash-attn")]
         if !mask.given {
             if let Some(out) = super::flash::attend(&q, &k, &v, self.window)? {
-                return Ok((self.o_proj.forward(&out)?, k, v));
+                return Ok((self.project_out(&out)?, k, v));
             }
         }
         let total = k.dim(2)?;
@@ -816,8 +869,20 @@ impl Attention {
             Some(out) => out,
             None => out.transpose(1, 2)?.reshape((b, t, h * d))?,
         };
-        Ok((self.o_proj.forward(&out)?, k, v))
+        Ok((self.project_out(&out)?, k, v))
     }
+
+    fn project_out(&self, x: &Tensor) -> Result<Tensor> {
+        add_bias(self.o_proj.forward(x)?, self.o_bias.as_ref())
+    }
+}
+
+/// `y + bias` over the last axis, in `y`'s dtype (the bias is kept in f32).
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match bias {
+        None => y,
+        Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+    })
 }
 
 /// The `[t, total]` mask repeated for `n_rep` query heads stacked along the query axis.

@@ -7,12 +7,14 @@ pub mod files;
 #[cfg(feature = "flash-attn")]
 pub mod flash;
 pub mod gpu;
+pub mod heads;
 pub mod input;
 pub mod kernels;
 pub mod linear;
 pub mod mistral;
 pub mod quant;
 pub mod reuse;
+pub mod template;
 pub mod trajectory;
 pub mod weights;
 
@@ -22,12 +24,13 @@ use std::str::FromStr;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
-pub use config::{MistralConfig, DPA_LABELS};
+pub use config::{Family, MistralConfig, DPA_LABELS};
 pub use error::{ModelError, Setting};
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
 pub use reuse::{KvStore, ReuseOptions, ReuseStats};
+pub use template::TemplateFiles;
 pub use weights::{Checkpoint, WeightFiles};
 
 /// The files of one model on disk.
@@ -35,6 +38,7 @@ pub use weights::{Checkpoint, WeightFiles};
 pub struct ModelFiles {
     pub config: PathBuf,
     pub tokenizer: PathBuf,
+    pub templates: TemplateFiles,
     pub weights: WeightFiles,
 }
 
@@ -51,9 +55,55 @@ impl ModelFiles {
         Ok(Self {
             config: need(files::CONFIG, "config.json")?,
             tokenizer: need(files::TOKENIZER, "tokenizer.json (the fast tokenizer file)")?,
+            templates: TemplateFiles::in_dir(dir),
             weights: WeightFiles::find(dir)?,
         })
     }
+
+    pub fn encoder(
+        &self,
+        cfg: &MistralConfig,
+        max_tokens: usize,
+    ) -> Result<InputEncoder, ModelError> {
+        encoder(cfg, &self.tokenizer, &self.templates, max_tokens)
+    }
+}
+
+/// The scoring input of the model these files hold: its tokenizer and template. DPA
+/// (a Mistral classifier with DPA's ten attributes) keeps its model card's template, as does
+/// a Mistral classifier that declares no chat template; every other model is scored
+/// through its own chat template, and one without is refused.
+pub fn encoder(
+    cfg: &MistralConfig,
+    tokenizer: &Path,
+    templates: &TemplateFiles,
+    max_tokens: usize,
+) -> Result<InputEncoder, ModelError> {
+    let dpa = cfg.family == Family::Mistral && cfg.labels.iter().eq(DPA_LABELS.iter());
+    let chat = if dpa {
+        None
+    } else {
+        template::load(
+            templates.tokenizer_config.as_deref(),
+            templates.chat_template.as_deref(),
+        )?
+    };
+    let template = match chat {
+        Some(t) => template::Template::Chat(Box::new(t)),
+        None if cfg.family == Family::Mistral => template::Template::Card,
+        None => {
+            return Err(ModelError::Tokenizer {
+                path: tokenizer.to_path_buf(),
+                message: format!(
+                    "the model declares no chat template (no chat_template in {} and no {}), \
+                         and only DPA's card template is known without one",
+                    template::TOKENIZER_CONFIG_FILE,
+                    template::CHAT_TEMPLATE_FILE
+                ),
+            })
+        }
+    };
+    InputEncoder::with_template(tokenizer, cfg.bos_token_id, max_tokens, template)
 }
 
 /// Where the model runs.
@@ -364,6 +414,9 @@ impl Default for LoadOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     pub labels: Vec<String>,
+    /// Rows carry a gating model's weights, coefficients and score after the labels' scores
+    /// (see `scoring::Gating`).
+    pub gating: bool,
     pub device: String,
     pub dtype: String,
     pub stored_dtype: String,
@@ -406,7 +459,7 @@ impl RewardModel {
                 ),
             });
         }
-        let encoder = InputEncoder::from_file(&files.tokenizer, cfg.bos_token_id, opts.max_tokens)?;
+        let encoder = files.encoder(&cfg, opts.max_tokens)?;
         if encoder.max_id() as usize >= cfg.vocab_size {
             return Err(ModelError::Tokenizer {
                 path: files.tokenizer.clone(),
@@ -504,6 +557,7 @@ impl RewardModel {
         }
         let info = ModelInfo {
             labels: cfg.labels.clone(),
+            gating: model.has_gating(),
             device: device_name(&device),
             dtype: mode_name(choice, plan),
             stored_dtype: dtype_name(stored).into(),
@@ -541,20 +595,31 @@ impl RewardModel {
     }
 }
 
-/// Whether a tensor name is one the Mistral sequence classifier has.
+/// Whether a tensor name is one a Mistral, Llama or Qwen2 sequence classifier or ArmoRM has.
 pub fn is_known_tensor(name: &str) -> bool {
-    const LAYER: [&str; 9] = [
+    const LAYER: [&str; 13] = [
         "input_layernorm.weight",
         "post_attention_layernorm.weight",
         "self_attn.q_proj.weight",
         "self_attn.k_proj.weight",
         "self_attn.v_proj.weight",
         "self_attn.o_proj.weight",
+        "self_attn.q_proj.bias",
+        "self_attn.k_proj.bias",
+        "self_attn.v_proj.bias",
+        "self_attn.o_proj.bias",
         "mlp.gate_proj.weight",
         "mlp.up_proj.weight",
         "mlp.down_proj.weight",
     ];
-    matches!(
+    let head = name == "regression_layer.weight"
+        || name == "reward_transform_matrix"
+        || name == "gating.logit_scale"
+        || name
+            .strip_prefix("gating.layers.")
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(i, w)| i.parse::<usize>().is_ok() && matches!(w, "weight" | "bias"));
+    head || matches!(
         name,
         "model.embed_tokens.weight" | "model.norm.weight" | "score.weight" | "score.bias"
     ) || name

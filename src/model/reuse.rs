@@ -373,10 +373,22 @@ impl Planner<'_> {
 /// Plans the passes that score `jobs` (those listed in `todo`, each non-empty), given the ids
 /// of the stored caches. Every job is fed at least `opts.min_fed` tokens.
 pub fn plan(jobs: &[Job], todo: &[usize], stored: &[&[u32]], opts: &ReuseOptions) -> Vec<Step> {
+    plan_within(jobs, todo, stored, opts, &|ids| ids.len())
+}
+
+/// [`plan`], where no more than `limit(ids)` first positions of an input come from a cache
+/// (a head that reads rows before the tail needs them computed).
+pub fn plan_within(
+    jobs: &[Job],
+    todo: &[usize],
+    stored: &[&[u32]],
+    opts: &ReuseOptions,
+    limit: &dyn Fn(&[u32]) -> usize,
+) -> Vec<Step> {
     let min_fed = opts.min_fed.max(1);
     let caps = jobs
         .iter()
-        .map(|j| j.ids.len().saturating_sub(min_fed))
+        .map(|j| j.ids.len().saturating_sub(min_fed).min(limit(j.ids)))
         .collect();
     let mut p = Planner {
         jobs,
@@ -425,7 +437,9 @@ pub fn score(
         }
     }
     let stored_ids: Vec<&[u32]> = store.entries.iter().map(|e| e.ids.as_slice()).collect();
-    let steps = plan(jobs, &todo, &stored_ids, opts);
+    let steps = plan_within(jobs, &todo, &stored_ids, opts, &|ids| {
+        model.reuse_limit(ids)
+    });
     let stored: Vec<KvCache> = store.entries.iter().map(|e| e.cache.clone()).collect();
     let now = store.tick();
     for step in &steps {

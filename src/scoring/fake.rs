@@ -43,6 +43,7 @@ impl FakeBackend {
         Self {
             info: ModelInfo {
                 labels: labels.iter().map(|l| l.to_string()).collect(),
+                gating: false,
                 device: "cpu".into(),
                 dtype: "f32".into(),
                 stored_dtype: "bf16".into(),

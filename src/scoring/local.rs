@@ -132,7 +132,20 @@ impl Backend for LocalBackend {
         inputs: &[&[u32]],
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<f32>>, ScoreError> {
+        if self.model.decoder().has_gating() {
+            // The gating reads the prompt's end, which a continuation does not compute: each
+            // prefix is scored as an input, sharing the template and prompt through the cache.
+            return super::score_each(self, inputs, stop);
+        }
         Ok(self.model.continuations(full, inputs, stop)?)
+    }
+
+    fn trajectory_note(&self) -> Option<String> {
+        self.model.decoder().has_gating().then(|| {
+            "this model's gating reads the prompt, so each prefix is scored as a whole input \
+             after the prompt (about one response-length pass per point)"
+                .to_string()
+        })
     }
 
     fn set_batch(&mut self, inputs: usize) {

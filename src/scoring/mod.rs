@@ -26,8 +26,39 @@ use crate::model::{Encoded, InputEncoder, ModelInfo, RewardModel};
 pub struct Scored {
     pub tokens: usize,
     pub truncated: bool,
+    /// One per attribute (the model's labels).
     pub scores: Vec<f32>,
     pub warnings: Vec<String>,
+    /// A gating model's own prompt-dependent weighting (ArmoRM).
+    pub gating: Option<Gating>,
+}
+
+/// What a gating model (ArmoRM) adds to its attribute scores: the weights its gating network
+/// gives each objective for this prompt, those weights through the model's reward transform
+/// (the direction it scores along: `score = scores · coefficients`), and its final score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gating {
+    pub weights: Vec<f32>,
+    pub coefficients: Vec<f32>,
+    pub score: f32,
+}
+
+impl Gating {
+    /// Splits a gating head's output row (rewards, weights, coefficients, score) for `n`
+    /// attributes; `None` when the row is not that long.
+    pub fn split(row: &[f32], n: usize) -> Option<(Vec<f32>, Gating)> {
+        if row.len() != 3 * n + 1 {
+            return None;
+        }
+        Some((
+            row[..n].to_vec(),
+            Gating {
+                weights: row[n..2 * n].to_vec(),
+                coefficients: row[2 * n..3 * n].to_vec(),
+                score: row[3 * n],
+            },
+        ))
+    }
 }
 
 /// One input the backend scores: its ids, and the candidate it belongs to (whose previous
@@ -36,6 +67,20 @@ pub struct Scored {
 pub struct Job<'a> {
     pub ids: &'a [u32],
     pub slot: Option<u64>,
+}
+
+/// Scores each of `inputs` as a job of its own through `backend` (rows in input order).
+pub fn score_each<B: Backend + ?Sized>(
+    backend: &mut B,
+    inputs: &[&[u32]],
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Vec<f32>>, ScoreError> {
+    let jobs: Vec<Job> = inputs.iter().map(|ids| Job { ids, slot: None }).collect();
+    let mut rows: Vec<Option<Result<Vec<f32>, ScoreError>>> = vec![None; inputs.len()];
+    backend.score(&jobs, stop, &mut |j, row| rows[j] = Some(row))?;
+    rows.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ScoreError::Model("an input was not scored".into()))))
+        .collect()
 }
 
 /// An input made into the model's ids, and the candidate it belongs to.
@@ -79,12 +124,7 @@ pub trait Backend: Send + std::any::Any {
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<f32>>, ScoreError> {
         let _ = full;
-        let jobs: Vec<Job> = inputs.iter().map(|ids| Job { ids, slot: None }).collect();
-        let mut rows: Vec<Option<Result<Vec<f32>, ScoreError>>> = vec![None; inputs.len()];
-        self.score(&jobs, stop, &mut |j, row| rows[j] = Some(row))?;
-        rows.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ScoreError::Model("an input was not scored".into()))))
-            .collect()
+        score_each(self, inputs, stop)
     }
     /// What a trajectory costs here, when the user should know (e.g. one request per prefix).
     fn trajectory_note(&self) -> Option<String> {
@@ -250,15 +290,32 @@ impl Pipeline {
             if std::mem::replace(&mut answered[j], true) {
                 return;
             }
-            let result = row.and_then(|scores| {
-                if scores.len() != info.labels.len() {
-                    return Err(ScoreError::Model(format!(
-                        "the backend gave {} scores for the model's {} attributes",
-                        scores.len(),
-                        info.labels.len()
-                    )));
-                }
+            let result = row.and_then(|row| {
+                let n = info.labels.len();
+                let (scores, gating) = match info.gating {
+                    false if row.len() == n => (row, None),
+                    true => Gating::split(&row, n)
+                        .map(|(s, g)| (s, Some(g)))
+                        .ok_or_else(|| {
+                            ScoreError::Model(format!(
+                                "the backend gave {} values for a gating model of {n} attributes",
+                                row.len()
+                            ))
+                        })?,
+                    false => {
+                        return Err(ScoreError::Model(format!(
+                            "the backend gave {} scores for the model's {n} attributes",
+                            row.len()
+                        )))
+                    }
+                };
                 finite(&scores, &info.labels)?;
+                if let Some(g) = &gating {
+                    let all = g.weights.iter().chain(&g.coefficients).chain([&g.score]);
+                    if all.into_iter().any(|v| !v.is_finite()) {
+                        return Err(ScoreError::NonFinite("the gating weights or score".into()));
+                    }
+                }
                 let mut w = warnings.clone();
                 w.extend(input_warnings(e, max_tokens));
                 Ok(Scored {
@@ -266,6 +323,7 @@ impl Pipeline {
                     truncated: e.truncated(),
                     scores,
                     warnings: w,
+                    gating,
                 })
             });
             done(*i, result);

@@ -107,7 +107,13 @@ pub(super) fn trajectory(
         return Ok(Vec::new());
     };
     let ids: Vec<&[u32]> = inputs.iter().map(|e| e.ids.as_slice()).collect();
-    let rows = backend.continuations(&full.ids, &ids, should_stop)?;
+    let mut rows = backend.continuations(&full.ids, &ids, should_stop)?;
+    // A gating model's rows carry its weights and score after the attributes: a point holds
+    // the attributes, which any direction weighs.
+    let labels = backend.info().labels.len();
+    for row in &mut rows {
+        row.truncate(labels);
+    }
     if rows.len() != inputs.len() {
         return Err(ScoreError::Model(format!(
             "the backend answered {} of {} prefixes",

@@ -92,6 +92,7 @@ pub fn labels() -> Vec<String> {
 pub fn info() -> ModelInfo {
     ModelInfo {
         labels: labels(),
+        gating: false,
         device: "cpu".into(),
         dtype: "f32".into(),
         stored_dtype: "bf16".into(),
@@ -167,6 +168,7 @@ pub fn answer(app: &mut App, scorer: &FakeScorer, id: RequestId, now: Instant) {
                 request: id,
                 item,
                 result: Ok(Scored {
+                    gating: None,
                     tokens: 42,
                     truncated: false,
                     scores,

@@ -64,6 +64,7 @@ impl Explorer {
                         truncated: sc.truncated,
                         scores: sc.values.clone(),
                         warnings: Vec::new(),
+                        gating: None,
                     },
                     cached: true,
                 });

@@ -313,6 +313,7 @@ fn scored_with(tokens: usize, truncated: bool, warnings: Vec<String>) -> App {
             request: id,
             item: items[0].clone(),
             result: Ok(Scored {
+                gating: None,
                 tokens,
                 truncated,
                 scores: fake_scores("p", "r </s>"),
@@ -371,6 +372,7 @@ fn progress_advances_per_input_and_latency_is_the_whole_batch() {
                 request: id,
                 item: item.clone(),
                 result: Ok(Scored {
+                    gating: None,
                     tokens: 3,
                     truncated: false,
                     scores: fake_scores("p", &item.response),

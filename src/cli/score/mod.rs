@@ -144,6 +144,20 @@ pub fn result_fields(
         text(scores_object(labels, &s.scores)),
     );
     set_field(&mut fields, "weighted", text(Value::from(reward)));
+    if let Some(g) = &s.gating {
+        // A gating model's own prompt-dependent weighting and its score, named as its model
+        // card names them.
+        set_field(
+            &mut fields,
+            "gating",
+            text(scores_object(labels, &g.weights)),
+        );
+        set_field(
+            &mut fields,
+            "preference_score",
+            text(Value::from(shortest(g.score))),
+        );
+    }
     if !s.warnings.is_empty() {
         set_field(
             &mut fields,
@@ -543,6 +557,7 @@ mod tests {
 
     fn scored(scores: Vec<f32>) -> Scored {
         Scored {
+            gating: None,
             tokens: 5,
             truncated: false,
             scores,

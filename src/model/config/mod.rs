@@ -1,5 +1,7 @@
 //! `config.json` as written by transformers 4.x and 5.x, reduced to what the port needs.
 
+mod rope;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -7,6 +9,7 @@ use serde::Deserialize;
 
 use super::files::shown;
 use super::ModelError;
+pub use rope::{Llama3Scaling, Rope};
 
 /// The order of the DPA reward model's ten outputs, used when `id2label` is generic.
 pub const DPA_LABELS: [&str; 10] = [
@@ -21,6 +24,35 @@ pub const DPA_LABELS: [&str; 10] = [
     "ultrafeedback-honesty",
     "ultrafeedback-helpfulness",
 ];
+
+/// ArmoRM's 19 objectives, in its output order (its config leaves them `LABEL_0`).
+pub const ARMO_LABELS: [&str; 19] = [
+    "helpsteer-helpfulness",
+    "helpsteer-correctness",
+    "helpsteer-coherence",
+    "helpsteer-complexity",
+    "helpsteer-verbosity",
+    "ultrafeedback-overall_score",
+    "ultrafeedback-instruction_following",
+    "ultrafeedback-truthfulness",
+    "ultrafeedback-honesty",
+    "ultrafeedback-helpfulness",
+    "beavertails-is_safe",
+    "prometheus-score",
+    "argilla-overall_quality",
+    "argilla-judge_lm",
+    "code-complexity",
+    "code-style",
+    "code-explanation",
+    "code-instruction-following",
+    "code-readability",
+];
+
+/// The architecture name of ArmoRM's gated head.
+pub const GATING_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
+/// Where ArmoRM's gating reads the prompt: `<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n`
+/// in Llama 3's vocabulary, as its modelling code fixes it.
+const ARMO_PATTERN: [u32; 5] = [128009, 128006, 78191, 128007, 271];
 
 /// Both dialects at once: every field that either writes, all optional where either may omit it.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,9 +83,17 @@ struct RawConfig {
     rope_scaling: Option<serde_json::Value>,
     /// transformers 5.x
     #[serde(default)]
-    rope_parameters: Option<RopeParameters>,
+    rope_parameters: Option<serde_json::Value>,
     #[serde(default)]
     sliding_window: Option<usize>,
+    /// Qwen2: the window is used only when this is set.
+    #[serde(default)]
+    use_sliding_window: Option<bool>,
+    /// Llama: biases on the four attention projections.
+    #[serde(default)]
+    attention_bias: Option<bool>,
+    #[serde(default)]
+    mlp_bias: Option<bool>,
     #[serde(default)]
     pad_token_id: Option<u32>,
     #[serde(default)]
@@ -70,14 +110,34 @@ struct RawConfig {
     dtype: Option<String>,
     #[serde(default)]
     auto_map: Option<serde_json::Value>,
+    /// ArmoRM's gated head.
+    #[serde(default)]
+    num_objectives: Option<usize>,
+    #[serde(default)]
+    gating_hidden_dim: Option<usize>,
+    #[serde(default)]
+    gating_n_hidden: Option<usize>,
+    #[serde(default)]
+    gating_temperature: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct RopeParameters {
-    #[serde(default)]
-    rope_type: Option<String>,
-    #[serde(default)]
-    rope_theta: Option<f64>,
+/// What reads the decoder's output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadConfig {
+    /// A `score` layer on the last token (`*ForSequenceClassification`).
+    Score,
+    /// ArmoRM's regression layer with its gating network.
+    Gating(GatingConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatingConfig {
+    pub objectives: usize,
+    pub hidden_dim: usize,
+    /// Hidden layers of the gating network (it has one more, to `objectives`).
+    pub n_hidden: usize,
+    pub temperature: f64,
+    pub pattern: Vec<u32>,
 }
 
 /// A real config.json is a few KB.
@@ -95,10 +155,33 @@ fn default_eps() -> f64 {
     1e-6
 }
 
-/// The Mistral sequence-classification configuration, with both dialects resolved.
+/// The decoders this port runs: one computation with a few switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Mistral,
+    /// No sliding window; optional attention biases; `llama3` rope scaling.
+    Llama,
+    /// Biases on the query, key and value projections.
+    Qwen2,
+}
+
+impl Family {
+    fn from_model_type(model_type: &str) -> Option<Self> {
+        match model_type {
+            "mistral" => Some(Self::Mistral),
+            "llama" => Some(Self::Llama),
+            "qwen2" => Some(Self::Qwen2),
+            _ => None,
+        }
+    }
+}
+
+/// A decoder-only sequence classifier's configuration (Mistral, Llama or Qwen2), with both
+/// dialects resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MistralConfig {
     pub architectures: Vec<String>,
+    pub family: Family,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
@@ -109,12 +192,18 @@ pub struct MistralConfig {
     pub max_position_embeddings: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    pub rope_scaling: Option<Llama3Scaling>,
     pub sliding_window: Option<usize>,
+    /// Biases on the query, key and value projections (Qwen2; Llama's `attention_bias`).
+    pub qkv_bias: bool,
+    /// A bias on the output projection (Llama's `attention_bias`).
+    pub o_bias: bool,
     pub pad_token_id: Option<u32>,
     pub bos_token_id: Option<u32>,
     pub num_labels: usize,
     /// One name per output, in output order.
     pub labels: Vec<String>,
+    pub head: HeadConfig,
     /// The dtype the checkpoint says its weights are stored in, when it says.
     pub stored_dtype: Option<String>,
     /// Set when the checkpoint ships its own modelling code, which the port never runs.
@@ -143,39 +232,45 @@ impl MistralConfig {
             message,
         };
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| bad(shown(&e.to_string())))?;
-        if let Some(mt) = &raw.model_type {
-            if mt != "mistral" {
-                return Err(bad(format!(
-                    "model_type is {:?}; dpa-explorer runs Mistral checkpoints (model_type \"mistral\")",
+        // A config without model_type (hand-written, old) is read as Mistral's.
+        let family = match raw.model_type.as_deref() {
+            None => Family::Mistral,
+            Some(mt) => Family::from_model_type(mt).ok_or_else(|| {
+                bad(format!(
+                    "model_type is {:?}; dpa-explorer runs \"mistral\", \"llama\" and \"qwen2\" checkpoints",
                     shown(mt)
-                )));
-            }
-        }
+                ))
+            })?,
+        };
         if raw.hidden_act != "silu" {
             return Err(bad(format!(
-                "hidden_act {:?} is not supported (Mistral uses \"silu\")",
+                "hidden_act {:?} is not supported (these models use \"silu\")",
                 shown(&raw.hidden_act)
             )));
         }
-        if let Some(scaling) = raw.rope_scaling.as_ref().filter(|v| !v.is_null()) {
-            return Err(bad(format!(
-                "rope_scaling {} is not supported",
-                shown(&scaling.to_string())
-            )));
+        if raw.mlp_bias == Some(true) {
+            return Err(bad("mlp_bias true is not supported".into()));
         }
-        let rope_theta = match (&raw.rope_parameters, raw.rope_theta) {
-            (Some(rp), _) => {
-                if let Some(t) = rp.rope_type.as_deref().filter(|t| *t != "default") {
-                    return Err(bad(format!(
-                        "rope_parameters.rope_type {:?} is not supported",
-                        shown(t)
-                    )));
-                }
-                rp.rope_theta.or(raw.rope_theta).unwrap_or(10_000.0)
+        let rope = rope::parse(
+            raw.rope_theta,
+            raw.rope_scaling.as_ref(),
+            raw.rope_parameters.as_ref(),
+        )
+        .map_err(bad)?;
+        let rope_theta = rope.theta;
+        let sliding_window = match family {
+            Family::Mistral => raw.sliding_window,
+            // Llama has no window; Qwen2 keeps the key but uses it only when asked to.
+            Family::Llama => None,
+            Family::Qwen2 if raw.use_sliding_window == Some(true) => {
+                return Err(bad(
+                    "use_sliding_window true is not supported for qwen2 (its window applies to some layers only)"
+                        .into(),
+                ))
             }
-            (None, Some(t)) => t,
-            (None, None) => 10_000.0,
+            Family::Qwen2 => None,
         };
+        let attention_bias = raw.attention_bias == Some(true) && family == Family::Llama;
         for (name, value) in [
             ("vocab_size", raw.vocab_size),
             ("hidden_size", raw.hidden_size),
@@ -210,14 +305,14 @@ impl MistralConfig {
                 "head_dim ({head_dim}) must be positive and even for rotary embeddings"
             )));
         }
-        if raw.sliding_window == Some(0) {
+        if sliding_window == Some(0) {
             return Err(bad(
                 "sliding_window is 0, which would hide every token; it must be positive, or null for no window"
                     .into(),
             ));
         }
         check_rms_norm_eps(raw.rms_norm_eps).map_err(bad)?;
-        check_rope(rope_theta, head_dim, raw.max_position_embeddings).map_err(bad)?;
+        rope::check(rope_theta, head_dim, raw.max_position_embeddings).map_err(bad)?;
         for (name, id) in [
             ("pad_token_id", raw.pad_token_id),
             ("bos_token_id", raw.bos_token_id),
@@ -229,8 +324,13 @@ impl MistralConfig {
                 )));
             }
         }
+        let head = if raw.architectures.iter().any(|a| a == GATING_ARCHITECTURE) {
+            HeadConfig::Gating(gating(&raw).map_err(bad)?)
+        } else {
+            HeadConfig::Score
+        };
         // transformers derives num_labels from id2label; an explicit num_labels must agree with it.
-        let id2label = raw.id2label.unwrap_or_default();
+        let id2label = raw.id2label.clone().unwrap_or_default();
         let num_labels = match (raw.num_labels, id2label.len()) {
             (Some(n), 0) => n,
             (Some(n), m) if n != m => {
@@ -246,9 +346,26 @@ impl MistralConfig {
                 "num_labels is {num_labels}; a reward head has between 1 and {MAX_LABELS} outputs"
             )));
         }
-        let labels = resolve_labels(&id2label, num_labels).map_err(bad)?;
+        let (num_labels, labels) = match &head {
+            // The objectives name the outputs; id2label stays transformers' default.
+            HeadConfig::Gating(g) if g.objectives == ARMO_LABELS.len() => (
+                g.objectives,
+                ARMO_LABELS.iter().map(|s| s.to_string()).collect(),
+            ),
+            HeadConfig::Gating(g) => (
+                g.objectives,
+                (0..g.objectives)
+                    .map(|i| format!("objective_{i}"))
+                    .collect(),
+            ),
+            HeadConfig::Score => (
+                num_labels,
+                resolve_labels(&id2label, num_labels).map_err(bad)?,
+            ),
+        };
         let cfg = Self {
             architectures: raw.architectures,
+            family,
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
             intermediate_size: raw.intermediate_size,
@@ -259,11 +376,15 @@ impl MistralConfig {
             max_position_embeddings: raw.max_position_embeddings,
             rms_norm_eps: raw.rms_norm_eps,
             rope_theta,
-            sliding_window: raw.sliding_window,
+            rope_scaling: rope.scaling,
+            sliding_window,
+            qkv_bias: family == Family::Qwen2 || attention_bias,
+            o_bias: attention_bias,
             pad_token_id: raw.pad_token_id,
             bos_token_id: raw.bos_token_id,
             num_labels,
             labels,
+            head,
             stored_dtype: raw.dtype.or(raw.torch_dtype),
             auto_map: raw.auto_map.is_some_and(|v| !v.is_null()),
         };
@@ -332,24 +453,42 @@ fn check_rms_norm_eps(eps: f64) -> Result<(), String> {
     }
 }
 
-/// The rotary angles of every position the model allows must be finite: a base of zero or less
-/// (or one so small that the frequencies overflow) gives NaN scores.
-fn check_rope(theta: f64, head_dim: usize, max_positions: usize) -> Result<(), String> {
-    let base = theta as f32;
-    if !(theta.is_finite() && theta > 0.0 && base.is_finite() && base > 0.0) {
+/// ArmoRM's gating settings, with its modelling code's defaults where the config is silent.
+fn gating(raw: &RawConfig) -> Result<GatingConfig, String> {
+    let objectives = raw
+        .num_objectives
+        .ok_or_else(|| format!("{GATING_ARCHITECTURE} needs num_objectives"))?;
+    let g = GatingConfig {
+        objectives,
+        hidden_dim: raw.gating_hidden_dim.unwrap_or(1024),
+        n_hidden: raw.gating_n_hidden.unwrap_or(3),
+        temperature: raw.gating_temperature.unwrap_or(10.0),
+        pattern: ARMO_PATTERN.to_vec(),
+    };
+    if objectives == 0 || objectives > MAX_LABELS {
         return Err(format!(
-            "rope_theta is {theta:?}; it must be a positive finite number"
+            "num_objectives is {objectives}; it must be between 1 and {MAX_LABELS}"
         ));
     }
-    // The largest frequency is at one end of the range (the exponent is monotonic).
-    let freq = |i: usize| (1.0 / (base as f64).powf(i as f64 / head_dim as f64)) as f32;
-    let fastest = freq(0).max(freq(head_dim - 2));
-    if !(fastest * max_positions as f32).is_finite() {
+    if g.hidden_dim == 0 || g.hidden_dim > 1 << 20 || g.n_hidden > 64 {
         return Err(format!(
-            "rope_theta is {theta:?}: with max_position_embeddings {max_positions} the rotary angles overflow"
+            "gating_hidden_dim {} and gating_n_hidden {} are out of range",
+            g.hidden_dim, g.n_hidden
         ));
     }
-    Ok(())
+    let t = g.temperature;
+    if !(t.is_finite() && t > 0.0 && (t as f32).is_normal()) {
+        return Err(format!(
+            "gating_temperature is {t:?}; it must be a positive finite number"
+        ));
+    }
+    if raw.vocab_size <= ARMO_PATTERN.iter().copied().max().unwrap_or(0) as usize {
+        return Err(format!(
+            "{GATING_ARCHITECTURE} reads Llama 3's assistant header, but the vocabulary has only {} entries",
+            raw.vocab_size
+        ));
+    }
+    Ok(g)
 }
 
 /// Names for each output: the checkpoint's own when it has real ones; the DPA order when its
@@ -385,89 +524,4 @@ fn resolve_labels(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const V5: &str = r#"{
-      "architectures": ["MistralForSequenceClassification"], "model_type": "mistral",
-      "vocab_size": 32001, "hidden_size": 32, "intermediate_size": 80, "num_hidden_layers": 3,
-      "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-05,
-      "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}, "sliding_window": 24,
-      "pad_token_id": 32000, "dtype": "bfloat16",
-      "id2label": {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2", "3": "LABEL_3", "4": "LABEL_4",
-                   "5": "LABEL_5", "6": "LABEL_6", "7": "LABEL_7", "8": "LABEL_8", "9": "LABEL_9"}
-    }"#;
-
-    #[test]
-    fn v5_dialect() {
-        let c = MistralConfig::from_json(V5).unwrap();
-        assert_eq!(c.rope_theta, 1e6);
-        assert_eq!(c.head_dim, 16);
-        assert_eq!(c.num_key_value_heads, 2);
-        assert_eq!(c.sliding_window, Some(24));
-        assert_eq!(c.stored_dtype.as_deref(), Some("bfloat16"));
-        assert_eq!(c.num_labels, 10);
-        assert_eq!(c.labels[0], "helpsteer-helpfulness");
-        assert_eq!(c.labels[9], "ultrafeedback-helpfulness");
-    }
-
-    #[test]
-    fn v4_dialect_matches_v5() {
-        let v4 = V5
-            .replace(
-                r#""rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}"#,
-                r#""rope_theta": 1000000.0"#,
-            )
-            .replace(r#""dtype""#, r#""torch_dtype""#);
-        assert!(v4.contains("torch_dtype") && !v4.contains("rope_parameters"));
-        assert_eq!(
-            MistralConfig::from_json(&v4).unwrap(),
-            MistralConfig::from_json(V5).unwrap()
-        );
-    }
-
-    #[test]
-    fn head_dim_defaults_to_hidden_over_heads_and_null_window() {
-        let j = V5
-            .replace(r#""head_dim": 16,"#, "")
-            .replace(r#""sliding_window": 24"#, r#""sliding_window": null"#);
-        let c = MistralConfig::from_json(&j).unwrap();
-        assert_eq!(c.head_dim, 8);
-        assert_eq!(c.sliding_window, None);
-    }
-
-    #[test]
-    fn real_label_names_are_kept() {
-        let j = V5.replace("LABEL_0", "my-helpfulness");
-        let c = MistralConfig::from_json(&j).unwrap();
-        assert_eq!(c.labels[0], "my-helpfulness");
-        assert_eq!(c.labels[1], "LABEL_1");
-    }
-
-    #[test]
-    fn generic_labels_of_other_counts_stay_generic() {
-        let j = r#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
-                    "num_attention_heads": 2, "num_labels": 3}"#;
-        let c = MistralConfig::from_json(j).unwrap();
-        assert_eq!(c.labels, ["LABEL_0", "LABEL_1", "LABEL_2"]);
-        assert_eq!(c.rope_theta, 10_000.0);
-    }
-
-    #[test]
-    fn refusals_say_why() {
-        let e = MistralConfig::from_json(&V5.replace(r#""mistral""#, r#""llama""#)).unwrap_err();
-        assert!(e.to_string().contains("llama"), "{e}");
-        let e = MistralConfig::from_json(
-            &V5.replace(r#""num_key_value_heads": 2"#, r#""num_key_value_heads": 3"#),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("multiple"), "{e}");
-        let e = MistralConfig::from_json(
-            &V5.replace(r#""rope_type": "default""#, r#""rope_type": "yarn""#),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("yarn"), "{e}");
-        let e = MistralConfig::from_json("{not json").unwrap_err();
-        assert!(e.to_string().contains("config"), "{e}");
-    }
-}
+mod tests;
