@@ -1,6 +1,51 @@
-//! Files shipped inside the binary: the random-weight demo model and its tokenizer.
+//! Files shipped inside the binary: the random-weight demo models and their tokenizers.
 
 use std::path::{Path, PathBuf};
+
+/// Which demo model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Demo {
+    /// DPA's shape: Mistral, ten attributes.
+    Dpa,
+    /// ArmoRM's shape: Llama 3 with its tokenizer and template, 19 objectives and gating.
+    Armo,
+}
+
+impl Demo {
+    /// How the model is named on screen: random weights, so its scores mean nothing.
+    pub fn title(self) -> &'static str {
+        match self {
+            Demo::Dpa => "demo (assets/demo)",
+            Demo::Armo => "demo armo (assets/demo-armo)",
+        }
+    }
+
+    fn files(self) -> (&'static str, &'static [(&'static str, &'static [u8])]) {
+        match self {
+            Demo::Dpa => ("demo", &DEMO_FILES),
+            Demo::Armo => ("demo-armo", &ARMO_FILES),
+        }
+    }
+}
+
+const ARMO_FILES: [(&str, &[u8]); 4] = [
+    (
+        "config.json",
+        include_bytes!("../assets/demo-armo/config.json"),
+    ),
+    (
+        "tokenizer.json",
+        include_bytes!("../assets/demo-armo/tokenizer.json"),
+    ),
+    (
+        "tokenizer_config.json",
+        include_bytes!("../assets/demo-armo/tokenizer_config.json"),
+    ),
+    (
+        "model.safetensors",
+        include_bytes!("../assets/demo-armo/model.safetensors"),
+    ),
+];
 
 const DEMO_FILES: [(&str, &[u8]); 3] = [
     ("config.json", include_bytes!("../assets/demo/config.json")),
@@ -14,16 +59,19 @@ const DEMO_FILES: [(&str, &[u8]); 3] = [
     ),
 ];
 
-/// A directory holding the demo model: the source tree's copy when it is there, else the
+/// A directory holding a demo model: the source tree's copy when it is there, else the
 /// embedded files written once under `cache_root`.
-pub fn demo_dir(cache_root: &Path) -> std::io::Result<PathBuf> {
-    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+pub fn demo_dir(cache_root: &Path, demo: Demo) -> std::io::Result<PathBuf> {
+    let (name, files) = demo.files();
+    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name);
     if in_tree.join("model.safetensors").is_file() {
         return Ok(in_tree);
     }
-    let dir = cache_root.join(concat!("demo-", env!("CARGO_PKG_VERSION")));
+    let dir = cache_root.join(format!("{name}-{}", env!("CARGO_PKG_VERSION")));
     std::fs::create_dir_all(&dir)?;
-    for (name, bytes) in DEMO_FILES {
+    for &(name, bytes) in files {
         let path = dir.join(name);
         let fresh = std::fs::metadata(&path)
             .map(|m| m.len() == bytes.len() as u64)

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 
+use dpa_explorer::assets::Demo;
 use dpa_explorer::cli::{self, Cli};
 use dpa_explorer::engine;
 use dpa_explorer::hub::HubOptions;
@@ -13,16 +14,21 @@ use dpa_explorer::tui::{self, session, AppConfig, Launch, Paths};
 /// can still be read).
 pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
     let direction = cli.direction.direction()?;
-    let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
-    direction
-        .resolve(&labels)
-        .context("the starting direction (--angle/--weights)")?;
+    // DPA's attributes are known before it loads: a direction that names others fails at
+    // once. Another model's are checked when it is ready.
+    let dpa = cli.model.demo == Some(Demo::Dpa)
+        || (cli.model.demo.is_none() && cli.model.model == dpa_explorer::hub::DEFAULT_MODEL);
+    if dpa {
+        let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
+        direction
+            .resolve(&labels)
+            .context("the starting direction (--angle/--weights)")?;
+    }
     let source = cli.model.source()?;
     let demo = cli.model.is_demo();
-    let model_name = if demo {
-        "demo (assets/demo)".to_string()
-    } else {
-        cli.model.model.clone()
+    let model_name = match cli.model.demo {
+        Some(d) => d.title().to_string(),
+        None => cli.model.model.clone(),
     };
     if let Some(dir) = cli.ui.session.as_deref().filter(|p| p.is_dir()) {
         anyhow::bail!(

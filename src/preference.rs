@@ -91,7 +91,24 @@ pub fn qualified_name(name: &str) -> String {
     match name.split_once('-') {
         Some(("helpsteer", rest)) => format!("hs {rest}"),
         Some(("ultrafeedback", rest)) => format!("uf {rest}"),
+        Some(("beavertails", rest)) => format!("bt {rest}"),
+        Some(("prometheus", rest)) => format!("pm {rest}"),
+        Some(("argilla", rest)) => format!("ar {rest}"),
+        Some(("code", rest)) => format!("code {rest}"),
         _ => name.to_string(),
+    }
+}
+
+/// A dataset's name as the bars head its group (`helpsteer` → `HelpSteer`).
+pub fn dataset_name(prefix: &str) -> String {
+    match prefix {
+        "helpsteer" => "HelpSteer".into(),
+        "ultrafeedback" => "UltraFeedback".into(),
+        "beavertails" => "BeaverTails".into(),
+        "prometheus" => "Prometheus".into(),
+        "argilla" => "Argilla".into(),
+        "code" => "Code".into(),
+        other => other.to_string(),
     }
 }
 

@@ -331,3 +331,49 @@ fn gemma2_is_refused_by_name() {
         .expect("refused");
     assert!(e.contains("gemma2"), "{e}");
 }
+
+/// `score` on the ArmoRM demo writes the 19 rewards, the gating weights by name and the
+/// model's own score; `--demo` alone stays DPA's.
+#[test]
+fn score_writes_armorms_gating_and_preference_score() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |demo: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dpa-explorer"))
+            .arg("score")
+            .args(demo)
+            .args([
+                "--prompt",
+                "Why is the sea salty?",
+                "--response",
+                "Rivers carry salt.",
+            ])
+            .env("HOME", home.path())
+            .env("XDG_CACHE_HOME", home.path().join("cache"))
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+        line
+    };
+    let armo = run(&["--demo", "armo"]);
+    let scores = armo["scores"].as_object().unwrap();
+    let gating = armo["gating"].as_object().unwrap();
+    assert_eq!(scores.len(), 19);
+    assert_eq!(
+        scores.keys().collect::<Vec<_>>(),
+        gating.keys().collect::<Vec<_>>()
+    );
+    assert!(scores.contains_key("beavertails-is_safe"), "{armo}");
+    let sum: f64 = gating.values().map(|v| v.as_f64().unwrap()).sum();
+    // Softmax weights times the model's logit scale.
+    assert!(sum > 0.0 && sum.is_finite(), "{sum}");
+    assert!(armo["preference_score"].as_f64().unwrap().is_finite());
+    let dpa = run(&["--demo"]);
+    assert_eq!(dpa["scores"].as_object().unwrap().len(), 10);
+    assert!(dpa.get("gating").is_none() && dpa.get("preference_score").is_none());
+}

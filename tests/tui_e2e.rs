@@ -390,3 +390,32 @@ fn the_trajectory_view_shows_where_the_reward_moves() {
     let last = format!("{}, rains.,", RESPONSE.len());
     assert!(lines[9].starts_with(&last), "{csv}");
 }
+
+/// The ArmoRM demo: 19 bars at 80×24 scroll with the weight cursor and say how many are
+/// hidden, and the dial shows R under the model's own gating direction beside the user's.
+#[test]
+fn the_armo_demo_scrolls_its_19_bars_and_shows_the_gating_r() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let pty = Pty::start(home.path(), &["--demo".as_ref(), "armo".as_ref()], 24, 80);
+    let screen = pty.screen.wait_for("the ArmoRM demo to score", |t| {
+        t.contains(" ready ") && t.contains("gating R = ") && t.contains("fresh")
+    });
+    assert!(screen.contains("demo armo"), "{screen}");
+    assert!(screen.contains("hs helpfulness"), "{screen}");
+    assert!(screen.contains("more (weights mode"), "{screen}");
+    assert!(!screen.contains("code readability"), "{screen}");
+    // Weights mode on the dial, then down to the last objective: the bars follow.
+    pty.send(b"\x1b");
+    pty.send(b"\x1bm");
+    pty.screen
+        .wait_for("weights mode", |t| t.contains("Direction · weights"));
+    for _ in 0..18 {
+        pty.send(b"\x1b[B");
+    }
+    let screen = pty.screen.wait_for("the last objective in view", |t| {
+        t.contains("code readability")
+    });
+    assert!(screen.contains("↑ "), "{screen}");
+    assert!(!screen.contains("hs helpfulness"), "{screen}");
+    pty.quit();
+}

@@ -51,9 +51,18 @@ pub struct ModelArgs {
     /// Hub revision (branch, tag or commit).
     #[arg(long, global = true, value_name = "REV")]
     pub revision: Option<String>,
-    /// Run the tiny random-weight demo model shipped with dpa-explorer (offline).
-    #[arg(long, global = true, conflicts_with = "model")]
-    pub demo: bool,
+    /// Run a tiny random-weight demo model shipped with dpa-explorer (offline): DPA's ten
+    /// attributes, or with `--demo armo` ArmoRM's 19 with its gating. Put it after a
+    /// subcommand (`score --demo`), or give its value (`--demo dpa score`).
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "model",
+        num_args = 0..=1,
+        default_missing_value = "dpa",
+        value_name = "MODEL"
+    )]
+    pub demo: Option<crate::assets::Demo>,
     /// Compute device: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceChoice,
@@ -156,9 +165,10 @@ impl ModelArgs {
 
     /// What `--model`/`--demo` name.
     pub fn source(&self) -> anyhow::Result<ModelSource> {
-        if self.demo {
+        if let Some(demo) = self.demo {
             return Ok(ModelSource::Local(crate::assets::demo_dir(
                 &crate::assets::cache_root(),
+                demo,
             )?));
         }
         Ok(ModelSource::parse(&self.model, self.revision.as_deref())?)
@@ -166,7 +176,7 @@ impl ModelArgs {
 
     /// Whether this names the random-weight demo model.
     pub fn is_demo(&self) -> bool {
-        self.demo
+        self.demo.is_some()
     }
 
     /// The model's files on disk, downloading them if needed.
@@ -221,7 +231,7 @@ pub fn no_model_hint(model: &ModelArgs) -> Vec<String> {
             hub.endpoint
         ));
     }
-    if model.model == DEFAULT_MODEL && !model.demo {
+    if model.model == DEFAULT_MODEL && model.demo.is_none() {
         lines.push(format!("{DEFAULT_MODEL} is about 14 GB to download"));
     }
     lines

@@ -501,6 +501,11 @@ impl Explorer {
                             .any(|(i, &r)| i.slot == c.slot && r == c.revision)
                     });
                 let shown = result.filter(|_| freshness != Freshness::Empty);
+                let model_reward = shown.and_then(|o| {
+                    let g = o.scored.gating.as_ref()?;
+                    let w: Vec<f64> = g.coefficients.iter().map(|&c| c as f64).collect();
+                    preference::reward(&w, &o.scored.scores)
+                });
                 CandidateView {
                     index,
                     name: c.name.clone(),
@@ -511,6 +516,7 @@ impl Explorer {
                     truncated: shown.is_some_and(|o| o.scored.truncated),
                     warnings: shown.map(|o| o.scored.warnings.clone()).unwrap_or_default(),
                     reward,
+                    model_reward,
                     preview: text.lines().next().unwrap_or("").to_string(),
                     scoring,
                 }

@@ -236,6 +236,9 @@ pub struct CandidateView {
     pub warnings: Vec<String>,
     /// R = v · r under the current direction.
     pub reward: Option<f64>,
+    /// A gating model's (ArmoRM's) R under its own prompt-dependent direction (its gating
+    /// weights through its reward transform): the model's own score.
+    pub model_reward: Option<f64>,
     /// The first line of the response, for lists.
     pub preview: String,
     /// Whether this candidate is being scored right now.

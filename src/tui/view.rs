@@ -44,6 +44,8 @@ pub fn render(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
             labels: &app.labels,
             candidate: selected,
             scale: app.scale,
+            focus: (app.dial.mode == DialMode::Weights).then_some(app.dial.cursor),
+            dpa_scale: app.labels.iter().eq(crate::model::DPA_LABELS.iter()),
         }
         .render(a.bars, buf);
     } else {

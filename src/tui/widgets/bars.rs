@@ -1,5 +1,7 @@
-//! The ten attribute scores as horizontal bars, with the value, the scale, a marker of how each
-//! moved since the previous score, and a stale look when the text changed since.
+//! The attribute scores as horizontal bars grouped by dataset, with the value, the scale, a
+//! marker of how each moved since the previous score, and a stale look when the text changed
+//! since. When they do not fit, they scroll to keep the attribute the dial's cursor is on in
+//! view, saying how many are above and below.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,13 +10,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::{clip, stale_style};
-use crate::preference::{helpsteer_scale, is_helpsteer, short_name};
+use crate::preference::{dataset_name, helpsteer_scale, is_helpsteer, short_name};
 use crate::tui::state::{CandidateView, Freshness, Scale};
 
 pub struct AttributeBars<'a> {
     pub labels: &'a [String],
     pub candidate: &'a CandidateView,
     pub scale: Scale,
+    /// The attribute to keep in view when the bars scroll (the dial's weight cursor).
+    pub focus: Option<usize>,
+    /// Scores on DPA's 0–100 (with its HelpSteer 0–4 view); otherwise the bars span the
+    /// values shown.
+    pub dpa_scale: bool,
 }
 
 /// An attribute's value on the scale the bars show, and that scale's range.
@@ -23,6 +30,22 @@ pub fn on_scale(label: &str, score: f64, scale: Scale) -> (f64, f64, f64) {
         (helpsteer_scale(score), 0.0, 4.0)
     } else {
         (score, 0.0, 100.0)
+    }
+}
+
+/// The range bars span for a model whose scores are not on DPA's 0–100: from the lowest to
+/// the highest shown value, zero included.
+fn auto_range(scores: &[f32]) -> (f64, f64) {
+    let (lo, hi) = scores
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((0f64, 0f64), |(lo, hi), &v| {
+            (lo.min(v as f64), hi.max(v as f64))
+        });
+    if hi - lo < 1e-9 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        (lo, hi)
     }
 }
 
@@ -52,35 +75,69 @@ pub fn marker(delta: f64) -> (&'static str, Color) {
 }
 
 /// Rows to draw: group headers (when there is room) and attribute indices.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Row {
-    Header(&'static str),
+    Header(String),
     Attr(usize),
 }
 
-fn rows(labels: &[String], room: usize) -> (Vec<Row>, bool) {
-    let hs: Vec<usize> = (0..labels.len())
-        .filter(|&i| labels[i].starts_with("helpsteer-"))
-        .collect();
-    let uf: Vec<usize> = (0..labels.len())
-        .filter(|&i| labels[i].starts_with("ultrafeedback-"))
-        .collect();
-    let other: Vec<usize> = (0..labels.len())
-        .filter(|i| !hs.contains(i) && !uf.contains(i))
-        .collect();
-    let groups = [("HelpSteer", hs), ("UltraFeedback", uf), ("Other", other)];
-    let headers = groups.iter().filter(|(_, g)| !g.is_empty()).count();
-    let with_headers = room >= labels.len() + headers;
+/// The attributes by dataset (the name's part before the first `-`), in order of first
+/// appearance; names without one last, as "Other".
+fn groups(labels: &[String]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, l) in labels.iter().enumerate() {
+        let key = l.split_once('-').map(|(d, _)| d);
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(i),
+            None => out.push((key, vec![i])),
+        }
+    }
+    out.sort_by_key(|(k, _)| k.is_none());
+    out.into_iter()
+        .map(|(k, g)| (k.map_or_else(|| "Other".to_string(), dataset_name), g))
+        .collect()
+}
+
+/// The rows that fit in `room` lines: all of them with group headers when they fit, else
+/// without headers, scrolled so that `focus` is in view. Also how many attributes are hidden
+/// above and below (each such side takes one line for saying so).
+fn rows(labels: &[String], room: usize, focus: Option<usize>) -> (Vec<Row>, bool, usize, usize) {
+    let groups = groups(labels);
+    let with_headers = room >= labels.len() + groups.len();
     let mut out = Vec::new();
     for (name, g) in groups {
-        if g.is_empty() {
-            continue;
-        }
         if with_headers {
             out.push(Row::Header(name));
         }
         out.extend(g.into_iter().map(Row::Attr));
     }
-    (out, with_headers)
+    if out.len() <= room {
+        return (out, with_headers, 0, 0);
+    }
+    // Lines for the attributes once the "more" notes are placed; at least one.
+    let at = focus
+        .and_then(|f| out.iter().position(|r| *r == Row::Attr(f)))
+        .unwrap_or(0);
+    let n = out.len();
+    let mut start = 0;
+    let mut shown = room.saturating_sub(1).max(1);
+    if at >= shown {
+        // Hidden above too: one more line goes to saying so.
+        shown = room.saturating_sub(2).max(1);
+        start = (at + 1).saturating_sub(shown).min(n - shown);
+        if start + shown >= n {
+            shown = room.saturating_sub(1).max(1);
+            start = n - shown;
+        }
+    }
+    let above = start;
+    let below = n - start - shown;
+    (
+        out.drain(start..start + shown).collect(),
+        false,
+        above,
+        below,
+    )
 }
 
 /// The label as the bars show it: short when a group header names the dataset, else with a
@@ -192,7 +249,10 @@ impl AttributeBars<'_> {
 
 impl Widget for AttributeBars<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        let dpa = self.dpa_scale;
+        // Another model's bars span the values shown: no scale to name or switch.
         let scale_title = match self.scale {
+            _ if !dpa => "",
             Scale::Raw => " 0–100 · F2 ",
             Scale::HelpSteer => " HelpSteer 0–4 · F2 ",
         };
@@ -217,9 +277,14 @@ impl Widget for AttributeBars<'_> {
             self.candidate
         };
         let stale = !matches!(c.freshness, Freshness::Fresh);
-        let (rows, with_headers) = rows(self.labels, inner.height as usize);
+        let (rows, with_headers, above, below) =
+            rows(self.labels, inner.height as usize, self.focus);
+        // DPA's scores are on 0–100; another model's span what it gave.
+        let range = (!dpa).then(|| auto_range(c.scores.as_deref().unwrap_or(&[])));
+        // The HelpSteer 0–4 conversion is DPA's.
+        let scale = if dpa { self.scale } else { Scale::Raw };
         let w = inner.width as usize;
-        let widths = Widths::new(self.labels, c, self.scale, with_headers, w);
+        let widths = Widths::new(self.labels, c, scale, with_headers, w);
         let Widths {
             name_w,
             value_w,
@@ -228,6 +293,15 @@ impl Widget for AttributeBars<'_> {
         } = widths;
         let wide_marker = delta_w > 2;
         let mut lines: Vec<Line> = Vec::new();
+        let more = |n: usize, arrow: &str| {
+            Line::styled(
+                format!("{arrow} {n} more (weights mode: ↑↓ scroll)"),
+                Style::default().fg(Color::DarkGray),
+            )
+        };
+        if above > 0 {
+            lines.push(more(above, "↑"));
+        }
         for row in rows {
             let i = match row {
                 Row::Header(h) => {
@@ -263,7 +337,10 @@ impl Widget for AttributeBars<'_> {
             let mut spans = vec![Span::raw(name)];
             match value {
                 Some(v) => {
-                    let (shown, lo, hi) = on_scale(label, v, self.scale);
+                    let (shown, lo, hi) = match range {
+                        Some((lo, hi)) => (v, lo, hi),
+                        None => on_scale(label, v, self.scale),
+                    };
                     spans.push(Span::styled(
                         bar((shown - lo) / (hi - lo), bar_w),
                         bar_style,
@@ -278,7 +355,7 @@ impl Widget for AttributeBars<'_> {
                         .previous
                         .as_ref()
                         .and_then(|p| p.get(i))
-                        .map(|p| on_scale(label, *p as f64, self.scale).0);
+                        .map(|p| on_scale(label, *p as f64, scale).0);
                     if let Some(p) = prev {
                         let d = shown - p;
                         let (sym, col) = marker(d);
@@ -302,6 +379,9 @@ impl Widget for AttributeBars<'_> {
                 }
             }
             lines.push(Line::from(spans));
+        }
+        if below > 0 {
+            lines.push(more(below, "↓"));
         }
         // Below the bars, when there is room: why a candidate has no fresh scores, or what
         // the user should know about how its text was read.
@@ -356,6 +436,84 @@ mod tests {
         assert_eq!(bar(-1.0, 3), "   ");
         for f in [0.1, 0.33, 0.77, 0.99] {
             assert_eq!(bar(f, 10).chars().count(), 10, "{f}");
+        }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn attributes_group_by_dataset_in_order_of_first_appearance() {
+        let labels = names(&["a-x", "b-y", "a-z", "plain", "c-w"]);
+        let g = groups(&labels);
+        let got: Vec<(&str, Vec<usize>)> = g.iter().map(|(n, i)| (n.as_str(), i.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", vec![0, 2]),
+                ("b", vec![1]),
+                ("c", vec![4]),
+                ("Other", vec![3])
+            ]
+        );
+        let armo: Vec<String> = crate::model::config::ARMO_LABELS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let heads: Vec<String> = groups(&armo).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            heads,
+            [
+                "HelpSteer",
+                "UltraFeedback",
+                "BeaverTails",
+                "Prometheus",
+                "Argilla",
+                "Code"
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_that_do_not_fit_scroll_to_the_focus_and_count_the_rest() {
+        let labels: Vec<String> = (0..19).map(|i| format!("d-{i}")).collect();
+        let attrs = |rows: &[Row]| -> Vec<usize> {
+            rows.iter()
+                .filter_map(|r| match r {
+                    Row::Attr(i) => Some(*i),
+                    Row::Header(_) => None,
+                })
+                .collect()
+        };
+        // All fit with their header.
+        let (r, headers, above, below) = rows(&labels, 20, None);
+        assert!(headers && above == 0 && below == 0 && r.len() == 20);
+        // Ten lines: nine attributes and "↓ 10 more".
+        let (r, headers, above, below) = rows(&labels, 10, None);
+        assert_eq!((headers, above, below), (false, 0, 10));
+        assert_eq!(attrs(&r), (0..9).collect::<Vec<_>>());
+        // The focus in the middle: a note above, eight attributes ending at it, a note below.
+        let (r, _, above, below) = rows(&labels, 10, Some(12));
+        assert_eq!(attrs(&r), (5..13).collect::<Vec<_>>());
+        assert_eq!((above, below), (5, 6));
+        // The focus at the end: no note below.
+        let (r, _, above, below) = rows(&labels, 10, Some(18));
+        assert_eq!(attrs(&r), (10..19).collect::<Vec<_>>());
+        assert_eq!((above, below), (10, 0));
+        // Every attribute is reachable, and no more lines than the room are used.
+        for f in 0..19 {
+            for room in 3..22 {
+                let (r, _, above, below) = rows(&labels, room, Some(f));
+                assert!(attrs(&r).contains(&f), "focus {f}, room {room}");
+                let notes = usize::from(above > 0) + usize::from(below > 0);
+                assert!(r.len() + notes <= room, "focus {f}, room {room}");
+                assert_eq!(
+                    above + attrs(&r).len() + below,
+                    19,
+                    "focus {f}, room {room}"
+                );
+            }
         }
     }
 

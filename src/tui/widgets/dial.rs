@@ -195,9 +195,15 @@ impl Widget for DialWidget<'_> {
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         };
+        // A gating model's own direction, beside the user's: R under it is its score.
+        let own = self
+            .candidate
+            .and_then(|c| c.model_reward)
+            .map(|r| format!("gating R = {}", fmt2(Some(r))));
         match self.dial.mode {
             DialMode::Angle => {
-                let text = angle_text(self.dial.degrees, reward, parts.text.width);
+                let mut text = angle_text(self.dial.degrees, reward, parts.text.width);
+                text.extend(own);
                 // A value wider than the split expected takes rows from the circle.
                 let (canvas, text_area) = grow_text(parts.canvas, parts.text, text.len());
                 render_circle(self.dial.degrees, canvas, buf);
@@ -206,7 +212,8 @@ impl Widget for DialWidget<'_> {
             DialMode::Weights => {
                 self.render_weights(parts.list, buf);
                 let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
-                let text = weights_text(norm, reward, parts.text.width);
+                let mut text = weights_text(norm, reward, parts.text.width);
+                text.extend(own);
                 Paragraph::new(styled_lines(text, r_style)).render(parts.text, buf);
             }
         }
