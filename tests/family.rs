@@ -1,5 +1,5 @@
-//! Parity with transformers for the models beyond DPA: Llama and Qwen2 sequence classifiers
-//! and ArmoRM (`LlamaForRewardModelWithGating`, as its `modeling_custom.py` computes it), on
+//! Parity with transformers for the models beyond DPA: Llama, Qwen2 and Gemma-2 sequence
+//! classifiers and ArmoRM (`LlamaForRewardModelWithGating`, as its `modeling_custom.py` computes it), on
 //! tiny random checkpoints made by `scripts/make_family_fixtures.py` with real tokenizers
 //! (Llama 3's from `llama-models`, Mistral's) and the models' own chat templates.
 
@@ -325,11 +325,18 @@ fn a_chat_template_that_fails_is_refused_at_load_or_named_per_input() {
 }
 
 #[test]
-fn gemma2_is_refused_by_name() {
-    let e = try_load(&fixture("tiny-gemma2-cls"))
-        .err()
-        .expect("refused");
-    assert!(e.contains("gemma2"), "{e}");
+fn gemma2_classifier_with_softcapping_and_alternating_window_matches_transformers() {
+    check_classifier("tiny-gemma2-cls", &["LABEL_0", "LABEL_1"]);
+}
+
+#[test]
+fn an_unknown_architecture_is_refused_by_name() {
+    let e = edited("tiny-qwen2-cls", |d| {
+        rewrite_json(&d.join("config.json"), |c| {
+            c["model_type"] = Value::from("phi3")
+        })
+    });
+    assert!(e.contains("phi3"), "{e}");
 }
 
 /// `score` on the ArmoRM demo writes the 19 rewards, the gating weights by name and the
@@ -376,4 +383,34 @@ fn score_writes_armorms_gating_and_preference_score() {
     let dpa = run(&["--demo"]);
     assert_eq!(dpa["scores"].as_object().unwrap().len(), 10);
     assert!(dpa.get("gating").is_none() && dpa.get("preference_score").is_none());
+}
+
+/// Trajectories of every family equal scoring each prefix alone: Gemma-2's alternating
+/// window (shorter than the input) and soft-capping through the cached continuations, and
+/// ArmoRM through its per-prefix fallback (its gating reads the prompt's end).
+#[test]
+fn trajectories_equal_scoring_each_prefix_alone() {
+    use dpa_explorer::scoring::Every;
+    for name in ["tiny-gemma2-cls", "tiny-llama-cls", "tiny-armo"] {
+        let model = std::sync::Arc::new(try_load(&fixture(name)).expect("loads"));
+        let prompt = "Write a long answer.";
+        let response = "First, be clear. Second, be correct; third, be brief when brevity helps.";
+        let mut pipeline = Pipeline::local(model.clone());
+        let points = pipeline
+            .trajectory(prompt, response, Every::Word, &|| false)
+            .expect("a trajectory");
+        assert!(points.len() > 8, "{name}: {} points", points.len());
+        for p in &points {
+            let alone = Pipeline::local_uncached(model.clone())
+                .score_pairs(&[(prompt, &response[..p.end])])
+                .remove(0)
+                .expect("scores");
+            let d = max_abs_diff(&p.scores, &alone.scores);
+            assert!(
+                d <= 1e-4,
+                "{name}: prefix of {} bytes differs by {d}",
+                p.end
+            );
+        }
+    }
 }

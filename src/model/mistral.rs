@@ -7,9 +7,9 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::config::MistralConfig;
+use super::config::{Family, MistralConfig};
 use super::gpu;
-use super::heads::Head;
+use super::heads::{Head, Reads};
 use super::linear::{Linear, LinearLoader};
 use super::weights::Checkpoint;
 use super::ModelError;
@@ -29,16 +29,22 @@ struct RmsNorm {
 }
 
 impl RmsNorm {
+    /// `plus_one`: Gemma's norms scale by `1 + w` (made once here, in f32).
     fn load(
         ckpt: &mut Checkpoint,
         name: &str,
-        size: usize,
-        eps: f64,
+        (size, eps): (usize, f64),
+        plus_one: bool,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        let weight = if plus_one {
+            (ckpt.get(name, &[size], DType::F32, device)? + 1.0)?.to_dtype(dtype)?
+        } else {
+            ckpt.get(name, &[size], dtype, device)?
+        };
         Ok(Self {
-            weight: ckpt.get(name, &[size], dtype, device)?,
+            weight,
             eps: eps as f32,
         })
     }
@@ -152,10 +158,16 @@ struct Attention {
     kv_heads: usize,
     head_dim: usize,
     window: Option<usize>,
+    /// The scores' scale (1/√head_dim unless the model sets its own).
+    scale: f64,
+    /// Gemma-2: scores become `cap · tanh(s / cap)` before the mask.
+    softcap: Option<f64>,
 }
 
 #[derive(Debug)]
 struct Mlp {
+    /// GELU (tanh) instead of SiLU (Gemma-2).
+    gelu: bool,
     gate_up: Linear,
     down: Linear,
     intermediate: usize,
@@ -165,7 +177,10 @@ struct Mlp {
 struct Layer {
     input_norm: RmsNorm,
     attn: Attention,
+    /// Before the MLP (on the residual sum); Gemma-2: on the attention's output.
     post_norm: RmsNorm,
+    /// Gemma-2's norms before and after the MLP.
+    feedforward_norms: Option<(RmsNorm, RmsNorm)>,
     mlp: Mlp,
 }
 
@@ -181,6 +196,8 @@ pub struct ForwardOutput {
 #[derive(Debug)]
 pub struct Mistral {
     embed: Tensor,
+    /// Gemma-2 scales the embeddings by √hidden (in the compute dtype).
+    embed_scale: Option<f64>,
     layers: Vec<Layer>,
     norm: RmsNorm,
     head: Head,
@@ -214,6 +231,10 @@ impl Mistral {
             embed_dtype,
             device,
         )?;
+        let gemma = cfg.family == Family::Gemma2;
+        let norm_of = |ckpt: &mut Checkpoint, name: &str| {
+            RmsNorm::load(ckpt, name, (h, cfg.rms_norm_eps), gemma, dtype, device)
+        };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");
@@ -225,14 +246,7 @@ impl Mistral {
             );
             let (g, u) = (n("mlp.gate_proj.weight"), n("mlp.up_proj.weight"));
             layers.push(Layer {
-                input_norm: RmsNorm::load(
-                    ckpt,
-                    &n("input_layernorm.weight"),
-                    h,
-                    cfg.rms_norm_eps,
-                    dtype,
-                    device,
-                )?,
+                input_norm: norm_of(ckpt, &n("input_layernorm.weight"))?,
                 attn: Attention {
                     qkv: linear(ckpt, &[&q, &k, &v], &[q_out, kv_out, kv_out], h)?,
                     qkv_bias: if cfg.qkv_bias {
@@ -262,17 +276,21 @@ impl Mistral {
                     heads: cfg.num_attention_heads,
                     kv_heads: cfg.num_key_value_heads,
                     head_dim: cfg.head_dim,
-                    window: cfg.sliding_window,
+                    window: cfg.layer_window(i),
+                    scale: cfg.attn_scale.unwrap_or(1.0 / (cfg.head_dim as f64).sqrt()),
+                    softcap: cfg.attn_softcap,
                 },
-                post_norm: RmsNorm::load(
-                    ckpt,
-                    &n("post_attention_layernorm.weight"),
-                    h,
-                    cfg.rms_norm_eps,
-                    dtype,
-                    device,
-                )?,
+                post_norm: norm_of(ckpt, &n("post_attention_layernorm.weight"))?,
+                feedforward_norms: if gemma {
+                    Some((
+                        norm_of(ckpt, &n("pre_feedforward_layernorm.weight"))?,
+                        norm_of(ckpt, &n("post_feedforward_layernorm.weight"))?,
+                    ))
+                } else {
+                    None
+                },
                 mlp: Mlp {
+                    gelu: gemma,
                     gate_up: linear(
                         ckpt,
                         &[&g, &u],
@@ -289,17 +307,20 @@ impl Mistral {
                 },
             });
         }
-        let norm = RmsNorm::load(
-            ckpt,
-            "model.norm.weight",
-            h,
-            cfg.rms_norm_eps,
-            dtype,
-            device,
-        )?;
+        let norm = norm_of(ckpt, "model.norm.weight")?;
+        // transformers multiplies by √hidden held in the activations' dtype.
+        let embed_scale = gemma.then(|| {
+            let s = (h as f64).sqrt() as f32;
+            match dtype {
+                DType::BF16 => half::bf16::from_f32(s).to_f32() as f64,
+                DType::F16 => half::f16::from_f32(s).to_f32() as f64,
+                _ => s as f64,
+            }
+        });
         let head = Head::load(cfg, ckpt, device)?;
         Ok(Self {
             embed,
+            embed_scale,
             layers,
             norm,
             head,
@@ -331,6 +352,9 @@ impl Mistral {
             .map(|l| {
                 t(&l.input_norm.weight)
                     + t(&l.post_norm.weight)
+                    + l.feedforward_norms
+                        .as_ref()
+                        .map_or(0, |(a, b)| t(&a.weight) + t(&b.weight))
                     + l.attn.qkv.weight_bytes()
                     + l.attn.o_proj.weight_bytes()
                     + l.mlp.gate_up.weight_bytes()
@@ -350,6 +374,31 @@ impl Mistral {
         prefix: Option<&KvCache>,
         seqs: &[&[u32]],
         keep_caches: bool,
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<ForwardOutput> {
+        self.pass(prefix, seqs, keep_caches, true, should_stop)
+    }
+
+    /// The keys and values of `seq` after `prefix`, with no scores: a shared prefix, which
+    /// need not hold what the head reads.
+    pub fn prefill(
+        &self,
+        prefix: Option<&KvCache>,
+        seq: &[u32],
+        should_stop: &dyn Fn() -> bool,
+    ) -> Result<KvCache> {
+        self.pass(prefix, &[seq], true, false, should_stop)?
+            .caches
+            .and_then(|mut c| c.pop())
+            .ok_or_else(|| ModelError::Input("the pass kept no cache".into()))
+    }
+
+    fn pass(
+        &self,
+        prefix: Option<&KvCache>,
+        seqs: &[&[u32]],
+        keep_caches: bool,
+        head: bool,
         should_stop: &dyn Fn() -> bool,
     ) -> Result<ForwardOutput> {
         let b = seqs.len();
@@ -389,30 +438,34 @@ impl Mistral {
             )));
         }
         let ids = Tensor::from_vec(ids, (b * t,), &self.device)?;
-        let x = self
-            .embed
-            .index_select(&ids, 0)?
-            .to_dtype(self.dtype)?
-            .reshape((b, t, self.cfg.hidden_size))?;
+        let x = self.embed(&ids)?.reshape((b, t, self.cfg.hidden_size))?;
 
         let (cos, sin) = {
             let mut rot = self.rotary.lock().unwrap_or_else(|e| e.into_inner());
             rot.ensure(p + t)?;
             rot.tables(p, t)?
         };
-        let mask = LazyMask {
+        let lazy = |window| LazyMask {
             t,
             p,
-            window: self.cfg.sliding_window,
+            window,
             device: &self.device,
             made: std::cell::OnceCell::new(),
             given: false,
         };
+        let mask = lazy(self.cfg.sliding_window);
+        let full = self.mixed_windows().then(|| lazy(None));
         // The rows the head reads, all within each sequence's own tokens (see `reuse_limit`):
         // the rewards' rows first, then any gating rows.
         let reads = seqs
             .iter()
-            .map(|s| self.head.reads(s))
+            .map(|s| match head {
+                true => self.head.reads(s),
+                false => Ok(Reads {
+                    reward: s.len() - 1,
+                    gating: None,
+                }),
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut pooled: Vec<u32> = reads
             .iter()
@@ -430,14 +483,19 @@ impl Mistral {
             cos: &cos,
             sin: &sin,
             mask: &mask,
+            full_mask: full.as_ref(),
             pooled: &pooled,
             keep_caches,
         };
         let (hidden, caches) = self.run(x, &pass, should_stop)?;
-        let gating = (pooled.len() > b)
-            .then(|| hidden.narrow(0, b, b))
-            .transpose()?;
-        let logits = self.head.apply(&hidden.narrow(0, 0, b)?, gating.as_ref())?;
+        let logits = if head {
+            let gating = (pooled.len() > b)
+                .then(|| hidden.narrow(0, b, b))
+                .transpose()?;
+            self.head.apply(&hidden.narrow(0, 0, b)?, gating.as_ref())?
+        } else {
+            Tensor::zeros((b, 0), DType::F32, &self.device)?
+        };
         let caches = if keep_caches {
             Some(split_caches(prefix, &caches, &lens)?)
         } else {
@@ -496,35 +554,43 @@ impl Mistral {
         }
         // Query j of continuation i sees cache keys before its start and its own earlier
         // tokens, within the sliding window counted in positions.
-        let window = self.cfg.sliding_window;
-        let mut m = vec![f32::NEG_INFINITY; t * (p + t)];
-        let mut row = 0;
-        for &(start, tail) in tails {
-            let first = row;
-            for j in 0..tail.len() {
-                let q = start + j;
-                let seen = |pos: usize| in_window(q, pos, window);
-                let out = &mut m[(row + j) * (p + t)..(row + j + 1) * (p + t)];
-                for (pos, o) in out.iter_mut().enumerate().take(start) {
-                    if seen(pos) {
-                        *o = 0.0;
+        let given = |window: Option<usize>| -> Result<LazyMask<'_>> {
+            let mut m = vec![f32::NEG_INFINITY; t * (p + t)];
+            let mut row = 0;
+            for &(start, tail) in tails {
+                let first = row;
+                for j in 0..tail.len() {
+                    let q = start + j;
+                    let seen = |pos: usize| in_window(q, pos, window);
+                    let out = &mut m[(row + j) * (p + t)..(row + j + 1) * (p + t)];
+                    for (pos, o) in out.iter_mut().enumerate().take(start) {
+                        if seen(pos) {
+                            *o = 0.0;
+                        }
+                    }
+                    for jj in 0..=j {
+                        if seen(start + jj) {
+                            out[p + first + jj] = 0.0;
+                        }
                     }
                 }
-                for jj in 0..=j {
-                    if seen(start + jj) {
-                        out[p + first + jj] = 0.0;
-                    }
-                }
+                row += tail.len();
             }
-            row += tail.len();
-        }
-        let mask = LazyMask {
-            t,
-            p,
-            window,
-            device: &self.device,
-            made: std::cell::OnceCell::from(Some(Tensor::from_vec(m, (t, p + t), &self.device)?)),
-            given: true,
+            let made = Some(Tensor::from_vec(m, (t, p + t), &self.device)?);
+            Ok(LazyMask {
+                t,
+                p,
+                window,
+                device: &self.device,
+                made: std::cell::OnceCell::from(made),
+                given: true,
+            })
+        };
+        let mask = given(self.cfg.sliding_window)?;
+        let full = if self.mixed_windows() {
+            Some(given(None)?)
+        } else {
+            None
         };
         let (cos, sin) = {
             let mut rot = self.rotary.lock().unwrap_or_else(|e| e.into_inner());
@@ -538,21 +604,35 @@ impl Mistral {
             (cos.index_select(&at, 0)?, sin.index_select(&at, 0)?)
         };
         let ids = Tensor::from_vec(ids, (t,), &self.device)?;
-        let x = self
-            .embed
-            .index_select(&ids, 0)?
-            .to_dtype(self.dtype)?
-            .reshape((1, t, self.cfg.hidden_size))?;
+        let x = self.embed(&ids)?.reshape((1, t, self.cfg.hidden_size))?;
         let pass = Pass {
             past: Some(cache),
             cos: &cos,
             sin: &sin,
             mask: &mask,
+            full_mask: full.as_ref(),
             pooled: &pooled,
             keep_caches: false,
         };
         let hidden = self.run(x, &pass, should_stop)?.0;
         self.head.apply(&hidden, None)
+    }
+
+    /// The rows of `ids` in the embedding table, in the compute dtype (scaled, for Gemma-2).
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.embed.index_select(ids, 0)?.to_dtype(self.dtype)?;
+        Ok(match self.embed_scale {
+            Some(s) => (x * s)?,
+            None => x,
+        })
+    }
+
+    /// Whether some layers have no window while others have one (Gemma-2): those layers
+    /// need a mask of their own.
+    fn mixed_windows(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| l.attn.window != self.cfg.sliding_window)
     }
 
     /// Values in each output row: one per label, or for a gating head the rewards, the
@@ -599,9 +679,16 @@ impl Mistral {
             let past = pass.past.map(|c| &c.layers[li]);
             let residual = &x;
             let h = layer.input_norm.forward(&x)?;
-            let (attn, k, v) = layer
-                .attn
-                .forward(&h, past, pass.cos, pass.sin, pass.mask)?;
+            let mask = match pass.full_mask {
+                Some(full) if layer.attn.window.is_none() => full,
+                _ => pass.mask,
+            };
+            let (attn, k, v) = layer.attn.forward(&h, past, pass.cos, pass.sin, mask)?;
+            // Gemma-2 normalises the attention's output before the residual sum.
+            let attn = match &layer.feedforward_norms {
+                Some(_) => layer.post_norm.forward(&attn)?,
+                None => attn,
+            };
             if pass.keep_caches {
                 caches.push((k, v));
             }
@@ -609,12 +696,10 @@ impl Mistral {
                 // Nothing reads the other tokens' rows after the last layer's attention (its
                 // keys and values are made above), so its MLP runs on the pooled rows alone.
                 let x1 = (pooled_rows(residual)? + pooled_rows(&attn)?)?;
-                let h = layer.post_norm.forward(&x1)?;
-                pooled = Some((&x1 + layer.mlp.forward(&h)?)?);
+                pooled = Some(layer.feed_forward(&x1)?);
             } else {
                 let x1 = (residual + attn)?;
-                let h = layer.post_norm.forward(&x1)?;
-                x = (&x1 + layer.mlp.forward(&h)?)?;
+                x = layer.feed_forward(&x1)?;
             }
         }
         let pooled = match pooled {
@@ -632,6 +717,8 @@ struct Pass<'a> {
     cos: &'a Tensor,
     sin: &'a Tensor,
     mask: &'a LazyMask<'a>,
+    /// The mask of layers without a window when others have one.
+    full_mask: Option<&'a LazyMask<'a>>,
     /// Rows (in `b · t` order) the head reads.
     pooled: &'a [u32],
     keep_caches: bool,
@@ -796,7 +883,7 @@ impl Attention {
             None => (k, v),
         };
         #[cfg(feature = "flash-attn")]
-        if !mask.given {
+        if !mask.given && self.softcap.is_none() && self.scale == 1.0 / (d as f64).sqrt() {
             if let Some(out) = super::flash::attend(&q, &k, &v, self.window)? {
                 return Ok((self.project_out(&out)?, k, v));
             }
@@ -809,7 +896,7 @@ impl Attention {
         // The mask over the stacked query rows, made on the unfused path's first use (the fused
         // softmax masks by position itself).
         let mut stacked_mask: Option<Option<Tensor>> = None;
-        let scale = 1.0 / (d as f64).sqrt();
+        let scale = self.scale;
         let kt = k.t()?;
         let rows = n_rep * t;
         // A GPU has the memory to take every row at once: fewer, larger launches.
@@ -836,7 +923,7 @@ impl Attention {
                 prefix: total - t,
                 window: self.window,
             };
-            let fused = if mask.given {
+            let fused = if mask.given || self.softcap.is_some() {
                 None
             } else {
                 gpu::causal_softmax(&scores, scale, at)?
@@ -849,6 +936,10 @@ impl Attention {
                         slot @ None => slot.insert(stack_mask(mask.get()?, n_rep)?),
                     };
                     let scores = (scores * scale)?.to_dtype(DType::F32)?;
+                    let scores = match self.softcap {
+                        Some(cap) => ((scores / cap)?.tanh()? * cap)?,
+                        None => scores,
+                    };
                     let scores = match mask {
                         Some(m) => scores.broadcast_add(&m.narrow(0, start, n)?)?,
                         None => scores,
@@ -900,16 +991,40 @@ fn stack_mask(mask: Option<&Tensor>, n_rep: usize) -> Result<Option<Tensor>> {
     }
 }
 
+impl Layer {
+    /// The residual sum `x1` through the MLP and back: `x1 + mlp(norm(x1))`, or Gemma-2's
+    /// `x1 + norm(mlp(norm(x1)))`.
+    fn feed_forward(&self, x1: &Tensor) -> Result<Tensor> {
+        match &self.feedforward_norms {
+            None => {
+                let h = self.post_norm.forward(x1)?;
+                Ok((x1 + self.mlp.forward(&h)?)?)
+            }
+            Some((pre, post)) => {
+                let h = pre.forward(x1)?;
+                Ok((x1 + post.forward(&self.mlp.forward(&h)?)?)?)
+            }
+        }
+    }
+}
+
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = self.gate_up.forward(x)?;
-        if let Some(h) = gpu::silu_mul(&gu)? {
-            return self.down.forward(&h);
+        if !self.gelu {
+            if let Some(h) = gpu::silu_mul(&gu)? {
+                return self.down.forward(&h);
+            }
         }
         let gate = gu.narrow(D::Minus1, 0, self.intermediate)?;
         let up = gu.narrow(D::Minus1, self.intermediate, self.intermediate)?;
-        let h = (candle_nn::ops::silu(&gate)? * up)?;
-        self.down.forward(&h)
+        let act = if self.gelu {
+            // PyTorch's tanh approximation, as `gelu_pytorch_tanh`.
+            gate.gelu()?
+        } else {
+            candle_nn::ops::silu(&gate)?
+        };
+        self.down.forward(&(act * up)?)
     }
 }
 

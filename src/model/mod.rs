@@ -597,9 +597,11 @@ impl RewardModel {
 
 /// Whether a tensor name is one a Mistral, Llama or Qwen2 sequence classifier or ArmoRM has.
 pub fn is_known_tensor(name: &str) -> bool {
-    const LAYER: [&str; 13] = [
+    const LAYER: [&str; 15] = [
         "input_layernorm.weight",
         "post_attention_layernorm.weight",
+        "pre_feedforward_layernorm.weight",
+        "post_feedforward_layernorm.weight",
         "self_attn.q_proj.weight",
         "self_attn.k_proj.weight",
         "self_attn.v_proj.weight",

@@ -507,15 +507,10 @@ fn run(
                     let ids = &jobs[*job].ids[*from_len..*len];
                     stats.passes += 1;
                     stats.computed += ids.len();
-                    let out = model.forward(prefix.as_ref(), &[ids], true, stop);
-                    match out {
+                    match model.prefill(prefix.as_ref(), ids, stop) {
                         Err(ModelError::Cancelled) => Ok(None),
                         Err(e) => Err(e.to_string()),
-                        Ok(o) => o
-                            .caches
-                            .and_then(|mut c| c.pop())
-                            .map(Some)
-                            .ok_or_else(|| "internal: the prefix pass kept no cache".into()),
+                        Ok(cache) => Ok(Some(cache)),
                     }
                 });
                 match out {

@@ -72,6 +72,16 @@ struct RawConfig {
     head_dim: Option<usize>,
     #[serde(default = "default_act")]
     hidden_act: String,
+    /// Gemma-2's name for it.
+    #[serde(default)]
+    hidden_activation: Option<String>,
+    #[serde(default)]
+    query_pre_attn_scalar: Option<f64>,
+    #[serde(default)]
+    attn_logit_softcapping: Option<f64>,
+    /// Gemma-2: which layers use the sliding window.
+    #[serde(default)]
+    layer_types: Option<Vec<String>>,
     #[serde(default = "default_max_pos")]
     max_position_embeddings: usize,
     #[serde(default = "default_eps")]
@@ -163,6 +173,9 @@ pub enum Family {
     Llama,
     /// Biases on the query, key and value projections.
     Qwen2,
+    /// Norms around attention and MLP, `x · (1 + w)`; a scaled embedding; GELU (tanh); its
+    /// own attention scale and soft-capping; a sliding window on alternate layers.
+    Gemma2,
 }
 
 impl Family {
@@ -171,6 +184,7 @@ impl Family {
             "mistral" => Some(Self::Mistral),
             "llama" => Some(Self::Llama),
             "qwen2" => Some(Self::Qwen2),
+            "gemma2" => Some(Self::Gemma2),
             _ => None,
         }
     }
@@ -194,6 +208,12 @@ pub struct MistralConfig {
     pub rope_theta: f64,
     pub rope_scaling: Option<Llama3Scaling>,
     pub sliding_window: Option<usize>,
+    /// Each layer's window where `layer_types` gives them (Gemma-2); see [`Self::layer_window`].
+    pub layer_windows: Option<Vec<Option<usize>>>,
+    /// Gemma-2's attention: the scale (`query_pre_attn_scalar`^-½) and the soft cap of the
+    /// scores (`cap · tanh(s / cap)`).
+    pub attn_scale: Option<f64>,
+    pub attn_softcap: Option<f64>,
     /// Biases on the query, key and value projections (Qwen2; Llama's `attention_bias`).
     pub qkv_bias: bool,
     /// A bias on the output projection (Llama's `attention_bias`).
@@ -237,15 +257,24 @@ impl MistralConfig {
             None => Family::Mistral,
             Some(mt) => Family::from_model_type(mt).ok_or_else(|| {
                 bad(format!(
-                    "model_type is {:?}; dpa-explorer runs \"mistral\", \"llama\" and \"qwen2\" checkpoints",
+                    "model_type is {:?}; dpa-explorer runs \"mistral\", \"llama\", \"qwen2\" and \"gemma2\" checkpoints",
                     shown(mt)
                 ))
             })?,
         };
-        if raw.hidden_act != "silu" {
+        let (act, want) = match family {
+            Family::Gemma2 => (
+                raw.hidden_activation
+                    .as_deref()
+                    .unwrap_or("gelu_pytorch_tanh"),
+                "gelu_pytorch_tanh",
+            ),
+            _ => (raw.hidden_act.as_str(), "silu"),
+        };
+        if act != want {
             return Err(bad(format!(
-                "hidden_act {:?} is not supported (these models use \"silu\")",
-                shown(&raw.hidden_act)
+                "the activation {:?} is not supported (this model type uses \"{want}\")",
+                shown(act)
             )));
         }
         if raw.mlp_bias == Some(true) {
@@ -269,6 +298,45 @@ impl MistralConfig {
                 ))
             }
             Family::Qwen2 => None,
+            Family::Gemma2 => raw.sliding_window,
+        };
+        // Only as long as the list in the file: the layer count is not trusted yet.
+        let layer_windows = match (family, &raw.layer_types) {
+            (Family::Gemma2, Some(types)) => Some({
+                if types.len() != raw.num_hidden_layers {
+                    return Err(bad(format!(
+                        "layer_types has {} entries for {} layers",
+                        types.len(),
+                        raw.num_hidden_layers
+                    )));
+                }
+                types
+                    .iter()
+                    .map(|t| match t.as_str() {
+                        "sliding_attention" => Ok(sliding_window),
+                        "full_attention" => Ok(None),
+                        other => Err(bad(format!(
+                            "layer type {:?} is not supported",
+                            shown(other)
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }),
+            _ => None,
+        };
+        let (attn_scale, attn_softcap) = match family {
+            Family::Gemma2 => {
+                let scalar = raw.query_pre_attn_scalar.unwrap_or(256.0);
+                let cap = raw.attn_logit_softcapping;
+                let ok = |x: f64| x.is_finite() && x > 0.0 && (x as f32).is_normal();
+                if !ok(scalar) || cap.is_some_and(|c| !ok(c)) {
+                    return Err(bad(format!(
+                        "query_pre_attn_scalar {scalar:?} and attn_logit_softcapping {cap:?} must be positive finite numbers"
+                    )));
+                }
+                (Some(1.0 / scalar.sqrt()), cap)
+            }
+            _ => (None, None),
         };
         let attention_bias = raw.attention_bias == Some(true) && family == Family::Llama;
         for (name, value) in [
@@ -378,6 +446,9 @@ impl MistralConfig {
             rope_theta,
             rope_scaling: rope.scaling,
             sliding_window,
+            layer_windows,
+            attn_scale,
+            attn_softcap,
             qkv_bias: family == Family::Qwen2 || attention_bias,
             o_bias: attention_bias,
             pad_token_id: raw.pad_token_id,
@@ -415,6 +486,16 @@ impl MistralConfig {
             )));
         }
         Ok(cfg)
+    }
+
+    /// The sliding window of layer `i`: Gemma-2's from `layer_types`, else on its even layers
+    /// (transformers' default); every other family's `sliding_window` on every layer.
+    pub fn layer_window(&self, i: usize) -> Option<usize> {
+        match (&self.layer_windows, self.family) {
+            (Some(w), _) => w.get(i).copied().flatten(),
+            (None, Family::Gemma2) if i % 2 == 1 => None,
+            _ => self.sliding_window,
+        }
     }
 
     /// Parameters of the decoder and head, for sizes and FLOP counts.

@@ -154,3 +154,31 @@ fn qwen2_has_qkv_biases_and_no_window_unless_asked() {
     .unwrap();
     assert!(llama.qkv_bias && llama.o_bias);
 }
+
+#[test]
+fn gemma2_windows_alternate_unless_layer_types_say_otherwise() {
+    let j = LLAMA31.replace(
+        r#""model_type": "llama""#,
+        r#""model_type": "gemma2", "hidden_activation": "gelu_pytorch_tanh", "sliding_window": 16,
+           "query_pre_attn_scalar": 24, "attn_logit_softcapping": 50.0"#,
+    );
+    let c = MistralConfig::from_json(&j).unwrap();
+    assert_eq!(c.family, Family::Gemma2);
+    assert_eq!((c.layer_window(0), c.layer_window(1)), (Some(16), None));
+    assert_eq!(c.attn_scale, Some(1.0 / 24f64.sqrt()));
+    assert_eq!(c.attn_softcap, Some(50.0));
+    let typed = j.replace(
+        r#""sliding_window": 16,"#,
+        r#""sliding_window": 16, "layer_types": ["full_attention", "sliding_attention"],"#,
+    );
+    let c = MistralConfig::from_json(&typed).unwrap();
+    assert_eq!((c.layer_window(0), c.layer_window(1)), (None, Some(16)));
+    let short = j.replace(
+        r#""sliding_window": 16,"#,
+        r#""sliding_window": 16, "layer_types": ["full_attention"],"#,
+    );
+    assert!(MistralConfig::from_json(&short).is_err());
+    // The other families keep their one window on every layer.
+    let m = MistralConfig::from_json(V5).unwrap();
+    assert_eq!((m.layer_window(0), m.layer_window(2)), (Some(24), Some(24)));
+}
