@@ -50,8 +50,7 @@ impl Direction {
                 if !degrees.is_finite() {
                     return Err(PreferenceError::NotFinite);
                 }
-                let x = find_attribute(labels, HELPFULNESS)?;
-                let y = find_attribute(labels, VERBOSITY)?;
+                let (x, y) = plane(labels)?;
                 Ok(angle_weights(labels.len(), x, y, *degrees))
             }
             Direction::Weights { .. } => normalise(&raw_weights(self, labels)?),
@@ -224,6 +223,28 @@ pub fn plane_fit(unit: &[f64], x: usize, y: usize) -> PlaneFit {
 
 /// Finds an attribute by its full name, or by a suffix that names exactly one attribute
 /// (`correctness`, `verbosity`, `overall_score`).
+/// The dial's plane (x, y): helpfulness × verbosity where the model has them (DPA, ArmoRM),
+/// else its first two attributes; a one-output model has none.
+pub fn plane(labels: &[String]) -> Result<(usize, usize), PreferenceError> {
+    match (
+        find_attribute(labels, HELPFULNESS),
+        find_attribute(labels, VERBOSITY),
+    ) {
+        (Ok(x), Ok(y)) => Ok((x, y)),
+        _ if labels.len() >= 2 => Ok((0, 1)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// The names of the plane's axes as the charts show them (`helpfulness`, `verbosity`).
+pub fn plane_names(labels: &[String]) -> Option<(String, String)> {
+    let (x, y) = plane(labels).ok()?;
+    Some((
+        short_name(&labels[x]).to_string(),
+        short_name(&labels[y]).to_string(),
+    ))
+}
+
 pub fn find_attribute(labels: &[String], name: &str) -> Result<usize, PreferenceError> {
     let name = name.trim();
     if let Some(i) = labels.iter().position(|l| l == name) {
@@ -544,6 +565,23 @@ mod tests {
             let at = reward_at((scores[0] as f64, scores[4] as f64), deg);
             assert!((reward(&u, &scores).unwrap() - at).abs() < 1e-9, "{deg}");
         }
+    }
+
+    #[test]
+    fn the_plane_is_helpfulness_by_verbosity_where_a_model_has_them_else_its_first_two() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dpa = names(&crate::model::DPA_LABELS);
+        assert_eq!(plane(&dpa).unwrap(), (0, 4));
+        let cls = names(&["safety", "helpfulness", "style"]);
+        assert_eq!(plane(&cls).unwrap(), (0, 1));
+        assert_eq!(
+            plane_names(&cls),
+            Some(("safety".to_string(), "helpfulness".to_string()))
+        );
+        assert!(plane(&names(&["LABEL_0"])).is_err());
+        // The angle's direction lies in that plane.
+        let v = Direction::Angle { degrees: 90.0 }.resolve(&cls).unwrap();
+        assert!(v[0].abs() < 1e-12 && (v[1] - 1.0).abs() < 1e-12 && v[2] == 0.0);
     }
 
     #[test]

@@ -11,9 +11,7 @@ use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
 use crate::model::{ModelInfo, DPA_LABELS};
-use crate::preference::{
-    self, find_attribute, paper_presets, Direction, PreferenceError, Preset, HELPFULNESS, VERBOSITY,
-};
+use crate::preference::{self, paper_presets, Direction, PreferenceError, Preset};
 use crate::scoring::Point;
 use crate::scoring::Scored;
 
@@ -451,10 +449,7 @@ impl Explorer {
 
     /// Indices of (helpfulness, verbosity) among the labels.
     pub fn plane_axes(&self) -> Option<(usize, usize)> {
-        Some((
-            find_attribute(&self.labels, HELPFULNESS).ok()?,
-            find_attribute(&self.labels, VERBOSITY).ok()?,
-        ))
+        preference::plane(&self.labels).ok()
     }
 
     /// The unit direction over the labels, or why there is none.

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::LoadStage;
 use crate::preference::{
-    self, angle_of, find_attribute, raw_weights, weights_direction, wrap_degrees, Direction,
-    PreferenceError, HELPFULNESS, VERBOSITY,
+    self, angle_of, raw_weights, weights_direction, wrap_degrees, Direction, PreferenceError,
 };
 
 /// Which part of the screen takes keys.
@@ -129,14 +128,11 @@ impl Dial {
     /// helpfulness/verbosity part. A round trip without changes in between gives back the
     /// exact angle and every weight (the weights are kept while the angle is shown).
     pub fn toggle_mode(&mut self, labels: &[String]) {
-        let plane = (
-            find_attribute(labels, HELPFULNESS),
-            find_attribute(labels, VERBOSITY),
-        );
+        let plane = preference::plane(labels);
         let from_angle = default_weights(labels, self.degrees);
         // Whether the weights' helpfulness/verbosity part is still what the angle gives.
         let agrees = match plane {
-            (Ok(x), Ok(y)) => {
+            Ok((x, y)) => {
                 self.weights.len() == labels.len()
                     && self.weights[x] == from_angle[x]
                     && self.weights[y] == from_angle[y]
@@ -152,7 +148,7 @@ impl Dial {
             }
             DialMode::Weights => {
                 if !agrees {
-                    if let (Ok(x), Ok(y)) = plane {
+                    if let Ok((x, y)) = plane {
                         let (wx, wy) = (self.weights[x], self.weights[y]);
                         if wx != 0.0 || wy != 0.0 {
                             self.degrees = (angle_of(wx, wy) * 10.0).round() / 10.0;

@@ -282,7 +282,10 @@ fn panel(
     let plane = plane(app);
     let subtitle = match shown {
         View::Ranking => String::new(),
-        View::Scatter => " helpfulness × verbosity ".into(),
+        View::Scatter => match crate::preference::plane_names(&app.labels) {
+            Some((x, y)) => format!(" {x} × {y} "),
+            None => String::new(),
+        },
         View::Sweep => match plane.exact_degrees() {
             Some(deg) => format!(" θ ∈ [−90°, 90°] · now {}° ", fmt_angle(deg)),
             None => " θ ∈ [−90°, 90°] ".into(),
@@ -311,6 +314,7 @@ fn panel(
             points: &points(app, views),
             plane,
             selected: app.selected,
+            axes: crate::preference::plane_names(&app.labels).unwrap_or_default(),
         }
         .render(pi, buf),
         View::Sweep => Sweep {

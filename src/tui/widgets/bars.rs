@@ -103,7 +103,9 @@ fn groups(labels: &[String]) -> Vec<(String, Vec<usize>)> {
 /// above and below (each such side takes one line for saying so).
 fn rows(labels: &[String], room: usize, focus: Option<usize>) -> (Vec<Row>, bool, usize, usize) {
     let groups = groups(labels);
-    let with_headers = room >= labels.len() + groups.len();
+    // A model whose names carry no dataset has nothing to head them with.
+    let nameless = groups.len() == 1 && !labels.iter().any(|l| l.contains('-'));
+    let with_headers = !nameless && room >= labels.len() + groups.len();
     let mut out = Vec::new();
     for (name, g) in groups {
         if with_headers {

@@ -206,7 +206,8 @@ impl Widget for DialWidget<'_> {
                 text.extend(own);
                 // A value wider than the split expected takes rows from the circle.
                 let (canvas, text_area) = grow_text(parts.canvas, parts.text, text.len());
-                render_circle(self.dial.degrees, canvas, buf);
+                let names = crate::preference::plane_names(self.labels).unwrap_or_default();
+                render_circle(self.dial.degrees, &names, canvas, buf);
                 Paragraph::new(styled_lines(text, r_style)).render(text_area, buf);
             }
             DialMode::Weights => {
@@ -260,10 +261,13 @@ fn grow_text(canvas: Rect, text: Rect, rows: usize) -> (Rect, Rect) {
     )
 }
 
-fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
+/// The circle with the direction; the axes named by the first four letters of `names`.
+fn render_circle(degrees: f64, names: &(String, String), canvas: Rect, buf: &mut Buffer) {
     if canvas.width < 4 || canvas.height < 2 {
         return;
     }
+    let four = |s: &str| -> String { s.chars().take(4).collect() };
+    let (x_name, y_name) = (four(&names.0), four(&names.1));
     let (xb, yb) = bounds(canvas);
     let (s, c) = degrees.to_radians().sin_cos();
     let labels = canvas.width >= 20 && canvas.height >= 6;
@@ -288,7 +292,7 @@ fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
                 ctx.print(
                     1.1,
                     0.0,
-                    Span::styled("help", Style::default().fg(Color::DarkGray)),
+                    Span::styled(x_name.clone(), Style::default().fg(Color::DarkGray)),
                 );
             }
             if labels {
@@ -296,7 +300,7 @@ fn render_circle(degrees: f64, canvas: Rect, buf: &mut Buffer) {
                 ctx.print(
                     1.5 * cell,
                     yb[1] - 0.02,
-                    Span::styled("verb", Style::default().fg(Color::DarkGray)),
+                    Span::styled(y_name.clone(), Style::default().fg(Color::DarkGray)),
                 );
             }
             // The knob last: labels are drawn in order, and at 90° "verb" shares its row.

@@ -122,6 +122,8 @@ pub struct Scatter<'a> {
     /// How the active direction lies in this plane.
     pub plane: PlaneFit,
     pub selected: usize,
+    /// The plane's attribute names (x, y).
+    pub axes: (String, String),
 }
 
 impl Scatter<'_> {
@@ -308,18 +310,14 @@ impl Scatter<'_> {
                 taken.take(lx, ly, w);
             }
         }
-        let names = [
-            (
-                if plot.width >= 40 {
-                    "helpfulness →"
-                } else {
-                    "help →"
-                },
-                false,
-            ),
-            ("↑ verbosity", true),
-        ];
+        let x_name = if plot.width >= 40 {
+            format!("{} →", self.axes.0)
+        } else {
+            format!("{} →", self.axes.0.chars().take(4).collect::<String>())
+        };
+        let names = [(x_name, false), (format!("↑ {}", self.axes.1), true)];
         for (text, top) in names {
+            let text = text.as_str();
             let w = text.chars().count() as u16;
             let (x, y) = if top {
                 (plot.x + 1, plot.y)
