@@ -36,7 +36,7 @@ pub struct Scored {
 /// What a gating model (ArmoRM) adds to its attribute scores: the weights its gating network
 /// gives each objective for this prompt, those weights through the model's reward transform
 /// (the direction it scores along: `score = scores · coefficients`), and its final score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Gating {
     pub weights: Vec<f32>,
     pub coefficients: Vec<f32>,

@@ -845,6 +845,43 @@ fn scores_from_another_model_are_not_reused() {
     assert!(other.candidates[0].result.is_none());
 }
 
+/// A gating model's weighting comes back with its scores, so the dial's gating R shows
+/// after a restart; one that does not fit the attributes, or is not finite, is dropped.
+#[test]
+fn gating_outputs_are_kept_in_sessions_when_they_fit() {
+    let (app, _scorer, _t) = scored_app("p", &["a"]);
+    let n = app.labels.len();
+    let gating = crate::scoring::Gating {
+        weights: vec![0.1; n],
+        coefficients: vec![0.2; n],
+        score: 1.5,
+    };
+    let with = |g: Option<crate::scoring::Gating>| {
+        let mut s = app.session();
+        s.candidates[0].scores.as_mut().unwrap().gating = g;
+        let (mut other, _) = new_app();
+        other.apply_session(s);
+        other.candidates[0]
+            .result
+            .as_ref()
+            .unwrap()
+            .scored
+            .gating
+            .clone()
+    };
+    assert_eq!(with(Some(gating.clone())), Some(gating.clone()));
+    let short = crate::scoring::Gating {
+        weights: vec![0.1; n - 1],
+        ..gating.clone()
+    };
+    assert_eq!(with(Some(short)), None);
+    let infinite = crate::scoring::Gating {
+        score: f32::INFINITY,
+        ..gating
+    };
+    assert_eq!(with(Some(infinite)), None);
+}
+
 #[test]
 fn autosave_keeps_typed_text_and_is_restored_at_start() {
     let dir = tempfile::tempdir().unwrap();

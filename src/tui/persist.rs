@@ -32,6 +32,7 @@ impl Explorer {
                         values: o.scored.scores.clone(),
                         tokens: o.scored.tokens,
                         truncated: o.scored.truncated,
+                        gating: o.scored.gating.clone(),
                     }),
                 })
                 .collect(),
@@ -64,7 +65,18 @@ impl Explorer {
                         truncated: sc.truncated,
                         scores: sc.values.clone(),
                         warnings: Vec::new(),
-                        gating: None,
+                        // A file's numbers are checked like a model's: one per attribute,
+                        // all finite, or none.
+                        gating: sc.gating.clone().filter(|g| {
+                            let n = self.labels.len();
+                            g.weights.len() == n
+                                && g.coefficients.len() == n
+                                && g.weights
+                                    .iter()
+                                    .chain(&g.coefficients)
+                                    .chain([&g.score])
+                                    .all(|v| v.is_finite())
+                        }),
                     },
                     cached: true,
                 });

@@ -72,6 +72,9 @@ pub struct SavedScores {
     pub tokens: usize,
     #[serde(default)]
     pub truncated: bool,
+    /// A gating model's own weighting of these scores (ArmoRM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gating: Option<crate::scoring::Gating>,
 }
 
 /// The autosave's file name: one per `--session` file (so that opening one session never
@@ -528,6 +531,11 @@ mod tests {
                     values: vec![1.5],
                     tokens: 3,
                     truncated: false,
+                    gating: Some(crate::scoring::Gating {
+                        weights: vec![0.25],
+                        coefficients: vec![0.5],
+                        score: 0.75,
+                    }),
                 }),
             }],
             selected: 0,

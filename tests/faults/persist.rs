@@ -383,6 +383,7 @@ mod fuzz {
                         values,
                         tokens,
                         truncated,
+                        gating: None,
                     }
                 }),
             });
