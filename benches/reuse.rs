@@ -49,16 +49,7 @@ fn main() {
 }
 
 fn score_one(p: &mut Pipeline, items: &[ScoreItem]) -> (f64, Vec<Vec<f32>>) {
-    let inputs: Vec<Result<Input, ScoreError>> = items
-        .iter()
-        .map(|it| {
-            Ok(Input {
-                prompt: &it.prompt,
-                response: &it.response,
-                slot: Some(it.slot),
-            })
-        })
-        .collect();
+    let inputs: Vec<Result<Input, ScoreError>> = items.iter().map(|it| Ok(it.input())).collect();
     let mut rows = vec![Vec::new(); items.len()];
     let t = Instant::now();
     p.score(&inputs, &|| false, &mut |i, r| {

@@ -226,68 +226,29 @@ fn edited(name: &str, edit: impl FnOnce(&Path)) -> String {
     try_load(copy.path()).err().expect("refused")
 }
 
-fn rewrite_json(path: &Path, edit: impl FnOnce(&mut Value)) {
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::remove_file(path).unwrap();
-    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-}
-
-/// The fixture's safetensors with one tensor dropped or replaced.
-fn rewrite_tensors(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) {
+/// The checkpoint in a [`model_copy`] with its tensors edited.
+fn rewrite_tensors(dir: &Path, edit: impl FnOnce(&mut Tensors)) {
     let path = dir.join("model.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = match view.dtype() {
-                safetensors::Dtype::BF16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                _ => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            };
-            (name, view.shape().to_vec(), data)
-        })
-        .collect();
+    let mut tensors = Tensors::new();
+    read_tensors(&path, &mut tensors);
     edit(&mut tensors);
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
-        .iter()
-        .map(|(n, s, b)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .unwrap();
-            (n.clone(), view)
-        })
-        .collect();
     std::fs::remove_file(&path).unwrap();
-    safetensors::serialize_to_file(views, None, &path).unwrap();
+    write_tensors(&tensors, &path);
 }
 
 #[test]
 fn armorm_refusals_name_what_is_wrong() {
     let e = edited("tiny-armo", |d| {
-        rewrite_tensors(d, |t| t.retain(|(n, _, _)| n != "gating.layers.3.bias"))
+        rewrite_tensors(d, |t| {
+            t.remove("gating.layers.3.bias").unwrap();
+        })
     });
     assert!(e.contains("gating.layers.3.bias"), "{e}");
     let e = edited("tiny-armo", |d| {
         rewrite_tensors(d, |t| {
-            let m = t
-                .iter_mut()
-                .find(|(n, _, _)| n == "reward_transform_matrix")
-                .unwrap();
-            m.1 = vec![19, 18];
-            m.2.truncate(19 * 18);
+            let (dtype, shape, data) = t.get_mut("reward_transform_matrix").unwrap();
+            *shape = vec![19, 18];
+            data.truncate(19 * 18 * dtype.bitsize() / 8);
         })
     });
     assert!(e.contains("reward_transform_matrix"), "{e}");

@@ -35,16 +35,8 @@ impl IncrementalBackend {
         stop: &dyn Fn() -> bool,
         done: &mut dyn FnMut(usize, Result<Scored, ScoreError>),
     ) -> Result<(), ScoreError> {
-        let inputs: Vec<Result<Input, ScoreError>> = items
-            .iter()
-            .map(|it| {
-                Ok(Input {
-                    prompt: &it.prompt,
-                    response: &it.response,
-                    slot: Some(it.slot),
-                })
-            })
-            .collect();
+        let inputs: Vec<Result<Input, ScoreError>> =
+            items.iter().map(|it| Ok(it.input())).collect();
         self.pipeline.score(&inputs, stop, done)
     }
 

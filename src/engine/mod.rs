@@ -33,6 +33,17 @@ pub struct ScoreItem {
     pub response: String,
 }
 
+impl ScoreItem {
+    /// The pipeline's input for this item, its slot keeping the candidate's cache.
+    pub fn input(&self) -> Input<'_> {
+        Input {
+            prompt: &self.prompt,
+            response: &self.response,
+            slot: Some(self.slot),
+        }
+    }
+}
+
 /// Where loading stands, for progress displays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadStage {
@@ -348,16 +359,8 @@ fn run(
         let stop = || latest.load(Ordering::SeqCst) != id;
         let mut answered = vec![false; todo.len()];
         let mut t0 = Instant::now();
-        let inputs: Vec<Result<Input, ScoreError>> = todo
-            .iter()
-            .map(|item| {
-                Ok(Input {
-                    prompt: &item.prompt,
-                    response: &item.response,
-                    slot: Some(item.slot),
-                })
-            })
-            .collect();
+        let inputs: Vec<Result<Input, ScoreError>> =
+            todo.iter().map(|item| Ok(item.input())).collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             b.score(&inputs, &stop, &mut |i, result| {
                 answered[i] = true;

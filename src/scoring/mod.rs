@@ -59,6 +59,18 @@ impl Gating {
             },
         ))
     }
+
+    /// Whether these are outputs for `n` attributes, every number finite.
+    pub fn is_valid(&self, n: usize) -> bool {
+        self.weights.len() == n
+            && self.coefficients.len() == n
+            && self
+                .weights
+                .iter()
+                .chain(&self.coefficients)
+                .chain([&self.score])
+                .all(|v| v.is_finite())
+    }
 }
 
 /// One input the backend scores: its ids, and the candidate it belongs to (whose previous
@@ -310,11 +322,8 @@ impl Pipeline {
                     }
                 };
                 finite(&scores, &info.labels)?;
-                if let Some(g) = &gating {
-                    let all = g.weights.iter().chain(&g.coefficients).chain([&g.score]);
-                    if all.into_iter().any(|v| !v.is_finite()) {
-                        return Err(ScoreError::NonFinite("the gating weights or score".into()));
-                    }
+                if gating.as_ref().is_some_and(|g| !g.is_valid(n)) {
+                    return Err(ScoreError::NonFinite("the gating weights or score".into()));
                 }
                 let mut w = warnings.clone();
                 w.extend(input_warnings(e, max_tokens));

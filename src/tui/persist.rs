@@ -67,16 +67,7 @@ impl Explorer {
                         warnings: Vec::new(),
                         // A file's numbers are checked like a model's: one per attribute,
                         // all finite, or none.
-                        gating: sc.gating.clone().filter(|g| {
-                            let n = self.labels.len();
-                            g.weights.len() == n
-                                && g.coefficients.len() == n
-                                && g.weights
-                                    .iter()
-                                    .chain(&g.coefficients)
-                                    .chain([&g.score])
-                                    .all(|v| v.is_finite())
-                        }),
+                        gating: sc.gating.clone().filter(|g| g.is_valid(self.labels.len())),
                     },
                     cached: true,
                 });

@@ -92,16 +92,43 @@ pub type Tensors = std::collections::BTreeMap<String, (safetensors::Dtype, Vec<u
 pub fn fixture_tensors() -> Tensors {
     let mut out = Tensors::new();
     for shard in SHARDS {
-        let bytes = std::fs::read(fixture("tiny-mha").join(shard)).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        for (name, view) in st.tensors() {
-            out.insert(
-                name,
-                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
-            );
-        }
+        read_tensors(&fixture("tiny-mha").join(shard), &mut out);
     }
     out
+}
+
+/// Adds the tensors of the safetensors file at `path` to `out`.
+pub fn read_tensors(path: &Path, out: &mut Tensors) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, view) in st.tensors() {
+        out.insert(
+            name,
+            (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
+        );
+    }
+}
+
+/// Writes `tensors` as one safetensors file at `path`.
+pub fn write_tensors(tensors: &Tensors, path: &Path) {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(k, (dt, shape, data))| {
+            let view = safetensors::tensor::TensorView::new(*dt, shape.clone(), data).unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// Replaces the JSON file at `path` (in a [`model_copy`], a link to the fixture's) by `edit`
+/// applied to its content.
+pub fn rewrite_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut v);
+    std::fs::remove_file(path).unwrap();
+    std::fs::write(path, v.to_string()).unwrap();
 }
 
 /// tiny-mha's config and tokenizer with its tensors, edited, in one `model.safetensors`.
@@ -112,14 +139,7 @@ pub fn edited_checkpoint(edit: impl FnOnce(&mut Tensors)) -> tempfile::TempDir {
     for name in ["config.json", "tokenizer.json"] {
         std::os::unix::fs::symlink(fixture("tiny-mha").join(name), dir.path().join(name)).unwrap();
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(k, (dt, shape, data))| {
-            let view = safetensors::tensor::TensorView::new(*dt, shape.clone(), data).unwrap();
-            (k.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    write_tensors(&tensors, &dir.path().join("model.safetensors"));
     dir
 }
 

@@ -11,7 +11,9 @@ use dpa_explorer::model::{
 use safetensors::Dtype;
 use serde_json::{json, Value};
 
-use crate::common::{edited_checkpoint, fixture, model_copy, Scoring, Tensors, SHARDS};
+use crate::common::{
+    edited_checkpoint, fixture, model_copy, rewrite_json, Scoring, Tensors, SHARDS,
+};
 
 mod fuzz;
 mod pickle;
@@ -47,12 +49,8 @@ fn refusal(dir: &Path) -> String {
 
 /// tiny-mha with its config.json replaced by `edit` applied to the original.
 fn with_config(edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
-    let text = std::fs::read_to_string(fixture("tiny-mha").join("config.json")).unwrap();
-    let mut cfg: Value = serde_json::from_str(&text).unwrap();
-    edit(&mut cfg);
     model_copy(&fixture("tiny-mha"), |d| {
-        std::fs::remove_file(d.join("config.json")).unwrap();
-        std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+        rewrite_json(&d.join("config.json"), edit)
     })
 }
 
