@@ -28,7 +28,8 @@ fn scene() -> App {
     let config = AppConfig {
         model_name: "RLHFlow/RewardModel-Mistral-7B-for-DPA-v1".into(),
         demo: false,
-        direction: Direction::Angle { degrees: 15.0 },
+        direction: Direction::angle(15.0),
+        axes: None,
         device: "cpu".into(),
         dtype: "f32".into(),
         paths: Paths::default(),

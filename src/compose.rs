@@ -23,6 +23,9 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
         direction
             .resolve(&labels)
             .context("the starting direction (--angle/--weights)")?;
+        if let Some((x, y)) = cli.direction.axes()? {
+            dpa_explorer::preference::axes_plane(&labels, &x, &y).context("--axes")?;
+        }
     }
     let source = cli.model.source()?;
     let demo = cli.model.is_demo();
@@ -46,6 +49,7 @@ pub fn explorer(cli: &Cli) -> anyhow::Result<Launch> {
         model_name,
         demo,
         direction,
+        axes: cli.direction.axes()?,
         device: match cli.model.servers.as_slice() {
             [] => format!("{:?}", cli.model.device).to_lowercase(),
             servers => format!(

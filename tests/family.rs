@@ -344,6 +344,38 @@ fn score_writes_armorms_gating_and_preference_score() {
     let dpa = run(&["--demo"]);
     assert_eq!(dpa["scores"].as_object().unwrap().len(), 10);
     assert!(dpa.get("gating").is_none() && dpa.get("preference_score").is_none());
+    // θ in a plane of the user's choosing: 90° over (safety, Prometheus) weighs Prometheus.
+    let turned = run(&[
+        "--demo",
+        "armo",
+        "--angle",
+        "90",
+        "--axes",
+        "is_safe,prometheus-score",
+    ]);
+    let prometheus = turned["scores"]["prometheus-score"].as_f64().unwrap();
+    let weighted = turned["weighted"].as_f64().unwrap();
+    assert!((weighted - prometheus).abs() < 1e-4, "{turned}");
+}
+
+/// `--axes` that are not two of the model's attributes are refused by name.
+#[test]
+fn score_refuses_axes_the_model_lacks() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dpa-explorer"))
+        .args(["score", "--demo", "dpa", "--prompt", "p", "--response", "r"])
+        .args(["--angle", "10", "--axes", "is_safe,verbosity"])
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is_safe") && err.contains("helpsteer-verbosity"),
+        "{err}"
+    );
 }
 
 /// Trajectories of every family equal scoring each prefix alone: Gemma-2's alternating

@@ -401,9 +401,12 @@ fn the_armo_demo_scrolls_its_19_bars_and_shows_the_gating_r() {
         t.contains(" ready ") && t.contains("gating R = ") && t.contains("fresh")
     });
     assert!(screen.contains("demo armo"), "{screen}");
-    assert!(screen.contains("hs helpfulness"), "{screen}");
+    // The model's own direction on the dial, with the share of it in the plane.
+    assert!(screen.contains('◆') && screen.contains("% in plane"), "{screen}");
+    // Grouped under their datasets' names, even while they scroll.
+    assert!(screen.contains("HelpSteer"), "{screen}");
     assert!(screen.contains("more (weights mode"), "{screen}");
-    assert!(!screen.contains("code readability"), "{screen}");
+    assert!(!screen.contains("readability"), "{screen}");
     // Weights mode on the dial, then down to the last objective: the bars follow.
     pty.send(b"\x1b");
     pty.send(b"\x1bm");
@@ -412,10 +415,11 @@ fn the_armo_demo_scrolls_its_19_bars_and_shows_the_gating_r() {
     for _ in 0..18 {
         pty.send(b"\x1b[B");
     }
-    let screen = pty.screen.wait_for("the last objective in view", |t| {
-        t.contains("code readability")
-    });
+    let screen = pty
+        .screen
+        .wait_for("the last objective in view", |t| t.contains("readability"));
     assert!(screen.contains("↑ "), "{screen}");
-    assert!(!screen.contains("hs helpfulness"), "{screen}");
+    assert!(screen.contains("Code"), "{screen}");
+    assert!(!screen.contains("HelpSteer"), "{screen}");
     pty.quit();
 }

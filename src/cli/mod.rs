@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::hub::{self, DownloadProgress, HubOptions, ModelSource, DEFAULT_MODEL};
 use crate::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, DEFAULT_MAX_TOKENS};
 use crate::model::{ModelError, Setting};
-use crate::preference::{parse_weights, Direction};
+use crate::preference::{parse_axes, parse_weights, Direction};
 use crate::scoring::remote::RemoteOptions;
 use crate::scoring::LoadError;
 use reqwest::Url;
@@ -119,6 +119,10 @@ pub struct DirectionArgs {
     /// Direction as weights over attributes, e.g. `correctness=1,verbosity=-0.5` (normalised).
     #[arg(long, global = true, value_name = "NAME=W,...")]
     pub weights: Option<String>,
+    /// The plane θ turns in (and the explorer's charts draw), as two attributes `X,Y`, e.g.
+    /// `correctness,verbosity`; default helpfulness × verbosity.
+    #[arg(long, global = true, value_name = "X,Y")]
+    pub axes: Option<String>,
 }
 
 impl DirectionArgs {
@@ -127,9 +131,16 @@ impl DirectionArgs {
             (Some(w), _) => Direction::Weights {
                 weights: parse_weights(w)?,
             },
-            (None, Some(degrees)) => Direction::Angle { degrees },
-            (None, None) => Direction::default(),
+            (None, degrees) => Direction::Angle {
+                degrees: degrees.unwrap_or(0.0),
+                axes: self.axes()?,
+            },
         })
+    }
+
+    /// The plane's axes by name, when given.
+    pub fn axes(&self) -> anyhow::Result<Option<(String, String)>> {
+        Ok(self.axes.as_deref().map(parse_axes).transpose()?)
     }
 }
 

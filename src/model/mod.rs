@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod heads;
 pub mod input;
 pub mod kernels;
+pub mod known;
 pub mod linear;
 pub mod mistral;
 pub mod quant;

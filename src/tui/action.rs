@@ -3,7 +3,7 @@
 
 use ratatui_textarea::Input;
 
-use super::state::{Focus, View};
+use super::state::{Axis, Focus, View};
 
 /// What the user asked for; produced by `keys`, applied by the reducer.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,12 @@ pub enum Action {
     SelectWeight(usize),
     AdjustWeight(f64),
     ResetDirection,
+    /// Moves one of the dial plane's axes to the next (1) or previous (−1) attribute.
+    StepAxis(Axis, i32),
+    /// Puts the attribute under the weight cursor on one of the plane's axes.
+    AxisAtCursor(Axis),
+    /// Takes the selected candidate's gating direction (ArmoRM's own) as the weights.
+    AdoptModelDirection,
     SaveSession,
     OpenSession,
     Export,

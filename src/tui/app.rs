@@ -109,3 +109,7 @@ mod reducer_tests;
 #[cfg(test)]
 #[path = "export_tests.rs"]
 mod export_tests;
+
+#[cfg(test)]
+#[path = "direction_tests.rs"]
+mod direction_tests;

@@ -122,6 +122,7 @@ pub fn config() -> AppConfig {
         model_name: "RLHFlow/RewardModel-Mistral-7B-for-DPA-v1".into(),
         demo: false,
         direction: Direction::default(),
+        axes: None,
         device: "auto".into(),
         dtype: "auto".into(),
         paths: Paths::default(),
@@ -487,7 +488,7 @@ fn starting_direction_comes_from_the_command_line() {
     assert_eq!(app.dial.weights[1], 1.0);
     assert_eq!(app.dial.weights[4], -0.5);
     let mut c = config();
-    c.direction = Direction::Angle { degrees: -15.0 };
+    c.direction = Direction::angle(-15.0);
     let app = App::new(c, Box::new(FakeScorer::default()));
     assert_eq!((app.dial.mode, app.dial.degrees), (DialMode::Angle, -15.0));
 }
@@ -787,15 +788,16 @@ fn presets_apply_and_user_presets_persist() {
     let (p, is_mine) = mine.last().unwrap();
     assert!(is_mine);
     assert_eq!(p.name, "terse-ish");
-    assert_eq!(p.direction, Direction::Angle { degrees: -20.0 });
+    assert_eq!(p.direction, Direction::angle(-20.0));
     // Built-in presets cannot be deleted; one's own can.
     let mut app = again;
     app.apply(Action::OpenPresets, t);
     app.apply(Action::OverlayDelete, t);
-    assert_eq!(app.preset_list().len(), 5);
-    app.overlay = Some(Overlay::Presets { selected: 4 });
+    // The paper's four and HelpSteer2's weights come with DPA, then the user's one.
+    assert_eq!(app.preset_list().len(), 6);
+    app.overlay = Some(Overlay::Presets { selected: 5 });
     app.apply(Action::OverlayDelete, t);
-    assert_eq!(app.preset_list().len(), 4);
+    assert_eq!(app.preset_list().len(), 5);
 }
 
 #[test]

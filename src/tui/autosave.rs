@@ -213,6 +213,7 @@ mod tests {
             model_name: "m".into(),
             demo: false,
             direction: Default::default(),
+            axes: None,
             device: "cpu".into(),
             dtype: "f32".into(),
             paths: crate::tui::Paths {

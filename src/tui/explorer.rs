@@ -11,7 +11,7 @@ use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
 use crate::model::{ModelInfo, DPA_LABELS};
-use crate::preference::{self, paper_presets, Direction, PreferenceError, Preset};
+use crate::preference::{self, Direction, PreferenceError};
 use crate::scoring::Point;
 use crate::scoring::Scored;
 
@@ -222,6 +222,8 @@ pub struct AppConfig {
     pub model_name: String,
     pub demo: bool,
     pub direction: Direction,
+    /// The dial's plane (x, y) by attribute name (`--axes`); `None` is the model's default.
+    pub axes: Option<(String, String)>,
     /// The device and dtype asked for, shown until the model says what it got.
     pub device: String,
     pub dtype: String,
@@ -243,6 +245,9 @@ pub struct Explorer {
     pub selected: usize,
     pub focus: Focus,
     pub dial: Dial,
+    /// A direction from the command line or a session that names attributes the model
+    /// loading has and DPA's do not: taken on when the model is ready.
+    pub(crate) pending_direction: Option<Direction>,
     pub scale: Scale,
     pub view: View,
     pub overlay: Option<Overlay>,
@@ -329,7 +334,7 @@ pub fn demo_samples() -> (String, Vec<String>) {
 impl Explorer {
     pub fn new(config: AppConfig) -> Self {
         let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
-        let dial = Dial::new(&config.direction, &labels);
+        let dial = Dial::new(&Direction::default(), &labels);
         let presets = UserPresets::load(config.paths.presets.clone());
         let mut app = Explorer {
             model_name: config.model_name,
@@ -345,6 +350,7 @@ impl Explorer {
             selected: 0,
             focus: Focus::Prompt,
             dial,
+            pending_direction: None,
             scale: Scale::Raw,
             view: View::Ranking,
             overlay: None,
@@ -372,6 +378,10 @@ impl Explorer {
         };
         if let Some(e) = app.presets.error.take() {
             app.set_flash(e, true, Instant::now());
+        }
+        app.take_direction(&config.direction);
+        if config.axes.is_some() {
+            app.dial.axes = config.axes;
         }
         app.add_candidate("");
         app.apply_focus_styles();
@@ -447,9 +457,15 @@ impl Explorer {
         &self.candidates[self.selected]
     }
 
-    /// Indices of (helpfulness, verbosity) among the labels.
+    /// Indices of the dial plane's attributes (x, y): helpfulness × verbosity unless the user
+    /// chose others.
     pub fn plane_axes(&self) -> Option<(usize, usize)> {
-        preference::plane(&self.labels).ok()
+        self.dial.plane(&self.labels).ok()
+    }
+
+    /// The names of the dial plane's axes, as the charts show them.
+    pub fn plane_names(&self) -> Option<(String, String)> {
+        preference::plane_names(&self.labels, self.plane_axes()?)
     }
 
     /// The unit direction over the labels, or why there is none.
@@ -496,11 +512,13 @@ impl Explorer {
                             .any(|(i, &r)| i.slot == c.slot && r == c.revision)
                     });
                 let shown = result.filter(|_| freshness != Freshness::Empty);
-                let model_reward = shown.and_then(|o| {
+                let model_direction = shown.and_then(|o| {
                     let g = o.scored.gating.as_ref()?;
-                    let w: Vec<f64> = g.coefficients.iter().map(|&c| c as f64).collect();
-                    preference::reward(&w, &o.scored.scores)
+                    Some(g.coefficients.iter().map(|&c| c as f64).collect::<Vec<_>>())
                 });
+                let model_reward = shown
+                    .zip(model_direction.as_ref())
+                    .and_then(|(o, w)| preference::reward(w, &o.scored.scores));
                 CandidateView {
                     index,
                     name: c.name.clone(),
@@ -512,6 +530,7 @@ impl Explorer {
                     warnings: shown.map(|o| o.scored.warnings.clone()).unwrap_or_default(),
                     reward,
                     model_reward,
+                    model_direction,
                     preview: text.lines().next().unwrap_or("").to_string(),
                     scoring,
                 }
@@ -638,14 +657,5 @@ impl Explorer {
             self.selected = index;
             self.apply_focus_styles();
         }
-    }
-
-    /// Paper presets first, then the user's own.
-    pub fn preset_list(&self) -> Vec<(Preset, bool)> {
-        paper_presets()
-            .into_iter()
-            .map(|p| (p, false))
-            .chain(self.presets.list.iter().cloned().map(|p| (p, true)))
-            .collect()
     }
 }

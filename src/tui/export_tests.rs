@@ -93,9 +93,7 @@ fn the_trajectory_shown_exports_as_csv_with_r_at_the_current_direction() {
     let text = std::fs::read_to_string(&path).expect("exported");
 
     // R from the one function that computes it, at the dial's 30°, worked out here anew.
-    let unit = Direction::Angle { degrees: 30.0 }
-        .resolve(&labels())
-        .unwrap();
+    let unit = Direction::angle(30.0).resolve(&labels()).unwrap();
     let points = fake_trajectory(PROMPT, RESPONSE);
     let prefixes = ["Say", "\" \"\"hi\"\",\"", " then", "\"\nwave.\""];
     assert_eq!(points.len(), prefixes.len());
@@ -112,9 +110,7 @@ fn the_trajectory_shown_exports_as_csv_with_r_at_the_current_direction() {
     assert_eq!(text, expected);
     assert_eq!(points.last().unwrap().end, RESPONSE.len());
     // The direction on the dial is the one used: at 0° the same file would differ.
-    let at_zero = Direction::Angle { degrees: 0.0 }
-        .resolve(&labels())
-        .unwrap();
+    let at_zero = Direction::angle(0.0).resolve(&labels()).unwrap();
     let r0 = preference::reward(&at_zero, &points[0].scores).unwrap();
     assert!(!text.contains(&format!(",{r0}\n")), "{text}");
     assert!(

@@ -8,7 +8,7 @@ use ratatui_textarea::Input;
 
 use super::explorer::{Action, Explorer as App, Overlay};
 use super::layout::{self, inner};
-use super::state::{DialMode, Drag, Focus, View};
+use super::state::{Axis, DialMode, Drag, Focus, View};
 use super::widgets::{candidates, dial, ranking, tabs};
 
 pub use super::keymap::HELP;
@@ -123,6 +123,14 @@ fn dial_key(app: &App, key: KeyEvent) -> Action {
         Up | Char('[') => Action::StepCandidate(-1),
         Down | Char(']') => Action::StepCandidate(1),
         Char('0') => Action::ResetDirection,
+        // The plane's axes: in weights mode the attribute under the cursor goes there.
+        Char('x') if weights => Action::AxisAtCursor(Axis::X),
+        Char('y') if weights => Action::AxisAtCursor(Axis::Y),
+        Char('x') => Action::StepAxis(Axis::X, 1),
+        Char('y') => Action::StepAxis(Axis::Y, 1),
+        Char('X') => Action::StepAxis(Axis::X, -1),
+        Char('Y') => Action::StepAxis(Axis::Y, -1),
+        Char('g') => Action::AdoptModelDirection,
         Char(c @ '1'..='9') => Action::SelectCandidate(c as usize - '1' as usize),
         Enter | Char('e') => Action::Focus(Focus::Response),
         Char('p') => Action::OpenPresets,

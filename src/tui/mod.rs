@@ -11,6 +11,7 @@
 pub mod action;
 pub mod app;
 pub mod autosave;
+mod direction;
 pub mod effects;
 pub mod explorer;
 pub mod keymap;

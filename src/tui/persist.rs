@@ -38,6 +38,7 @@ impl Explorer {
                 .collect(),
             selected: self.selected,
             direction: self.dial.direction(&self.labels),
+            axes: self.dial.axes.clone(),
         }
     }
 
@@ -88,7 +89,17 @@ impl Explorer {
             }
         }
         self.selected = s.selected.min(self.candidates.len() - 1);
-        self.dial.set_direction(&s.direction, &self.labels);
+        if self.take_direction(&s.direction) {
+            if s.axes.is_some() {
+                self.dial.axes = s.axes;
+            }
+        } else if let Err(e) = s.direction.resolve(&self.labels) {
+            self.set_flash(
+                format!("the session's direction does not fit this model ({e}); kept the dial"),
+                true,
+                Instant::now(),
+            );
+        }
         self.apply_focus_styles();
     }
 

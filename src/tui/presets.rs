@@ -86,7 +86,7 @@ mod tests {
         assert!(p.list.is_empty() && p.error.is_none());
         p.upsert(Preset {
             name: "terse".into(),
-            direction: Direction::Angle { degrees: -30.0 },
+            direction: Direction::angle(-30.0),
         });
         p.upsert(Preset {
             name: "terse".into(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use ratatui::style::Style;
 use ratatui_textarea::{CursorMove, Key, Scrolling, TextArea};
 
-use crate::preference::{paper_presets, Preset};
+use crate::preference::Preset;
 
 use super::effects::Effect;
 use super::explorer::*;
@@ -147,6 +147,18 @@ impl Explorer {
             }),
             Action::Focus(f) => self.set_focus(f),
             Action::ToggleScale => {
+                let has_view =
+                    crate::model::known::lookup(&self.labels).is_some_and(|k| k.helpsteer_0_100);
+                if !has_view {
+                    self.set_flash(
+                        "this model's scores are shown as they come: only DPA's 0–100 has a \
+                         HelpSteer 0–4 view"
+                            .into(),
+                        false,
+                        now,
+                    );
+                    return;
+                }
                 self.scale = match self.scale {
                     Scale::Raw => Scale::HelpSteer,
                     Scale::HelpSteer => Scale::Raw,
@@ -247,10 +259,22 @@ impl Explorer {
             Action::ResetDirection => {
                 match self.dial.mode {
                     DialMode::Angle => self.dial.degrees = 0.0,
-                    DialMode::Weights => self.dial.weights = default_weights(&self.labels, 0.0),
+                    DialMode::Weights => {
+                        self.dial.weights =
+                            default_weights(&self.labels, 0.0, self.dial.axes.as_ref())
+                    }
                 }
                 self.changed(now);
             }
+            Action::StepAxis(axis, step) => {
+                let moved = self.dial.step_axis(axis, step, &self.labels);
+                self.axes_moved(moved, now);
+            }
+            Action::AxisAtCursor(axis) => {
+                let moved = self.dial.set_axis(axis, self.dial.cursor, &self.labels);
+                self.axes_moved(moved, now);
+            }
+            Action::AdoptModelDirection => self.adopt_model_direction(now),
             Action::SaveSession => self.open_input(InputPurpose::SaveSession),
             Action::OpenSession => self.open_input(InputPurpose::OpenSession),
             Action::Export => self.open_input(InputPurpose::Export),
@@ -370,10 +394,10 @@ impl Explorer {
         let Some(Overlay::Presets { selected }) = self.overlay else {
             return;
         };
-        let builtin = paper_presets().len();
+        let builtin = super::direction::builtin_presets(&self.labels).len();
         if selected < builtin {
             self.set_flash(
-                "the paper's presets are built in; only your own can be deleted".into(),
+                "the model's presets are built in; only your own can be deleted".into(),
                 false,
                 now,
             );

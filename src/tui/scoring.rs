@@ -197,14 +197,39 @@ impl Explorer {
         match event {
             EngineEvent::Progress(stage) => self.model = ModelState::Loading(stage),
             EngineEvent::Ready { info, warnings } => {
+                // The direction by attribute name, carried over to the model's own labels.
+                let wanted = self
+                    .pending_direction
+                    .take()
+                    .unwrap_or_else(|| self.dial.direction(&self.labels));
                 self.labels = info.labels.clone();
                 self.dial.fit(&self.labels);
                 self.info = Some(info);
+                self.model = ModelState::Ready;
+                if !self.dial.set_direction(&wanted, &self.labels) {
+                    let why = wanted.resolve(&self.labels).err();
+                    let why = why.map(|e| format!(" ({e})")).unwrap_or_default();
+                    self.set_flash(
+                        format!(
+                            "the direction {} does not fit this model{why}",
+                            wanted.describe()
+                        ),
+                        true,
+                        now,
+                    );
+                }
+                if let (Some((x, y)), Err(e)) = (&self.dial.axes, self.dial.plane(&self.labels)) {
+                    self.set_flash(
+                        format!("the dial's axes {x} × {y} do not fit this model ({e}); using its default plane"),
+                        true,
+                        now,
+                    );
+                    self.dial.axes = None;
+                }
                 if let Some(w) = warnings.first() {
                     self.set_flash(w.clone(), true, now);
                 }
                 self.model_warnings = warnings;
-                self.model = ModelState::Ready;
                 // A note for this load follows as its own event.
                 self.trajectory_note = None;
                 // Scores restored from a file for another label set cannot be shown.

@@ -44,6 +44,9 @@ pub struct Session {
     pub selected: usize,
     #[serde(default)]
     pub direction: Direction,
+    /// The dial's plane (x, y) by attribute name, when the user chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axes: Option<(String, String)>,
 }
 
 impl Session {
@@ -539,7 +542,8 @@ mod tests {
                 }),
             }],
             selected: 0,
-            direction: Direction::Angle { degrees: -15.0 },
+            direction: Direction::angle(-15.0),
+            axes: Some(("correctness".into(), "coherence".into())),
         };
         save(&path, &s).unwrap();
         assert_eq!(load(&path).unwrap(), s);

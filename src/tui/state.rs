@@ -44,7 +44,7 @@ pub enum View {
 /// How the dial sets the direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialMode {
-    /// v = (cos θ, sin θ) over (helpfulness, verbosity).
+    /// v = (cos θ, sin θ) over the dial's plane (helpfulness × verbosity by default).
     Angle,
     /// A free weight vector over all attributes, normalised.
     Weights,
@@ -60,6 +60,17 @@ pub struct Dial {
     pub weights: Vec<f64>,
     /// The attribute whose weight the arrows change.
     pub cursor: usize,
+    /// The plane's axes (x, y) by attribute name, when the user chose them; `None` is the
+    /// model's default plane. The angle turns in this plane; in weights mode it is the plane
+    /// the charts draw.
+    pub axes: Option<(String, String)>,
+}
+
+/// One of the dial plane's two axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    X,
+    Y,
 }
 
 impl Dial {
@@ -67,8 +78,9 @@ impl Dial {
         let mut d = Dial {
             mode: DialMode::Angle,
             degrees: 0.0,
-            weights: default_weights(labels, 0.0),
+            weights: default_weights(labels, 0.0, None),
             cursor: 0,
+            axes: None,
         };
         d.set_direction(direction, labels);
         d
@@ -79,6 +91,7 @@ impl Dial {
         match self.mode {
             DialMode::Angle => Direction::Angle {
                 degrees: self.degrees,
+                axes: self.axes.clone(),
             },
             DialMode::Weights => weights_direction(labels, &self.weights),
         }
@@ -90,6 +103,61 @@ impl Dial {
             DialMode::Angle => self.direction(labels).resolve(labels),
             DialMode::Weights => preference::normalise(&self.weights),
         }
+    }
+
+    /// The plane's attributes (x, y) among `labels`.
+    pub fn plane(&self, labels: &[String]) -> Result<(usize, usize), PreferenceError> {
+        self.angle_direction(self.degrees).plane(labels)
+    }
+
+    fn angle_direction(&self, degrees: f64) -> Direction {
+        Direction::Angle {
+            degrees,
+            axes: self.axes.clone(),
+        }
+    }
+
+    /// Puts attribute `index` on one axis; the other axis takes the old one's place when
+    /// they would be the same attribute. False when there is no such attribute.
+    pub fn set_axis(&mut self, axis: Axis, index: usize, labels: &[String]) -> bool {
+        let Ok((x, y)) = self.plane(labels) else {
+            return false;
+        };
+        if index >= labels.len() {
+            return false;
+        }
+        let (x, y) = match axis {
+            Axis::X if index == y => (index, x),
+            Axis::X => (index, y),
+            Axis::Y if index == x => (y, index),
+            Axis::Y => (x, index),
+        };
+        let chosen = (labels[x].clone(), labels[y].clone());
+        let default = preference::plane(labels)
+            .ok()
+            .map(|(dx, dy)| (labels[dx].clone(), labels[dy].clone()));
+        self.axes = (Some(&chosen) != default.as_ref()).then_some(chosen);
+        true
+    }
+
+    /// Moves one axis to the next (`step` 1) or previous (−1) attribute, passing over the
+    /// other axis's.
+    pub fn step_axis(&mut self, axis: Axis, step: i32, labels: &[String]) -> bool {
+        let (Ok((x, y)), n) = (self.plane(labels), labels.len() as i64) else {
+            return false;
+        };
+        let (from, other) = match axis {
+            Axis::X => (x, y),
+            Axis::Y => (y, x),
+        };
+        let mut i = from as i64;
+        loop {
+            i = (i + step as i64).rem_euclid(n);
+            if i as usize != other {
+                break;
+            }
+        }
+        self.set_axis(axis, i as usize, labels)
     }
 
     pub fn turn(&mut self, delta: f64) {
@@ -105,9 +173,12 @@ impl Dial {
     /// Takes on `direction`; a direction that does not fit `labels` changes nothing.
     pub fn set_direction(&mut self, direction: &Direction, labels: &[String]) -> bool {
         match direction {
-            Direction::Angle { degrees } if degrees.is_finite() => {
+            Direction::Angle { degrees, axes }
+                if degrees.is_finite() && direction.plane(labels).is_ok() =>
+            {
                 self.mode = DialMode::Angle;
                 self.degrees = wrap_degrees(*degrees);
+                self.axes = axes.clone();
                 true
             }
             Direction::Angle { .. } => false,
@@ -125,12 +196,12 @@ impl Dial {
 
     /// Switches between the angle and the weight vector, carrying the direction across as
     /// far as it goes: an angle becomes its two weights; weights become the angle of their
-    /// helpfulness/verbosity part. A round trip without changes in between gives back the
+    /// part in the dial's plane. A round trip without changes in between gives back the
     /// exact angle and every weight (the weights are kept while the angle is shown).
     pub fn toggle_mode(&mut self, labels: &[String]) {
-        let plane = preference::plane(labels);
-        let from_angle = default_weights(labels, self.degrees);
-        // Whether the weights' helpfulness/verbosity part is still what the angle gives.
+        let plane = self.plane(labels);
+        let from_angle = default_weights(labels, self.degrees, self.axes.as_ref());
+        // Whether the weights' part in the plane is still what the angle gives.
         let agrees = match plane {
             Ok((x, y)) => {
                 self.weights.len() == labels.len()
@@ -177,19 +248,26 @@ impl Dial {
     /// Makes the weight vector as long as `labels`, keeping what it can.
     pub(crate) fn fit(&mut self, labels: &[String]) {
         if self.weights.len() != labels.len() {
-            self.weights = default_weights(labels, self.degrees);
+            self.weights = default_weights(labels, self.degrees, self.axes.as_ref());
             self.cursor = 0;
         }
     }
 }
 
-/// (cos θ, sin θ) on helpfulness and verbosity, zero elsewhere.
-pub(crate) fn default_weights(labels: &[String], degrees: f64) -> Vec<f64> {
+/// (cos θ, sin θ) on the plane's axes (helpfulness and verbosity by default), zero elsewhere.
+pub(crate) fn default_weights(
+    labels: &[String],
+    degrees: f64,
+    axes: Option<&(String, String)>,
+) -> Vec<f64> {
     let rounded = |x: f64| (x * 100.0).round() / 100.0;
-    Direction::Angle { degrees }
-        .resolve(labels)
-        .map(|v| v.into_iter().map(rounded).collect())
-        .unwrap_or_else(|_| vec![0.0; labels.len()])
+    Direction::Angle {
+        degrees,
+        axes: axes.cloned(),
+    }
+    .resolve(labels)
+    .map(|v| v.into_iter().map(rounded).collect())
+    .unwrap_or_else(|_| vec![0.0; labels.len()])
 }
 
 /// Where the model stands.
@@ -235,6 +313,9 @@ pub struct CandidateView {
     /// A gating model's (ArmoRM's) R under its own prompt-dependent direction (its gating
     /// weights through its reward transform): the model's own score.
     pub model_reward: Option<f64>,
+    /// That direction: the gating weights through the reward transform, one coefficient per
+    /// attribute (not of unit length: R under it is the model's score).
+    pub model_direction: Option<Vec<f64>>,
     /// The first line of the response, for lists.
     pub preview: String,
     /// Whether this candidate is being scored right now.

@@ -45,7 +45,7 @@ pub fn render(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
             candidate: selected,
             scale: app.scale,
             focus: (app.dial.mode == DialMode::Weights).then_some(app.dial.cursor),
-            dpa_scale: app.labels.iter().eq(crate::model::DPA_LABELS.iter()),
+            dpa_scale: crate::model::known::lookup(&app.labels).is_some_and(|k| k.helpsteer_0_100),
         }
         .render(a.bars, buf);
     } else {
@@ -282,7 +282,7 @@ fn panel(
     let plane = plane(app);
     let subtitle = match shown {
         View::Ranking => String::new(),
-        View::Scatter => match crate::preference::plane_names(&app.labels) {
+        View::Scatter => match app.plane_names() {
             Some((x, y)) => format!(" {x} × {y} "),
             None => String::new(),
         },
@@ -314,7 +314,7 @@ fn panel(
             points: &points(app, views),
             plane,
             selected: app.selected,
-            axes: crate::preference::plane_names(&app.labels).unwrap_or_default(),
+            axes: app.plane_names().unwrap_or_default(),
         }
         .render(pi, buf),
         View::Sweep => Sweep {

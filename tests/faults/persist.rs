@@ -37,6 +37,7 @@ fn a_session(prompt: &str, responses: &[&str]) -> Session {
             .collect(),
         selected: 0,
         direction: Default::default(),
+        axes: None,
     }
 }
 
@@ -272,6 +273,7 @@ fn every_unreadable_autosave_is_kept() {
                 model_name: "m".into(),
                 demo: false,
                 direction: Default::default(),
+                axes: None,
                 device: "cpu".into(),
                 dtype: "f32".into(),
                 paths: dpa_explorer::tui::Paths {
@@ -347,9 +349,14 @@ mod fuzz {
         use dpa_explorer::preference::Direction;
         prop_oneof![
             // Quarters of a degree: exact in binary, so equality after a round trip is fair.
-            (-720i32..720).prop_map(|q| Direction::Angle {
-                degrees: q as f64 / 4.0
-            }),
+            (
+                -720i32..720,
+                proptest::option::of(("[a-z-]{1,12}", "[a-z-]{1,12}"))
+            )
+                .prop_map(|(q, axes)| Direction::Angle {
+                    degrees: q as f64 / 4.0,
+                    axes,
+                }),
             proptest::collection::vec(("[a-z-]{1,12}", -40i32..40), 0..4).prop_map(|w| {
                 Direction::Weights {
                     weights: w.into_iter().map(|(n, q)| (n, q as f64 / 8.0)).collect(),
@@ -393,10 +400,13 @@ mod fuzz {
             text(),
             proptest::collection::vec(candidate, 0..6),
             0usize..10,
-            a_direction(),
+            (
+                a_direction(),
+                proptest::option::of(("[a-z-]{1,12}", "[a-z-]{1,12}")),
+            ),
         )
             .prop_map(
-                |(model, labels, prompt, candidates, selected, direction)| Session {
+                |(model, labels, prompt, candidates, selected, (direction, axes))| Session {
                     version: session::VERSION,
                     model,
                     labels,
@@ -404,6 +414,7 @@ mod fuzz {
                     candidates,
                     selected,
                     direction,
+                    axes,
                 },
             )
     }
@@ -454,6 +465,7 @@ fn a_panicking_loader_shows_an_error_panel_and_the_explorer_stays_usable() {
             model_name: "crafted".into(),
             demo: false,
             direction: Default::default(),
+            axes: None,
             device: "cpu".into(),
             dtype: "f32".into(),
             paths: Paths::default(),

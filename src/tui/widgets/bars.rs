@@ -98,25 +98,47 @@ fn groups(labels: &[String]) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-/// The rows that fit in `room` lines: all of them with group headers when they fit, else
-/// without headers, scrolled so that `focus` is in view. Also how many attributes are hidden
-/// above and below (each such side takes one line for saying so).
-fn rows(labels: &[String], room: usize, focus: Option<usize>) -> (Vec<Row>, bool, usize, usize) {
+/// The rows that fit in `room` lines, and how many attributes are hidden above and below
+/// (each such side takes one line for saying so).
+struct Shown {
+    rows: Vec<Row>,
+    with_headers: bool,
+    above: usize,
+    below: usize,
+    /// The group the first shown attribute belongs to when its header scrolled away: the
+    /// "↑ more" line names it, so every shown attribute has its dataset in sight.
+    continued: Option<String>,
+}
+
+/// All rows with group headers when they fit, else scrolled so that `focus` is in view, with
+/// the headers that fall in the window (a model without datasets has none).
+fn rows(labels: &[String], room: usize, focus: Option<usize>) -> Shown {
     let groups = groups(labels);
     // A model whose names carry no dataset has nothing to head them with.
     let nameless = groups.len() == 1 && !labels.iter().any(|l| l.contains('-'));
-    let with_headers = !nameless && room >= labels.len() + groups.len();
+    // Headers while scrolling need room for a header, an attribute and the two notes.
+    let with_headers = !nameless && room >= 4;
     let mut out = Vec::new();
+    let mut group_of = vec![String::new(); labels.len()];
     for (name, g) in groups {
+        for &i in &g {
+            group_of[i] = name.clone();
+        }
         if with_headers {
             out.push(Row::Header(name));
         }
         out.extend(g.into_iter().map(Row::Attr));
     }
+    let attrs = |rows: &[Row]| rows.iter().filter(|r| matches!(r, Row::Attr(_))).count();
     if out.len() <= room {
-        return (out, with_headers, 0, 0);
+        return Shown {
+            rows: out,
+            with_headers,
+            above: 0,
+            below: 0,
+            continued: None,
+        };
     }
-    // Lines for the attributes once the "more" notes are placed; at least one.
     let at = focus
         .and_then(|f| out.iter().position(|r| *r == Row::Attr(f)))
         .unwrap_or(0);
@@ -132,14 +154,24 @@ fn rows(labels: &[String], room: usize, focus: Option<usize>) -> (Vec<Row>, bool
             start = n - shown;
         }
     }
-    let above = start;
-    let below = n - start - shown;
-    (
-        out.drain(start..start + shown).collect(),
-        false,
+    let mut window: Vec<Row> = out[start..start + shown].to_vec();
+    // A header with none of its attributes under it says nothing.
+    if matches!(window.last(), Some(Row::Header(_))) && window.len() > 1 {
+        window.pop();
+    }
+    let above = attrs(&out[..start]);
+    let below = attrs(&out[start..]) - attrs(&window);
+    let continued = match window.first() {
+        Some(Row::Attr(i)) if with_headers && above > 0 => Some(group_of[*i].clone()),
+        _ => None,
+    };
+    Shown {
+        rows: window,
+        with_headers,
         above,
         below,
-    )
+        continued,
+    }
 }
 
 /// The label as the bars show it: short when a group header names the dataset, else with a
@@ -279,8 +311,13 @@ impl Widget for AttributeBars<'_> {
             self.candidate
         };
         let stale = !matches!(c.freshness, Freshness::Fresh);
-        let (rows, with_headers, above, below) =
-            rows(self.labels, inner.height as usize, self.focus);
+        let Shown {
+            rows,
+            with_headers,
+            above,
+            below,
+            continued,
+        } = rows(self.labels, inner.height as usize, self.focus);
         // DPA's scores are on 0–100; another model's span what it gave.
         let range = (!dpa).then(|| auto_range(c.scores.as_deref().unwrap_or(&[])));
         // The HelpSteer 0–4 conversion is DPA's.
@@ -295,14 +332,17 @@ impl Widget for AttributeBars<'_> {
         } = widths;
         let wide_marker = delta_w > 2;
         let mut lines: Vec<Line> = Vec::new();
-        let more = |n: usize, arrow: &str| {
-            Line::styled(
-                format!("{arrow} {n} more (weights mode: ↑↓ scroll)"),
-                Style::default().fg(Color::DarkGray),
-            )
-        };
+        let note = Style::default().fg(Color::DarkGray);
+        let more = |n: usize, arrow: &str| format!("{arrow} {n} more (weights mode: ↑↓ scroll)");
         if above > 0 {
-            lines.push(more(above, "↑"));
+            lines.push(match continued {
+                // The group whose header scrolled away, named before the note.
+                Some(g) => Line::from(vec![
+                    Span::styled(g, Style::default().add_modifier(Modifier::BOLD)),
+                    Span::styled(format!(" (cont.) · ↑ {above} more"), note),
+                ]),
+                None => Line::styled(more(above, "↑"), note),
+            });
         }
         for row in rows {
             let i = match row {
@@ -383,7 +423,7 @@ impl Widget for AttributeBars<'_> {
             lines.push(Line::from(spans));
         }
         if below > 0 {
-            lines.push(more(below, "↓"));
+            lines.push(Line::styled(more(below, "↓"), note));
         }
         // Below the bars, when there is room: why a candidate has no fresh scores, or what
         // the user should know about how its text was read.
@@ -489,32 +529,47 @@ mod tests {
                 .collect()
         };
         // All fit with their header.
-        let (r, headers, above, below) = rows(&labels, 20, None);
-        assert!(headers && above == 0 && below == 0 && r.len() == 20);
-        // Ten lines: nine attributes and "↓ 10 more".
-        let (r, headers, above, below) = rows(&labels, 10, None);
-        assert_eq!((headers, above, below), (false, 0, 10));
-        assert_eq!(attrs(&r), (0..9).collect::<Vec<_>>());
-        // The focus in the middle: a note above, eight attributes ending at it, a note below.
-        let (r, _, above, below) = rows(&labels, 10, Some(12));
-        assert_eq!(attrs(&r), (5..13).collect::<Vec<_>>());
-        assert_eq!((above, below), (5, 6));
+        let s = rows(&labels, 20, None);
+        assert!(s.with_headers && s.above == 0 && s.below == 0 && s.rows.len() == 20);
+        // Ten lines: the header, eight attributes and "↓ 11 more".
+        let s = rows(&labels, 10, None);
+        assert_eq!((s.with_headers, s.above, s.below), (true, 0, 11));
+        assert_eq!(s.rows[0], Row::Header("d".into()));
+        assert_eq!(attrs(&s.rows), (0..8).collect::<Vec<_>>());
+        // The focus in the middle: a note above naming the group, eight attributes ending at
+        // it, a note below.
+        let s = rows(&labels, 10, Some(12));
+        assert_eq!(attrs(&s.rows), (5..13).collect::<Vec<_>>());
+        assert_eq!(
+            (s.above, s.below, s.continued.as_deref()),
+            (5, 6, Some("d"))
+        );
         // The focus at the end: no note below.
-        let (r, _, above, below) = rows(&labels, 10, Some(18));
-        assert_eq!(attrs(&r), (10..19).collect::<Vec<_>>());
-        assert_eq!((above, below), (10, 0));
-        // Every attribute is reachable, and no more lines than the room are used.
-        for f in 0..19 {
-            for room in 3..22 {
-                let (r, _, above, below) = rows(&labels, room, Some(f));
-                assert!(attrs(&r).contains(&f), "focus {f}, room {room}");
-                let notes = usize::from(above > 0) + usize::from(below > 0);
-                assert!(r.len() + notes <= room, "focus {f}, room {room}");
-                assert_eq!(
-                    above + attrs(&r).len() + below,
-                    19,
-                    "focus {f}, room {room}"
-                );
+        let s = rows(&labels, 10, Some(18));
+        assert_eq!(attrs(&s.rows), (10..19).collect::<Vec<_>>());
+        assert_eq!((s.above, s.below), (10, 0));
+        // Every attribute is reachable, no more lines than the room are used, and every
+        // attribute shown has its group's header above it or named in the note.
+        let armo: Vec<String> = crate::model::config::ARMO_LABELS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for labels in [&labels, &armo] {
+            let n = labels.len();
+            for f in 0..n {
+                for room in 3..n + 8 {
+                    let s = rows(labels, room, Some(f));
+                    let shown = attrs(&s.rows);
+                    assert!(shown.contains(&f), "focus {f}, room {room}");
+                    let notes = usize::from(s.above > 0) + usize::from(s.below > 0);
+                    assert!(s.rows.len() + notes <= room, "focus {f}, room {room}");
+                    assert_eq!(s.above + shown.len() + s.below, n, "focus {f}, room {room}");
+                    if s.with_headers {
+                        let headed =
+                            matches!(s.rows.first(), Some(Row::Header(_))) || s.continued.is_some();
+                        assert!(headed, "focus {f}, room {room}: {:?}", s.rows);
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
-//! The preference dial: a circle with the direction vector in the (helpfulness, verbosity)
-//! plane, and the line `θ = 15°  v = (0.97, 0.26)  R = 57.41`; in weights mode, the ten
-//! weights with the one under the cursor highlighted.
+//! The preference dial: a circle with the direction vector in the plane of two attributes
+//! (helpfulness × verbosity unless the user chose others), and the line
+//! `θ = 15°  v = (0.97, 0.26)  R = 57.41`; in weights mode, the weights with the one under the
+//! cursor highlighted. A gating model's own direction is drawn beside the user's.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -11,7 +12,7 @@ use ratatui::widgets::canvas::{Canvas, Circle, Line as CanvasLine};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use super::{bars::display_name, fmt2, focus_style, stale_style};
-use crate::preference::fmt_angle;
+use crate::preference::{angle_of, fmt_angle};
 use crate::tui::state::{CandidateView, Dial, DialMode, Freshness};
 
 /// The parts of the dial panel's inside.
@@ -171,9 +172,9 @@ impl Widget for DialWidget<'_> {
         let roomy = area.width >= 42;
         let hint = match (self.focused, self.dial.mode, roomy) {
             (false, _, _) => " Tab here to turn ",
-            (true, DialMode::Angle, true) => " ←→ 5° · ⇧ 1° · p presets · F4 weights ",
+            (true, DialMode::Angle, true) => " ←→ 5° · x y axes · p presets · F4 weights ",
             (true, DialMode::Angle, false) => " ←→ turn · p presets ",
-            (true, DialMode::Weights, true) => " ↑↓ pick · ←→ ±0.1 · F4 angle ",
+            (true, DialMode::Weights, true) => " ↑↓ pick · ←→ ±0.1 · x y axis · F4 angle ",
             (true, DialMode::Weights, false) => " ↑↓ pick · ←→ ±0.1 ",
         };
         let block = Block::bordered()
@@ -195,26 +196,44 @@ impl Widget for DialWidget<'_> {
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         };
-        // A gating model's own direction, beside the user's: R under it is its score.
-        let own = self
-            .candidate
-            .and_then(|c| c.model_reward)
-            .map(|r| format!("gating R = {}", fmt2(Some(r))));
+        let plane = self.dial.plane(self.labels).ok();
+        // A gating model's own direction, beside the user's: R under it is its score, and
+        // its part in the dial's plane is drawn on the circle.
+        let own = self.candidate.and_then(|c| c.model_direction.as_deref());
+        let own_in_plane = own.zip(plane).and_then(|(c, p)| own_in_plane(c, p));
+        let own_text = match (self.candidate.and_then(|c| c.model_reward), own_in_plane) {
+            (None, _) => Vec::new(),
+            (Some(r), None) => vec![format!("gating R = {}", fmt2(Some(r)))],
+            (Some(r), Some((deg, share))) => pack(
+                &[
+                    format!("gating R = {}", fmt2(Some(r))),
+                    format!(
+                        "◆ θ {}° ({:.0}% in plane)",
+                        fmt_angle(deg.round()),
+                        share * 100.0
+                    ),
+                ],
+                parts.text.width,
+            ),
+        };
         match self.dial.mode {
             DialMode::Angle => {
                 let mut text = angle_text(self.dial.degrees, reward, parts.text.width);
-                text.extend(own);
+                text.extend(own_text);
                 // A value wider than the split expected takes rows from the circle.
                 let (canvas, text_area) = grow_text(parts.canvas, parts.text, text.len());
-                let names = crate::preference::plane_names(self.labels).unwrap_or_default();
-                render_circle(self.dial.degrees, &names, canvas, buf);
+                let names = plane
+                    .and_then(|p| crate::preference::plane_names(self.labels, p))
+                    .unwrap_or_default();
+                let own_deg = own_in_plane.map(|(d, _)| d);
+                render_circle(self.dial.degrees, own_deg, &names, canvas, buf);
                 Paragraph::new(styled_lines(text, r_style)).render(text_area, buf);
             }
             DialMode::Weights => {
                 self.render_weights(parts.list, buf);
                 let norm = self.dial.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
                 let mut text = weights_text(norm, reward, parts.text.width);
-                text.extend(own);
+                text.extend(own_text);
                 Paragraph::new(styled_lines(text, r_style)).render(parts.text, buf);
             }
         }
@@ -261,8 +280,24 @@ fn grow_text(canvas: Rect, text: Rect, rows: usize) -> (Rect, Rect) {
     )
 }
 
-/// The circle with the direction; the axes named by the first four letters of `names`.
-fn render_circle(degrees: f64, names: &(String, String), canvas: Rect, buf: &mut Buffer) {
+/// A gating model's direction `own` in the plane `(x, y)`: its angle there and the share of
+/// its length that lies in the plane; none when it has no part there.
+pub fn own_in_plane(own: &[f64], (x, y): (usize, usize)) -> Option<(f64, f64)> {
+    let (cx, cy) = (*own.get(x)?, *own.get(y)?);
+    let in_plane = cx.hypot(cy);
+    let norm = own.iter().map(|w| w * w).sum::<f64>().sqrt();
+    (in_plane > 0.0 && norm.is_finite()).then(|| (angle_of(cx, cy), in_plane / norm))
+}
+
+/// The circle with the direction (and a gating model's own, `own` degrees, in magenta); the
+/// axes named by the first four letters of `names`.
+fn render_circle(
+    degrees: f64,
+    own: Option<f64>,
+    names: &(String, String),
+    canvas: Rect,
+    buf: &mut Buffer,
+) {
     if canvas.width < 4 || canvas.height < 2 {
         return;
     }
@@ -285,6 +320,11 @@ fn render_circle(degrees: f64, names: &(String, String), canvas: Rect, buf: &mut
                 color: Color::Gray,
             });
             ctx.layer();
+            if let Some(own) = own {
+                let (s, c) = own.to_radians().sin_cos();
+                ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Magenta));
+                ctx.print(c, s, Span::styled("◆", Style::default().fg(Color::Magenta)));
+            }
             ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Yellow));
             // Axis names outside the circle, where they fit.
             let cell = (xb[1] - xb[0]) / canvas.width as f64;

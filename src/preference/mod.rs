@@ -24,43 +24,85 @@ pub enum PreferenceError {
     Zero,
     #[error("a weight or angle must be a finite number")]
     NotFinite,
+    #[error("the dial's two axes must be two different attributes, not {0:?} twice")]
+    SameAxes(String),
+    #[error("bad axes {0:?}: expected two attribute names, x,y")]
+    BadAxes(String),
+    #[error("this model has one output: there is no plane of two attributes to turn in")]
+    NoPlane,
 }
 
 /// A user's preference, before it is resolved against a model's attributes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
-    /// v = (cos θ, sin θ) over (helpfulness, verbosity), θ in degrees.
-    Angle { degrees: f64 },
+    /// v = (cos θ, sin θ) over the plane of two attributes, θ in degrees: `axes` (x, y) by
+    /// name, or the model's default plane (helpfulness × verbosity where it has them).
+    Angle {
+        degrees: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        axes: Option<(String, String)>,
+    },
     /// Any weights by attribute name; normalised to unit length when resolved.
     Weights { weights: Vec<(String, f64)> },
 }
 
 impl Default for Direction {
     fn default() -> Self {
-        Direction::Angle { degrees: 0.0 }
+        Direction::angle(0.0)
     }
 }
 
 impl Direction {
+    /// θ in the model's default plane.
+    pub fn angle(degrees: f64) -> Self {
+        Direction::Angle {
+            degrees,
+            axes: None,
+        }
+    }
+
+    /// The plane an angle turns in: its own axes, else the model's default plane.
+    pub fn plane(&self, labels: &[String]) -> Result<(usize, usize), PreferenceError> {
+        match self {
+            Direction::Angle {
+                axes: Some((x, y)), ..
+            } => axes_plane(labels, x, y),
+            _ => plane(labels),
+        }
+    }
+
     /// The unit weight vector over `labels` (one weight per model output).
     pub fn resolve(&self, labels: &[String]) -> Result<Vec<f64>, PreferenceError> {
         match self {
-            Direction::Angle { degrees } => {
+            Direction::Angle { degrees, .. } => {
                 if !degrees.is_finite() {
                     return Err(PreferenceError::NotFinite);
                 }
-                let (x, y) = plane(labels)?;
+                let (x, y) = self.plane(labels)?;
                 Ok(angle_weights(labels.len(), x, y, *degrees))
             }
             Direction::Weights { .. } => normalise(&raw_weights(self, labels)?),
         }
     }
 
-    /// A short human description: `θ = -15°` or `correctness=0.71, verbosity=-0.71`.
+    /// A short human description: `θ = -15°`, `θ = 30° over correctness × verbosity` or
+    /// `correctness=0.71, verbosity=-0.71`.
     pub fn describe(&self) -> String {
         match self {
-            Direction::Angle { degrees } => format!("θ = {}°", fmt_angle(*degrees)),
+            Direction::Angle {
+                degrees,
+                axes: None,
+            } => format!("θ = {}°", fmt_angle(*degrees)),
+            Direction::Angle {
+                degrees,
+                axes: Some((x, y)),
+            } => format!(
+                "θ = {}° over {} × {}",
+                fmt_angle(*degrees),
+                short_name(x),
+                short_name(y)
+            ),
             Direction::Weights { weights } => weights
                 .iter()
                 .map(|(n, w)| format!("{}={w:.2}", short_name(n)))
@@ -221,8 +263,6 @@ pub fn plane_fit(unit: &[f64], x: usize, y: usize) -> PlaneFit {
     }
 }
 
-/// Finds an attribute by its full name, or by a suffix that names exactly one attribute
-/// (`correctness`, `verbosity`, `overall_score`).
 /// The dial's plane (x, y): helpfulness × verbosity where the model has them (DPA, ArmoRM),
 /// else its first two attributes; a one-output model has none.
 pub fn plane(labels: &[String]) -> Result<(usize, usize), PreferenceError> {
@@ -232,19 +272,47 @@ pub fn plane(labels: &[String]) -> Result<(usize, usize), PreferenceError> {
     ) {
         (Ok(x), Ok(y)) => Ok((x, y)),
         _ if labels.len() >= 2 => Ok((0, 1)),
+        _ if labels.len() == 1 => Err(PreferenceError::NoPlane),
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
 
-/// The names of the plane's axes as the charts show them (`helpfulness`, `verbosity`).
-pub fn plane_names(labels: &[String]) -> Option<(String, String)> {
-    let (x, y) = plane(labels).ok()?;
+/// The plane of the attributes named `x` and `y` (full names or unique suffixes).
+pub fn axes_plane(labels: &[String], x: &str, y: &str) -> Result<(usize, usize), PreferenceError> {
+    let (xi, yi) = (find_attribute(labels, x)?, find_attribute(labels, y)?);
+    if xi == yi {
+        return Err(PreferenceError::SameAxes(labels[xi].clone()));
+    }
+    Ok((xi, yi))
+}
+
+/// Parses `--axes x,y` into two attribute names (resolved later, against the model's labels).
+pub fn parse_axes(spec: &str) -> Result<(String, String), PreferenceError> {
+    match spec
+        .split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [x, y] if !x.is_empty() && !y.is_empty() => Ok((x.to_string(), y.to_string())),
+        _ => Err(PreferenceError::BadAxes(spec.to_string())),
+    }
+}
+
+/// The names of the plane `(x, y)`'s axes as the charts show them (`helpfulness`,
+/// `verbosity`).
+pub fn plane_names(labels: &[String], (x, y): (usize, usize)) -> Option<(String, String)> {
+    if x >= labels.len() || y >= labels.len() {
+        return None;
+    }
     Some((
         short_name(&labels[x]).to_string(),
         short_name(&labels[y]).to_string(),
     ))
 }
 
+/// Finds an attribute by its full name, or by a suffix that names exactly one attribute
+/// (`correctness`, `verbosity`, `overall_score`).
 pub fn find_attribute(labels: &[String], name: &str) -> Result<usize, PreferenceError> {
     let name = name.trim();
     if let Some(i) = labels.iter().position(|l| l == name) {
@@ -296,21 +364,6 @@ pub fn parse_weights(spec: &str) -> Result<Vec<(String, f64)>, PreferenceError> 
 pub struct Preset {
     pub name: String,
     pub direction: Direction,
-}
-
-/// The paper's example directions: pure helpfulness, its θ = −15° default, v = (0.8, −0.6)
-/// (θ ≈ −37°), and pure verbosity.
-pub fn paper_presets() -> Vec<Preset> {
-    let angle = |name: &str, degrees: f64| Preset {
-        name: name.to_string(),
-        direction: Direction::Angle { degrees },
-    };
-    vec![
-        angle("helpful (θ = 0°)", 0.0),
-        angle("paper default (θ = −15°)", -15.0),
-        angle("concise (0.8, −0.6)", angle_of(0.8, -0.6)),
-        angle("verbose (θ = 90°)", 90.0),
-    ]
 }
 
 /// Indices of `rewards` from best to worst; `None` (not yet scored) last; ties keep order.
@@ -459,277 +512,4 @@ pub fn leaders(points: &[(f64, f64)], from: f64, to: f64) -> Vec<(f64, f64, usiz
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn labels() -> Vec<String> {
-        crate::model::DPA_LABELS
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn angle_direction_is_cos_sin_over_helpfulness_and_verbosity() {
-        let v = Direction::Angle { degrees: 15.0 }
-            .resolve(&labels())
-            .unwrap();
-        assert!((v[0] - 15f64.to_radians().cos()).abs() < 1e-12);
-        assert!((v[4] - 15f64.to_radians().sin()).abs() < 1e-12);
-        assert_eq!(v.iter().filter(|x| **x != 0.0).count(), 2);
-        let norm: f64 = v.iter().map(|x| x * x).sum();
-        assert!((norm - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn weights_are_normalised_and_found_by_short_name() {
-        let w = parse_weights("correctness=3, helpsteer-verbosity=-4").unwrap();
-        let v = Direction::Weights { weights: w }
-            .resolve(&labels())
-            .unwrap();
-        assert!((v[1] - 0.6).abs() < 1e-12);
-        assert!((v[4] + 0.8).abs() < 1e-12);
-    }
-
-    #[test]
-    fn weights_refuse_zero_unknown_and_ambiguous() {
-        let zero = Direction::Weights {
-            weights: vec![("correctness".into(), 0.0)],
-        };
-        assert_eq!(zero.resolve(&labels()), Err(PreferenceError::Zero));
-        let e = find_attribute(&labels(), "kindness").unwrap_err();
-        assert!(e.to_string().contains("kindness"));
-        let e = find_attribute(&labels(), "helpfulness").unwrap_err();
-        assert!(matches!(e, PreferenceError::Ambiguous { .. }), "{e}");
-        assert!(parse_weights("correctness").is_err());
-        assert!(parse_weights("correctness=abc").is_err());
-        assert!(parse_weights("").is_err());
-    }
-
-    #[test]
-    fn huge_and_tiny_weights_normalise_to_the_same_direction() {
-        let l = labels();
-        let half = std::f64::consts::FRAC_1_SQRT_2;
-        for w in ["1e308", "1e-200", "5e-324", "1.7976931348623157e308"] {
-            let spec = format!("correctness={w},coherence={w}");
-            let v = Direction::Weights {
-                weights: parse_weights(&spec).unwrap(),
-            }
-            .resolve(&l)
-            .unwrap_or_else(|e| panic!("{spec}: {e}"));
-            assert!((v[1] - half).abs() < 1e-12, "{spec}: {v:?}");
-            assert!((v[2] - half).abs() < 1e-12, "{spec}: {v:?}");
-        }
-        let v = normalise(&[1e308, -1e-300, 0.0]).unwrap();
-        assert_eq!(v[0], 1.0);
-        assert!(v[1] <= 0.0 && v[1] > -1e-300, "{v:?}");
-        assert_eq!(normalise(&[0.0, -0.0]), Err(PreferenceError::Zero));
-        assert_eq!(parse_weights("a=1e309"), Err(PreferenceError::NotFinite));
-    }
-
-    #[test]
-    fn weighted_reward_is_the_dot_product() {
-        let scores = [
-            68.99f32, 69.63, 76.23, 33.49, 35.85, 63.83, 55.59, 68.72, 59.55, 46.47,
-        ];
-        let v = Direction::Angle { degrees: 15.0 }
-            .resolve(&labels())
-            .unwrap();
-        let r = weighted(&v, &scores);
-        let expect =
-            15f64.to_radians().cos() * 68.99f32 as f64 + 15f64.to_radians().sin() * 35.85f32 as f64;
-        assert!((r - expect).abs() < 1e-9);
-    }
-
-    #[test]
-    fn reward_is_v_dot_r_and_refuses_mismatches() {
-        let scores = [
-            -18.4f32, 69.63, 76.23, 33.49, 135.85, 63.83, 55.59, 68.72, 59.55, 46.47,
-        ];
-        let v = Direction::Weights {
-            weights: vec![("correctness".into(), 1.0), ("honesty".into(), 1.0)],
-        }
-        .resolve(&labels())
-        .unwrap();
-        let want = (69.63f32 as f64 + 59.55f32 as f64) / 2f64.sqrt();
-        assert!((reward(&v, &scores).unwrap() - want).abs() < 1e-9);
-        assert_eq!(reward(&v[..9], &scores), None);
-        let mut bad = scores;
-        bad[1] = f32::NAN;
-        assert_eq!(reward(&v, &bad), None);
-        // The dial's plane shortcut gives the same R as the full dot product.
-        for deg in [-90.0, -37.0, 0.0, 15.0, 90.0, 180.0] {
-            let u = Direction::Angle { degrees: deg }
-                .resolve(&labels())
-                .unwrap();
-            let at = reward_at((scores[0] as f64, scores[4] as f64), deg);
-            assert!((reward(&u, &scores).unwrap() - at).abs() < 1e-9, "{deg}");
-        }
-    }
-
-    #[test]
-    fn the_plane_is_helpfulness_by_verbosity_where_a_model_has_them_else_its_first_two() {
-        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let dpa = names(&crate::model::DPA_LABELS);
-        assert_eq!(plane(&dpa).unwrap(), (0, 4));
-        let cls = names(&["safety", "helpfulness", "style"]);
-        assert_eq!(plane(&cls).unwrap(), (0, 1));
-        assert_eq!(
-            plane_names(&cls),
-            Some(("safety".to_string(), "helpfulness".to_string()))
-        );
-        assert!(plane(&names(&["LABEL_0"])).is_err());
-        // The angle's direction lies in that plane.
-        let v = Direction::Angle { degrees: 90.0 }.resolve(&cls).unwrap();
-        assert!(v[0].abs() < 1e-12 && (v[1] - 1.0).abs() < 1e-12 && v[2] == 0.0);
-    }
-
-    #[test]
-    fn plane_fit_tells_whether_r_is_a_projection() {
-        let l = labels();
-        let inside = Direction::Angle { degrees: -15.0 }.resolve(&l).unwrap();
-        match plane_fit(&inside, 0, 4) {
-            PlaneFit::Inside { degrees } => assert!((degrees + 15.0).abs() < 1e-9),
-            other => panic!("{other:?}"),
-        }
-        let correctness = Direction::Weights {
-            weights: vec![("correctness".into(), 1.0)],
-        }
-        .resolve(&l)
-        .unwrap();
-        assert_eq!(plane_fit(&correctness, 0, 4), PlaneFit::Outside);
-        let mixed = Direction::Weights {
-            weights: vec![
-                ("correctness".into(), 1.0),
-                ("helpsteer-helpfulness".into(), 1.0),
-            ],
-        }
-        .resolve(&l)
-        .unwrap();
-        match plane_fit(&mixed, 0, 4) {
-            PlaneFit::Partly { degrees, share } => {
-                assert!(degrees.abs() < 1e-9);
-                assert!((share - 0.5f64.sqrt()).abs() < 1e-9);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(plane_fit(&mixed, 0, 4).exact_degrees(), None);
-    }
-
-    #[test]
-    fn helpsteer_scale_matches_the_model_card() {
-        assert!((helpsteer_scale(68.99269) - 2.9496345).abs() < 1e-6);
-        assert!((helpsteer_scale(35.853596) - 1.2926798).abs() < 1e-6);
-    }
-
-    #[test]
-    fn paper_presets_include_the_four_examples() {
-        let p = paper_presets();
-        let degs: Vec<f64> = p
-            .iter()
-            .map(|p| match p.direction {
-                Direction::Angle { degrees } => degrees,
-                _ => f64::NAN,
-            })
-            .collect();
-        assert_eq!(degs[0], 0.0);
-        assert_eq!(degs[1], -15.0);
-        assert!((degs[2] + 36.87).abs() < 0.01);
-        assert_eq!(degs[3], 90.0);
-    }
-
-    #[test]
-    fn ranking_orders_by_reward_with_unscored_last() {
-        assert_eq!(
-            ranking(&[Some(1.0), None, Some(3.0), Some(2.0)]),
-            vec![2, 3, 0, 1]
-        );
-    }
-
-    #[test]
-    fn crossings_are_where_rewards_tie() {
-        // A is more helpful, B more verbose: B overtakes A as θ grows.
-        let pts = [(80.0, 20.0), (60.0, 60.0)];
-        let c = crossings(&pts);
-        assert_eq!(c.len(), 1);
-        let d = c[0].degrees;
-        assert!((reward_at(pts[0], d) - reward_at(pts[1], d)).abs() < 1e-9);
-        assert!((d - 26.565).abs() < 1e-3);
-        let runs = leaders(&pts, -90.0, 90.0);
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0].2, 0);
-        assert_eq!(runs[1].2, 1);
-        assert!((runs[0].1 - d).abs() < 1e-9);
-    }
-
-    #[test]
-    fn equal_verbosity_never_crosses() {
-        assert!(crossings(&[(10.0, 5.0), (20.0, 5.0)]).is_empty());
-    }
-
-    #[test]
-    fn wrap_degrees_folds_into_a_half_open_turn() {
-        assert_eq!(wrap_degrees(0.0), 0.0);
-        assert_eq!(wrap_degrees(180.0), 180.0);
-        assert_eq!(wrap_degrees(-180.0), 180.0);
-        assert_eq!(wrap_degrees(185.0), -175.0);
-        assert_eq!(wrap_degrees(-185.0), 175.0);
-        assert_eq!(wrap_degrees(725.0), 5.0);
-    }
-
-    #[test]
-    fn projection_lies_on_the_direction_at_distance_r() {
-        let p = (70.0, 35.0);
-        for deg in [-37.0, 0.0, 15.0, 90.0] {
-            let (fx, fy) = projection(p, deg);
-            let r = reward_at(p, deg);
-            assert!(((fx * fx + fy * fy).sqrt() - r.abs()).abs() < 1e-9);
-            // The residual is perpendicular to the direction.
-            let (s, c) = f64::to_radians(deg).sin_cos();
-            assert!(((p.0 - fx) * c + (p.1 - fy) * s).abs() < 1e-9);
-        }
-        assert_eq!(projection(p, 0.0), (70.0, 0.0));
-    }
-
-    #[test]
-    fn sweep_covers_both_ends() {
-        let s = sweep((1.0, 0.0), -90.0, 90.0, 1.0);
-        assert_eq!(s.len(), 181);
-        assert_eq!(s[0].0, -90.0);
-        assert_eq!(s[180].0, 90.0);
-        assert!((s[90].1 - 1.0).abs() < 1e-12);
-        let odd = sweep((1.0, 0.0), 0.0, 10.0, 4.0);
-        assert_eq!(
-            odd.iter().map(|p| p.0).collect::<Vec<_>>(),
-            vec![0.0, 4.0, 8.0, 10.0]
-        );
-        assert!(sweep((1.0, 0.0), 0.0, 1.0, 0.0).is_empty());
-    }
-
-    #[test]
-    fn raw_weights_round_trip_through_a_direction() {
-        let l = labels();
-        let d = Direction::Weights {
-            weights: vec![
-                ("correctness".into(), 2.0),
-                ("helpsteer-verbosity".into(), -1.0),
-            ],
-        };
-        let raw = raw_weights(&d, &l).unwrap();
-        assert_eq!(raw[1], 2.0);
-        assert_eq!(raw[4], -1.0);
-        let back = weights_direction(&l, &raw);
-        assert_eq!(back.resolve(&l).unwrap(), d.resolve(&l).unwrap());
-        let a = raw_weights(&Direction::Angle { degrees: 90.0 }, &l).unwrap();
-        assert!((a[4] - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn describe_reads_naturally() {
-        assert_eq!(Direction::Angle { degrees: -15.0 }.describe(), "θ = -15°");
-        let d = Direction::Weights {
-            weights: vec![("helpsteer-correctness".into(), 0.5)],
-        };
-        assert_eq!(d.describe(), "correctness=0.50");
-    }
-}
+mod tests;
