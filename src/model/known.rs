@@ -14,6 +14,9 @@ pub struct KnownModel {
     /// HelpSteer attributes are the 0–4 rating as 20·s + 10 (DPA's card), so a 0–4 view of
     /// them exists; other models' scores are shown as they come.
     pub helpsteer_0_100: bool,
+    /// Scored through its model card's template (DPA's `[INST] … [/INST]` rating prompt)
+    /// rather than a chat template the tokenizer files may carry.
+    pub card_template: bool,
     /// The directions the model's authors give, first in the presets list.
     pub presets: &'static [KnownPreset],
 }
@@ -40,6 +43,7 @@ pub const DPA: KnownModel = KnownModel {
     name: "RLHFlow/RewardModel-Mistral-7B-for-DPA-v1",
     labels: &DPA_LABELS,
     helpsteer_0_100: true,
+    card_template: true,
     presets: &[
         KnownPreset {
             name: "helpful (θ = 0°)",
@@ -65,6 +69,7 @@ pub const ARMO_RM: KnownModel = KnownModel {
     name: "RLHFlow/ArmoRM-Llama3-8B-v0.1",
     labels: &ARMO_LABELS,
     helpsteer_0_100: false,
+    card_template: false,
     presets: &[],
 };
 

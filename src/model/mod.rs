@@ -80,8 +80,9 @@ pub fn encoder(
     templates: &TemplateFiles,
     max_tokens: usize,
 ) -> Result<InputEncoder, ModelError> {
-    let dpa = cfg.family == Family::Mistral && cfg.labels.iter().eq(DPA_LABELS.iter());
-    let chat = if dpa {
+    let card = cfg.family == Family::Mistral
+        && known::lookup(&cfg.labels).is_some_and(|k| k.card_template);
+    let chat = if card {
         None
     } else {
         template::load(
