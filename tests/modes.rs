@@ -200,3 +200,37 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
         "the second starts of q8_0 and q4_0 read their cache files"
     );
 }
+
+/// A load says how far it has come, layer by layer, and what it is doing: reading the
+/// checkpoint, quantising it (a first start) or reading the weights an earlier start kept.
+#[test]
+fn loads_report_each_layer_and_what_they_do() {
+    use dpa_explorer::model::{DeviceChoice, LoadOptions, LoadPhase, ModelFiles, RewardModel};
+    use std::cell::RefCell;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = fixture("tiny-gqa-window");
+    let files = ModelFiles::from_dir(&dir).unwrap();
+    let load = |dtype| {
+        let seen = RefCell::new(Vec::new());
+        let opts = LoadOptions {
+            device: DeviceChoice::Cpu,
+            dtype,
+            ..LoadOptions::default()
+        };
+        let model = RewardModel::load_with_progress(&files, &opts, Some(cache.path()), &|p| {
+            seen.borrow_mut().push(p)
+        })
+        .unwrap();
+        let layers = model.info().layers;
+        let seen = seen.into_inner();
+        let steps: Vec<usize> = seen.iter().map(|p| p.layer).collect();
+        assert_eq!(steps, (0..=layers).collect::<Vec<_>>());
+        assert!(seen
+            .iter()
+            .all(|p| p.layers == layers && p.phase == seen[0].phase));
+        seen[0].phase
+    };
+    assert_eq!(load(DTypeChoice::F32), LoadPhase::Reading);
+    assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::Quantising);
+    assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::ReadingCache);
+}

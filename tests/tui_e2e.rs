@@ -402,7 +402,10 @@ fn the_armo_demo_scrolls_its_19_bars_and_shows_the_gating_r() {
     });
     assert!(screen.contains("demo armo"), "{screen}");
     // The model's own direction on the dial, with the share of it in the plane.
-    assert!(screen.contains('◆') && screen.contains("% in plane"), "{screen}");
+    assert!(
+        screen.contains('◆') && screen.contains("% in plane"),
+        "{screen}"
+    );
     // Grouped under their datasets' names, even while they scroll.
     assert!(screen.contains("HelpSteer"), "{screen}");
     assert!(screen.contains("more (weights mode"), "{screen}");

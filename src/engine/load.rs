@@ -38,7 +38,14 @@ pub fn model_loader(
                 files.config.parent().unwrap_or(&files.config).display()
             ),
         });
-        let model = RewardModel::load_with_cache(&files, &options, quant_cache.as_deref())?;
+        let model =
+            RewardModel::load_with_progress(&files, &options, quant_cache.as_deref(), &|p| {
+                progress(LoadStage::Layers {
+                    phase: p.phase,
+                    layer: p.layer,
+                    layers: p.layers,
+                })
+            })?;
         // Say so when the hub was unreachable and the cached copy is what the user gets.
         Ok(Pipeline::local(model).with_note(resolved.note))
     })

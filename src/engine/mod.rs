@@ -57,6 +57,12 @@ pub enum LoadStage {
     },
     /// Reading weights into memory.
     Loading { what: String },
+    /// `layer` of `layers` decoder layers have their weights in, read or made as `phase` says.
+    Layers {
+        phase: crate::model::LoadPhase,
+        layer: usize,
+        layers: usize,
+    },
 }
 
 /// What the engine reports.

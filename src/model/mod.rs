@@ -27,6 +27,7 @@ use candle_core::{DType, Device};
 
 pub use config::{Family, MistralConfig, DPA_LABELS};
 pub use error::{ModelError, Setting};
+
 pub use input::{render, Encoded, InputEncoder, DEFAULT_MAX_TOKENS};
 pub use linear::WeightFormat;
 pub use mistral::{KvCache, Mistral};
@@ -412,6 +413,32 @@ impl Default for LoadOptions {
     }
 }
 
+/// How far a load has come: `layer` of `layers` decoder layers have their weights in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    pub phase: LoadPhase,
+    pub layer: usize,
+    pub layers: usize,
+}
+
+/// What a load is doing with the weights, which decides how long it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// Reading the checkpoint's tensors as they are (f32, bf16, f16).
+    Reading,
+    /// Quantising the checkpoint (a first start in a quantised mode; kept for the next).
+    Quantising,
+    /// Reading quantised weights kept by an earlier start.
+    ReadingCache,
+}
+
+/// The layer whose weights are complete once the tensor `name` is loaded.
+fn layer_done(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("model.layers.")?;
+    let (i, tail) = rest.split_once('.')?;
+    (tail == "mlp.down_proj.weight").then(|| i.parse().ok())?
+}
+
 /// A short description of a loaded model, for status lines and outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
@@ -450,6 +477,16 @@ impl RewardModel {
         files: &ModelFiles,
         opts: &LoadOptions,
         quant_cache: Option<&Path>,
+    ) -> Result<Self, ModelError> {
+        Self::load_with_progress(files, opts, quant_cache, &|_| {})
+    }
+
+    /// [`RewardModel::load_with_cache`], telling `progress` as each layer's weights are in.
+    pub fn load_with_progress(
+        files: &ModelFiles,
+        opts: &LoadOptions,
+        quant_cache: Option<&Path>,
+        progress: &dyn Fn(LoadProgress),
     ) -> Result<Self, ModelError> {
         let cfg = MistralConfig::from_file(&files.config)?;
         if opts.max_tokens > cfg.max_position_embeddings {
@@ -507,9 +544,20 @@ impl RewardModel {
                 )),
                 _ => None,
             };
+        let phase = match &cache {
+            Some(c) if c.borrow().is_warm() => LoadPhase::ReadingCache,
+            Some(_) => LoadPhase::Quantising,
+            None => LoadPhase::Reading,
+        };
+        let layers = cfg.num_hidden_layers;
+        progress(LoadProgress {
+            phase,
+            layer: 0,
+            layers,
+        });
         let loaded = Mistral::load(&cfg, &mut ckpt, dtype, &device, &|c, names, outs, inf| {
             let mut cache = cache.as_ref().map(|c| c.borrow_mut());
-            linear::load(
+            let made = linear::load(
                 c,
                 names,
                 outs,
@@ -517,7 +565,16 @@ impl RewardModel {
                 plan.weights,
                 &device,
                 cache.as_deref_mut(),
-            )
+            )?;
+            // A layer's last projection is its MLP's down projection.
+            if let Some(i) = names.first().and_then(|n| layer_done(n)) {
+                progress(LoadProgress {
+                    phase,
+                    layer: i + 1,
+                    layers,
+                });
+            }
+            Ok(made)
         });
         let model = match loaded {
             Ok(m) => m,

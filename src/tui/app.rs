@@ -113,3 +113,7 @@ mod export_tests;
 #[cfg(test)]
 #[path = "direction_tests.rs"]
 mod direction_tests;
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod load_tests;

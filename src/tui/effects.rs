@@ -42,6 +42,8 @@ pub enum Effect {
     Autosave { path: PathBuf, session: Session },
     /// Write the user's presets; `done` is the message on success.
     SavePresets { done: String },
+    /// Keeps the measured scoring rates for the next start's estimate.
+    SaveRates,
 }
 
 /// Whatever scores text for the explorer: the engine, or a stand-in in tests.

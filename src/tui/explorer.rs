@@ -123,6 +123,8 @@ pub struct Inflight {
     /// Items the engine had to compute (cache hits excluded), once it said so.
     pub computing: Option<usize>,
     pub answered: usize,
+    /// Input tokens of the answers that were computed, not taken from the cache.
+    pub computed_tokens: usize,
 }
 
 /// What a one-line input box is for.
@@ -265,6 +267,13 @@ pub struct Explorer {
     pub drag: Option<Drag>,
     pub quit: bool,
     pub presets: UserPresets,
+    /// How fast this machine scored with each model before (for the first score's estimate).
+    pub rates: super::rates::RateBook,
+    /// The first scoring after a load is still to be timed.
+    pub(crate) first_score_pending: bool,
+    /// When the current load's layers began to come in, and the time it should still take.
+    pub(crate) load_started: Option<Instant>,
+    pub load_eta: Option<Duration>,
     pub paths: Paths,
     /// When unsaved changes should be written to the autosave file.
     pub autosave_at: Option<Instant>,
@@ -336,6 +345,9 @@ impl Explorer {
         let labels: Vec<String> = DPA_LABELS.iter().map(|s| s.to_string()).collect();
         let dial = Dial::new(&Direction::default(), &labels);
         let presets = UserPresets::load(config.paths.presets.clone());
+        let rates = super::rates::RateBook::load(
+            super::rates::path_beside(config.paths.autosave.as_deref()).as_deref(),
+        );
         let mut app = Explorer {
             model_name: config.model_name,
             demo: config.demo,
@@ -364,6 +376,10 @@ impl Explorer {
             drag: None,
             quit: false,
             presets,
+            rates,
+            first_score_pending: false,
+            load_started: None,
+            load_eta: None,
             paths: config.paths,
             autosave_at: None,
             spinner: 0,

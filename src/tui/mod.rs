@@ -20,6 +20,7 @@ pub mod layout;
 mod perform;
 mod persist;
 pub mod presets;
+pub mod rates;
 mod reducer;
 mod scoring;
 pub mod session;

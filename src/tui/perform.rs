@@ -131,6 +131,14 @@ pub fn perform(app: &mut Explorer, scorer: &mut dyn Scorer, effect: Effect, now:
             Ok(()) => app.set_flash(done, false, now),
             Err(e) => app.set_flash(format!("{e:#}"), true, now),
         },
+        Effect::SaveRates => {
+            // Only a timing: a failure costs the next start its estimate, nothing more.
+            if let Some(p) = super::rates::path_beside(app.paths.autosave.as_deref()) {
+                if let Err(e) = app.rates.save(&p) {
+                    tracing::warn!("cannot keep the scoring rate: {e:#}");
+                }
+            }
+        }
     }
 }
 

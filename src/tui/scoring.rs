@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::engine::{EngineEvent, RequestId, ScoreItem};
+use crate::engine::{EngineEvent, LoadStage, RequestId, ScoreItem};
 use crate::scoring::Scored;
 
 use super::effects::Effect;
@@ -105,6 +105,7 @@ impl Explorer {
             since: now,
             computing: None,
             answered: 0,
+            computed_tokens: 0,
         });
     }
 
@@ -195,8 +196,26 @@ impl Explorer {
 
     pub(crate) fn engine_event(&mut self, event: EngineEvent, now: Instant) {
         match event {
-            EngineEvent::Progress(stage) => self.model = ModelState::Loading(stage),
+            EngineEvent::Progress(stage) => {
+                if let LoadStage::Layers { layer, layers, .. } = stage {
+                    // The remaining layers at the pace of those done so far.
+                    match self.load_started {
+                        Some(t0) if layer > 0 && layer <= layers => {
+                            let per = now.saturating_duration_since(t0) / layer as u32;
+                            self.load_eta = Some(per * (layers - layer) as u32);
+                        }
+                        _ => {
+                            self.load_started = Some(now);
+                            self.load_eta = None;
+                        }
+                    }
+                }
+                self.model = ModelState::Loading(stage);
+            }
             EngineEvent::Ready { info, warnings } => {
+                self.first_score_pending = true;
+                self.load_started = None;
+                self.load_eta = None;
                 // The direction by attribute name, carried over to the model's own labels.
                 let wanted = self
                     .pending_direction
@@ -266,6 +285,9 @@ impl Explorer {
             } => {
                 if let Some(f) = self.inflight.as_mut().filter(|f| f.id == request) {
                     f.answered += 1;
+                    if let (Ok(s), false) = (&result, cached) {
+                        f.computed_tokens += s.tokens;
+                    }
                 }
                 self.apply_result(request, item, result.map_err(|e| e.to_string()), cached);
             }
@@ -276,6 +298,17 @@ impl Explorer {
                         elapsed: now.saturating_duration_since(f.since).max(elapsed),
                         cached: f.computing.unwrap_or(0) == 0,
                     });
+                    // The first scoring after a load times the next start's first score.
+                    if self.first_score_pending && f.computed_tokens > 0 {
+                        self.first_score_pending = false;
+                        let key = self.rate_key();
+                        let unix = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        if self.rates.record(&key, f.computed_tokens, elapsed, unix) {
+                            self.effects.push(Effect::SaveRates);
+                        }
+                    }
                 }
             }
             EngineEvent::Trajectory {
@@ -348,5 +381,42 @@ impl Explorer {
                 }
             }
         }
+    }
+
+    /// The model, device and mode as the user asked for them: what a measured rate is for.
+    pub(crate) fn rate_key(&self) -> String {
+        super::rates::key(
+            &self.model_name,
+            &self.requested_device,
+            &self.requested_dtype,
+        )
+    }
+
+    /// How long the first score of the texts on screen should take, from this machine's
+    /// measured rate with this model and mode; or that it will be measured.
+    pub fn first_score_estimate(&self) -> String {
+        let texts: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|c| c.text())
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+        let Some(rate) = self.rates.get(&self.rate_key()) else {
+            return "The first score is timed, and the next start says how long it takes.".into();
+        };
+        if texts.is_empty() {
+            return format!(
+                "Scoring runs at about {:.0} tokens/s here with this model (measured before).",
+                rate.tokens_per_s
+            );
+        }
+        let chars = self.prompt_text().chars().count() * texts.len()
+            + texts.iter().map(|t| t.chars().count()).sum::<usize>();
+        let (time, tokens) = super::rates::first_score(rate, chars, texts.len());
+        format!(
+            "First score: about {} (≈{tokens} tokens at {:.0} tokens/s, as measured here before).",
+            super::widgets::status::fmt_duration(time),
+            rate.tokens_per_s
+        )
     }
 }

@@ -53,6 +53,8 @@ pub fn render(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
             state: &app.model,
             model_name: &app.model_name,
             hint: &app.load_hint,
+            eta: app.load_eta,
+            first_score: app.first_score_estimate(),
         }
         .render(a.bars, buf);
     }

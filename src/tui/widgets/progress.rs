@@ -7,7 +7,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Gauge, Paragraph, Widget, Wrap};
 
+use super::status::fmt_duration;
 use crate::engine::LoadStage;
+use crate::model::LoadPhase;
 use crate::tui::state::ModelState;
 
 /// Bytes as `13.4 GB`, `512.0 MB`.
@@ -29,6 +31,10 @@ pub struct ModelPanel<'a> {
     pub model_name: &'a str,
     /// What to do when the model cannot be loaded (from the command line's composition).
     pub hint: &'a [String],
+    /// How long the rest of the load should take, at the pace of the layers done.
+    pub eta: Option<std::time::Duration>,
+    /// How long the first score should take, from this machine's measured rate.
+    pub first_score: String,
 }
 
 impl Widget for ModelPanel<'_> {
@@ -110,12 +116,67 @@ impl Widget for ModelPanel<'_> {
                         .render(r, buf);
                 }
             }
+            ModelState::Loading(LoadStage::Layers {
+                phase,
+                layer,
+                layers,
+            }) => {
+                let what = match phase {
+                    LoadPhase::Reading => "Reading the weights",
+                    LoadPhase::Quantising => {
+                        "Quantising the weights (first start in this mode; kept for the next)"
+                    }
+                    LoadPhase::ReadingCache => "Reading the quantised weights kept last time",
+                };
+                let head = vec![
+                    Line::styled(what, bold),
+                    Line::raw(self.model_name.to_string()),
+                ];
+                Paragraph::new(head).render(inner, buf);
+                if inner.height > 3 {
+                    let ratio = if *layers > 0 {
+                        (*layer as f64 / *layers as f64).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    let left = match self.eta {
+                        Some(d) => format!(" · about {} left", fmt_duration(d)),
+                        None => String::new(),
+                    };
+                    let g = Rect {
+                        y: inner.y + 3,
+                        height: 1,
+                        ..inner
+                    };
+                    Gauge::default()
+                        .gauge_style(Style::default().fg(Color::Cyan).bg(Color::DarkGray))
+                        .ratio(ratio)
+                        .label(format!("layer {layer} of {layers}{left}"))
+                        .render(g, buf);
+                }
+                if inner.height > 5 {
+                    let r = Rect {
+                        y: inner.y + 5,
+                        height: inner.height - 5,
+                        ..inner
+                    };
+                    Paragraph::new(vec![Line::styled(self.first_score.clone(), dim), meanwhile])
+                        .wrap(Wrap { trim: true })
+                        .render(r, buf);
+                }
+            }
             ModelState::Starting | ModelState::Loading(LoadStage::Loading { .. }) => {
                 let what = match self.state {
                     ModelState::Loading(LoadStage::Loading { what }) => format!("Loading {what}"),
                     _ => format!("Starting {}", self.model_name),
                 };
-                Paragraph::new(vec![Line::styled(what, bold), Line::raw(""), meanwhile])
+                let lines = vec![
+                    Line::styled(what, bold),
+                    Line::raw(""),
+                    Line::styled(self.first_score.clone(), dim),
+                    meanwhile,
+                ];
+                Paragraph::new(lines)
                     .wrap(Wrap { trim: true })
                     .render(inner, buf);
             }

@@ -23,6 +23,9 @@ pub fn state_text(model: &ModelState, scoring: Option<(usize, usize)>) -> String
         }
         ModelState::Loading(LoadStage::Downloading { .. }) => "downloading".into(),
         ModelState::Loading(LoadStage::Loading { .. }) => "loading".into(),
+        ModelState::Loading(LoadStage::Layers { layer, layers, .. }) => {
+            format!("loading {layer}/{layers}")
+        }
         ModelState::Failed { .. } => "error".into(),
         ModelState::Ready => match scoring {
             Some((done, total)) => format!("scoring {done}/{total}"),

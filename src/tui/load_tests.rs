@@ -1,0 +1,89 @@
+//! What the explorer says while a model loads: its layers, the time the rest should take, and
+//! how long the first score will take from this machine's measured rate.
+
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::tests::{config, new_app, FakeScorer};
+use super::*;
+use crate::engine::EngineEvent;
+use crate::tui::view;
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view::view(app, f)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn loading_shows_its_layers_and_the_time_left() {
+    use crate::engine::LoadStage;
+    use crate::model::LoadPhase;
+    let (mut app, _) = new_app();
+    let t0 = Instant::now();
+    let layers = |app: &mut App, layer: usize, at: Instant| {
+        app.handle(
+            Event::Engine(EngineEvent::Progress(LoadStage::Layers {
+                phase: LoadPhase::Quantising,
+                layer,
+                layers: 32,
+            })),
+            at,
+        );
+    };
+    layers(&mut app, 0, t0);
+    assert_eq!(app.load_eta, None);
+    layers(&mut app, 8, t0 + Duration::from_secs(4));
+    // Eight layers in four seconds: 24 to go at that pace.
+    assert_eq!(app.load_eta, Some(Duration::from_secs(12)));
+    let s = screen(&app, 160, 48);
+    assert!(s.contains("Quantising the weights"), "{s}");
+    assert!(s.contains("layer 8 of 32 · about 12.0 s left"), "{s}");
+    assert!(s.contains("The first score is timed"), "{s}");
+    assert!(s.contains("loading 8/32"), "{s}");
+}
+
+#[test]
+fn the_first_score_is_timed_and_estimated_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.paths.autosave = Some(dir.path().join("autosave.json"));
+    let scorer = FakeScorer::default();
+    let mut app = App::new(c.clone(), Box::new(scorer.clone()));
+    let t = Instant::now();
+    super::tests::ready(&mut app, t);
+    app.set_texts("What is two plus two?", &["Four.".into(), "4".into()]);
+    app.rescore_at = Some(t);
+    app.handle(Event::Tick, t);
+    let id = scorer.requests.borrow().last().unwrap().0;
+    super::tests::answer(&mut app, &scorer, id, t);
+    // Two inputs of 42 tokens in the engine's 900 ms.
+    let rate = app.rates.get(&app.rate_key()).expect("measured");
+    assert!((rate.tokens_per_s - 84.0 / 0.9).abs() < 1e-6, "{rate:?}");
+    assert!(dir.path().join("rates.json").is_file());
+    // Only the first scoring after a load is the first score.
+    app.set_texts("What is two plus two?", &["Four!".into()]);
+    app.rescore_at = Some(t);
+    app.handle(Event::Tick, t);
+    let id = scorer.requests.borrow().last().unwrap().0;
+    super::tests::answer(&mut app, &scorer, id, t);
+    assert_eq!(app.rates.get(&app.rate_key()).unwrap(), rate);
+    // The next start, while loading, says what the first score will take.
+    let mut again = App::new(c, Box::new(FakeScorer::default()));
+    let text = again.first_score_estimate();
+    assert!(text.contains("about 93 tokens/s"), "{text}");
+    again.set_texts("What is two plus two?", &["Four.".into()]);
+    let text = again.first_score_estimate();
+    assert!(text.starts_with("First score: about"), "{text}");
+    assert!(text.contains("93 tokens/s"), "{text}");
+}
