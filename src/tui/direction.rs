@@ -66,11 +66,12 @@ impl Explorer {
         }
         let plane = self
             .plane_names()
-            .map(|(x, y)| format!("plane: {x} × {y}"))
+            .map(|(x, y)| format!("plane {x} × {y}"))
             .unwrap_or_default();
+        // In weights mode the plane is only what the charts draw: R keeps the weights.
         let note = match self.dial.mode {
-            DialMode::Angle => format!("{plane} (θ turns in it)"),
-            DialMode::Weights => format!("{plane} (charts; R keeps the weights)"),
+            DialMode::Angle => plane,
+            DialMode::Weights => format!("{plane} (charts)"),
         };
         self.set_flash(note, false, now);
         self.changed(now);

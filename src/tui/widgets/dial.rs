@@ -225,8 +225,7 @@ impl Widget for DialWidget<'_> {
                 let names = plane
                     .and_then(|p| crate::preference::plane_names(self.labels, p))
                     .unwrap_or_default();
-                let own_deg = own_in_plane.map(|(d, _)| d);
-                render_circle(self.dial.degrees, own_deg, &names, canvas, buf);
+                render_circle(self.dial.degrees, own_in_plane, &names, canvas, buf);
                 Paragraph::new(styled_lines(text, r_style)).render(text_area, buf);
             }
             DialMode::Weights => {
@@ -289,11 +288,12 @@ pub fn own_in_plane(own: &[f64], (x, y): (usize, usize)) -> Option<(f64, f64)> {
     (in_plane > 0.0 && norm.is_finite()).then(|| (angle_of(cx, cy), in_plane / norm))
 }
 
-/// The circle with the direction (and a gating model's own, `own` degrees, in magenta); the
-/// axes named by the first four letters of `names`.
+/// The circle with the direction, and a gating model's own in magenta as its projection on
+/// the plane (`own`: angle and length, so a direction mostly off the plane sits near the
+/// centre); the axes named by the first four letters of `names`.
 fn render_circle(
     degrees: f64,
-    own: Option<f64>,
+    own: Option<(f64, f64)>,
     names: &(String, String),
     canvas: Rect,
     buf: &mut Buffer,
@@ -320,10 +320,11 @@ fn render_circle(
                 color: Color::Gray,
             });
             ctx.layer();
-            if let Some(own) = own {
+            if let Some((own, share)) = own {
                 let (s, c) = own.to_radians().sin_cos();
-                ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Magenta));
-                ctx.print(c, s, Span::styled("◆", Style::default().fg(Color::Magenta)));
+                let (x, y) = (c * share, s * share);
+                ctx.draw(&CanvasLine::new(0.0, 0.0, x, y, Color::Magenta));
+                ctx.print(x, y, Span::styled("◆", Style::default().fg(Color::Magenta)));
             }
             ctx.draw(&CanvasLine::new(0.0, 0.0, c, s, Color::Yellow));
             // Axis names outside the circle, where they fit.
