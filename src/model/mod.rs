@@ -8,6 +8,7 @@ pub mod files;
 pub mod flash;
 pub mod gpu;
 pub mod heads;
+pub mod heap;
 pub mod input;
 pub mod kernels;
 pub mod known;
@@ -613,6 +614,9 @@ impl RewardModel {
                 unknown.len(),
                 unknown.join(", ")
             ));
+        }
+        if device.is_cpu() {
+            heap::keep_pass_buffers();
         }
         let info = ModelInfo {
             labels: cfg.labels.clone(),
