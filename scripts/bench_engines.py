@@ -139,6 +139,19 @@ def run_llamacpp(ll: Path, gguf: Path, mode: str, tokens: list[int], runs: int, 
                 results=results)
 
 
+def peak_cmd(out_dir: Path) -> list[str] | None:
+    """scripts/peak_rates.c compiled for this CPU (None without a C compiler or AVX512-VNNI)."""
+    exe = out_dir / "peak_rates"
+    src = ROOT / "scripts/peak_rates.c"
+    if not exe.is_file() or exe.stat().st_mtime < src.stat().st_mtime:
+        cc = os.environ.get("CC", "cc")
+        r = subprocess.run([cc, "-O2", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-mavx512bf16",
+                            "-fopenmp", str(src), "-o", str(exe)], capture_output=True)
+        if r.returncode != 0:
+            return None
+    return [str(exe)]
+
+
 def layer_shapes(cfg: dict) -> list[tuple[str, int, int]]:
     h, i = cfg["hidden_size"], cfg["intermediate_size"]
     q = cfg["num_attention_heads"] * cfg["head_dim"]
@@ -210,6 +223,26 @@ def gemm_rates(r: dict) -> dict:
 # against half the int8 rate).
 REFERENCE = {"f32": [("f32", 1.0)], "bf16": [("bf16", 1.0)],
              "q8_0": [("int8", 1.0), ("int8", 0.5)], "q4_0": [("int8", 1.0)]}
+
+
+def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[int]) -> str:
+    """The instructions' peak rates, and our projections as a share of the one each uses."""
+    if not peaks:
+        return ""
+    med = {k: statistics.median(p[k] for p in peaks)
+           for k in ["vpdpbusd_gops", "vpdpwssd_gops", "vdpbf16ps_gflops"]}
+    uses = {"bf16": "vdpbf16ps_gflops", "q8_0": "vpdpwssd_gops", "q4_0": "vpdpbusd_gops"}
+    shares = []
+    for t in tokens:
+        for mode, k in uses.items():
+            if rounds and (mode, t) in rounds[0][1]:
+                ours = statistics.median(r[1][(mode, t)] for r in rounds)
+                shares.append(f"{mode} at {t} tokens {100 * ours / med[k]:.0f} %")
+    return (f"\n\nInstruction peaks on these {peaks[0]['threads']} threads (scripts/peak_rates.c, "
+            f"median over the rounds): `vpdpbusd` {med['vpdpbusd_gops']:.0f} GOP/s, `vpdpwssd` "
+            f"{med['vpdpwssd_gops']:.0f} GOP/s, `vdpbf16ps` {med['vdpbf16ps_gflops']:.0f} GFLOP/s; "
+            f"our projections as a share of the peak of the instruction each uses: "
+            + ", ".join(shares) + ".")
 
 
 def gemm_table(rounds: list[tuple[dict, dict]], tokens: list[int]) -> str:

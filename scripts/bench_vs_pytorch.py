@@ -364,6 +364,8 @@ def main() -> None:
     llama_modes = [m for m in args.llamacpp.split(",") if m]
     jobs += [("llama.cpp", m) for m in llama_modes]
     gemm_jobs = [("gemm", "pytorch"), ("gemm", "dpa-explorer")] if args.gemm else []
+    peak = bench_engines.peak_cmd(Path(args.dir)) if args.gemm else None
+    gemm_jobs += [("gemm", "peak")] if peak else []
     if llama_modes:
         ll = bench_engines.llamacpp_dir(sys.executable)
         ggufs = bench_engines.gguf_files(model_dir, ll, llama_modes, sys.executable, args.threads)
@@ -379,6 +381,8 @@ def main() -> None:
             return bench_engines.run_llamacpp(ll, ggufs[m], m, lengths, runs, args.threads,
                                               args.timeout)
         if engine == "gemm":
+            if m == "peak":
+                return run_json(peak, env=dict(env, OMP_NUM_THREADS=str(args.threads)))
             if m == "pytorch":
                 cmd = [sys.executable, __file__, "gemm-worker", "--config",
                        str(model_dir / "config.json"), "--tokens", args.tokens,
@@ -412,7 +416,8 @@ def main() -> None:
         with partial.open("a") as f:
             f.write(json.dumps(dict(r, round=rnd)) + "\n")
         if key[0] == "gemm":
-            gemm_rounds.setdefault(rnd, {})[key[1]] = bench_engines.gemm_rates(r)
+            gemm_rounds.setdefault(rnd, {})[key[1]] = (r if key[1] == "peak"
+                                                      else bench_engines.gemm_rates(r))
             return
         for x in r["results"]:
             x["round_medians"] = [x["median_s"]]
@@ -467,8 +472,8 @@ def main() -> None:
             r["first_load_peak_rss"] = first_loads[r["requested"]]["peak_rss_after_load"]
 
     raw = Path(args.dir) / f"last-run-{args.device}.json"
-    gemm_raw = {str(k): {e: [[t, m, v] for (m, t), v in rates.items()] for e, rates in g.items()}
-                for k, g in gemm_rounds.items()}
+    gemm_raw = {str(k): {e: rates if e == "peak" else [[t, m, v] for (m, t), v in rates.items()]
+                         for e, rates in g.items()} for k, g in gemm_rounds.items()}
     raw.write_text(json.dumps(dict(runs=runs, gemm_gflops=gemm_raw), indent=1))
     report = table(args, cfg, runs)
     if gemm_rounds:
@@ -476,7 +481,9 @@ def main() -> None:
                  if "pytorch" in g and "dpa-explorer" in g]
         report += ("\n\n**Projections alone against a plain GEMM of the same shapes** (one "
                    "layer's four products, GFLOP/s, median and range over the rounds)\n\n"
-                   + bench_engines.gemm_table(pairs, lengths))
+                   + bench_engines.gemm_table(pairs, lengths)
+                   + bench_engines.peak_line([g["peak"] for g in gemm_rounds.values()
+                                              if "peak" in g], pairs, lengths))
     if llama_modes:
         info = merged[("llama.cpp", llama_modes[0])]
         report += (f"\n\nllama.cpp build {info['build']}, flash attention "
