@@ -486,7 +486,7 @@ def main() -> None:
                                               if "peak" in g], pairs, lengths))
     if llama_modes:
         info = merged[("llama.cpp", llama_modes[0])]
-        report += (f"\n\nllama.cpp build {info['build']}, flash attention "
+        report += (f"\n\nllama.cpp: {info['build']}, flash attention "
                    f"{info['flash_attn']}, n_batch {info['n_batch']}, n_ubatch "
                    f"{info['n_ubatch']}, K cache {info['type_k']}; CPU: {info['cpu_info']}.")
     print(report)
