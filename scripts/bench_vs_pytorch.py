@@ -436,6 +436,7 @@ def main() -> None:
         if r.get("load_s") is not None:
             acc["load_s"] = min(acc["load_s"], r["load_s"])
 
+    loads = [os.getloadavg()[0]]
     try:
         if args.rounds == 1:
             # One mode after another: a quantised mode's cache is made (timing that start), read by
@@ -461,8 +462,9 @@ def main() -> None:
                 order = every[k:] + every[:k]
                 for engine, m in (order if rnd % 2 == 0 else list(reversed(order))):
                     merge((engine, m), run_one(engine, m), rnd)
-                print(f"round {rnd + 1} of {args.rounds} done, load average "
-                      f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
+                loads.append(os.getloadavg()[0])
+                print(f"round {rnd + 1} of {args.rounds} done, load average {loads[-1]:.2f}",
+                      file=sys.stderr)
     finally:
         shutil.rmtree(qcache, ignore_errors=True)
     runs = [merged[k] for k in jobs]
@@ -491,7 +493,10 @@ def main() -> None:
                    f"{info['n_ubatch']}, K cache {info['type_k']}; CPU: {info['cpu_info']}.")
     print(report)
     if not args.no_write:
-        write_report(Path(args.out), args, report, args.note)
+        load = (f" 1-minute load average {loads[0]:.2f} at the start"
+                + (f", {min(loads[1:]):.2f}–{max(loads[1:]):.2f} after the rounds"
+                   if len(loads) > 1 else "") + ".")
+        write_report(Path(args.out), args, report, load + (" " + args.note if args.note else ""))
 
 
 if __name__ == "__main__":
