@@ -7,29 +7,30 @@ intermediate 14336, 32 heads, 8 key/value heads, head dim 128, vocab 32001, 10 l
 times, each in its own process (so that peak memory is that mode's own):
   - transformers (PyTorch) f32 and bf16,
   - dpa-explorer in each of its modes (target/release/examples/bench_model),
+  - with --llamacpp, llama.cpp's llama-bench on the same body as GGUF (scripts/bench_engines.py),
+  - with --gemm, a plain GEMM of the projection shapes beside our projections alone,
 on inputs of --tokens tokens, and prints a table (median of --runs passes, ratio to PyTorch,
 achieved GFLOP/s, peak RSS, max |score - PyTorch f32 score|) that it writes into BENCHMARKS.md.
 
   python3 scripts/bench_vs_pytorch.py                       # CPU, 2 layers, 128 and 512 tokens
   python3 scripts/bench_vs_pytorch.py --smoke               # tiny widths: checks the harness
+  python3 scripts/bench_vs_pytorch.py --llamacpp f32,bf16,q8_0,q4_0 --gemm --rounds 7
+                                                            # three engines, GEMM rates, ranges
   python3 scripts/bench_vs_pytorch.py --layers 32 --rounds 1 --modes bf16,q8_0,q4_0 \
       --torch-modes bf16 --out docs/bench-full-size.md       # the full 7B shape in 24 GB (f32: 28 GB)
   python3 scripts/bench_vs_pytorch.py --device cuda --layers 32 --tokens 300 --batch 1,32 \
       --modes bf16 --torch-modes bf16 --bin ./bench_model   # GPU: latency and throughput
 
 Needs torch, transformers, safetensors, tokenizers (not needed by the Rust build or its tests).
-Build the Rust side first: cargo build --release --example bench_model
+Build the Rust side first: cargo build --release --example bench_model --example bench_linear
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -37,6 +38,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_engines  # noqa: E402
+from bench_report import table, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = (
@@ -291,63 +296,32 @@ def run_json(cmd: list[str], env=None, timeout=3600, min_free_gb=0.0) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def flops(cfg: dict, tokens: int) -> float:
-    h, i = cfg["hidden_size"], cfg["intermediate_size"]
-    q = cfg["num_attention_heads"] * cfg["head_dim"]
-    kv = cfg["num_key_value_heads"] * cfg["head_dim"]
-    proj = h * (q + 2 * kv) + q * h + 3 * h * i
-    attn = 2 * tokens * q
-    return cfg["num_hidden_layers"] * 2.0 * tokens * (proj + attn)
-
-
-def machine() -> str:
-    model, flags = platform.processor(), []
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            k, _, v = line.partition(":")
-            if k.strip() == "Model name":
-                model = v.strip()
-            if k.strip() == "Flags":
-                have = set(v.split())
-                flags = [f for f in ["avx2", "fma", "avx512f", "avx512bw", "avx512_bf16",
-                                     "avx512_vnni", "avx512_fp16", "amx_bf16", "amx_int8"]
-                         if f in have]
-        cores = os.cpu_count()
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-        return f"{model}, {cores} cores, {mem:.0f} GiB; {' '.join(flags) or 'no AVX2'}"
-    except Exception:  # noqa: BLE001 - a description only
-        return model or platform.machine()
-
-
-def gpu_name() -> str:
-    try:
-        import torch
-        return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001
-        return "?"
-
-
-def fmt_bytes(n) -> str:
-    return "-" if n is None else f"{n / 2**30:.2f} GiB"
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("worker", nargs="?", choices=["torch-worker"])
+    ap.add_argument("worker", nargs="?", choices=["torch-worker", "gemm-worker"])
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--tokens", default="128,512")
     ap.add_argument("--runs", type=int, default=3, help="timed passes per process")
-    ap.add_argument("--rounds", type=int, default=2, help="processes per mode, order alternating")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="processes per mode, one per round, in a different order each round")
     ap.add_argument("--batch", default="1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--modes", default="f32,bf16,q8_0,q4_0", help="dpa-explorer modes")
     ap.add_argument("--torch-modes", default="f32,bf16")
+    ap.add_argument("--llamacpp", default="", metavar="MODES",
+                    help="llama.cpp as a third engine in these modes (f32,bf16,q8_0,q4_0); "
+                         "built by scripts/build_llamacpp.sh")
+    ap.add_argument("--gemm", action="store_true",
+                    help="each round also times a plain GEMM of the projection shapes (PyTorch) "
+                         "and our projections alone (examples/bench_linear)")
     ap.add_argument("--dir", default=str(ROOT / "target/bench"))
     ap.add_argument("--bin", default=str(ROOT / "target/release/examples/bench_model"))
+    ap.add_argument("--linear-bin", default=str(ROOT / "target/release/examples/bench_linear"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="a sentence added to the section's header")
     ap.add_argument("--smoke", action="store_true", help="tiny widths, 1 run: checks the harness")
     ap.add_argument("--max-shard-gb", type=float, default=5.0,
                     help="checkpoint shard size (transformers' default); larger models are sharded")
@@ -358,10 +332,13 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--dtype")
     ap.add_argument("--inputs")
+    ap.add_argument("--config")
     args = ap.parse_args()
     args.batch = [int(b) for b in args.batch.split(",")]
     if args.worker == "torch-worker":
         return torch_worker(args)
+    if args.worker == "gemm-worker":
+        return bench_engines.gemm_worker(args)
     if args.smoke:
         args.runs, args.rounds, args.no_write = 1, 1, True
 
@@ -384,6 +361,14 @@ def main() -> None:
     qcache = Path(args.dir) / f"quantized-{os.getpid()}"
     jobs = [("pytorch", m) for m in args.torch_modes.split(",") if m]
     jobs += [("dpa-explorer", m) for m in args.modes.split(",") if m]
+    llama_modes = [m for m in args.llamacpp.split(",") if m]
+    jobs += [("llama.cpp", m) for m in llama_modes]
+    gemm_jobs = [("gemm", "pytorch"), ("gemm", "dpa-explorer")] if args.gemm else []
+    peak = bench_engines.peak_cmd(Path(args.dir)) if args.gemm else None
+    gemm_jobs += [("gemm", "peak")] if peak else []
+    if llama_modes:
+        ll = bench_engines.llamacpp_dir(sys.executable)
+        ggufs = bench_engines.gguf_files(model_dir, ll, llama_modes, sys.executable, args.threads)
 
     def run_one(engine: str, m: str, inputs_path: Path = inputs, runs: int = args.runs) -> dict:
         common = ["--inputs", str(inputs_path), "--runs", str(runs),
@@ -392,6 +377,22 @@ def main() -> None:
             cmd = [sys.executable, __file__, "torch-worker", "--model", str(model_dir),
                    "--dtype", m, "--device", args.device, "--threads", str(args.threads)] + common
             return run_json(cmd, timeout=args.timeout, min_free_gb=args.min_free_gb)
+        if engine == "llama.cpp":
+            return bench_engines.run_llamacpp(ll, ggufs[m], m, lengths, runs, args.threads,
+                                              args.timeout)
+        if engine == "gemm":
+            if m == "peak":
+                return run_json(peak, env=dict(env, OMP_NUM_THREADS=str(args.threads)))
+            if m == "pytorch":
+                cmd = [sys.executable, __file__, "gemm-worker", "--config",
+                       str(model_dir / "config.json"), "--tokens", args.tokens,
+                       "--threads", str(args.threads), "--runs", str(runs)]
+            else:
+                cmd = [args.linear_bin, "--tokens", args.tokens, "--runs", str(runs),
+                       "--modes", args.modes, "--hidden", str(cfg["hidden_size"]),
+                       "--intermediate", str(cfg["intermediate_size"]),
+                       "--kv", str(cfg["num_key_value_heads"] * cfg["head_dim"])]
+            return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
                "--quant-cache", str(qcache)] + common
         return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
@@ -405,36 +406,46 @@ def main() -> None:
     shortest = make_inputs(model_dir, [min(lengths)])
     first_loads: dict = {}
     merged: dict = {}
+    gemm_rounds: dict = {}
 
     # Each worker's result as it comes, so that a later failure loses none of it.
     partial = Path(args.dir) / f"partial-{args.device}.jsonl"
     partial.unlink(missing_ok=True)
 
-    def merge(key, r: dict) -> None:
+    def merge(key, r: dict, rnd: int) -> None:
         with partial.open("a") as f:
-            f.write(json.dumps(r) + "\n")
+            f.write(json.dumps(dict(r, round=rnd)) + "\n")
+        if key[0] == "gemm":
+            gemm_rounds.setdefault(rnd, {})[key[1]] = (r if key[1] == "peak"
+                                                      else bench_engines.gemm_rates(r))
+            return
+        for x in r["results"]:
+            x["round_medians"] = [x["median_s"]]
         if key not in merged:
             merged[key] = r
             return
         acc = merged[key]
         for x, y in zip(acc["results"], r["results"]):
             x["times_s"] += y["times_s"]
+            x["round_medians"] += y["round_medians"]
             x["median_s"] = statistics.median(x["times_s"])
             x["min_s"] = min(x["times_s"])
         for f in ("peak_rss", "peak_rss_after_load"):
             if r.get(f):
                 acc[f] = max(acc.get(f) or 0, r[f])
-        acc["load_s"] = min(acc["load_s"], r["load_s"])
+        if r.get("load_s") is not None:
+            acc["load_s"] = min(acc["load_s"], r["load_s"])
 
+    loads = [os.getloadavg()[0]]
     try:
         if args.rounds == 1:
             # One mode after another: a quantised mode's cache is made (timing that start), read by
             # the timed process, then removed, so only one cache file is ever on disk (a 7B's q8_0
             # file alone is 7.7 GB).
-            for engine, m in jobs:
+            for engine, m in jobs + gemm_jobs:
                 if engine == "dpa-explorer" and m in quantised:
                     first_loads[m] = first_load(m)
-                merge((engine, m), run_one(engine, m))
+                merge((engine, m), run_one(engine, m), 0)
                 for f in qcache.glob(f"*-{m}.gguf"):
                     f.unlink()
         else:
@@ -442,11 +453,18 @@ def main() -> None:
             for engine, m in jobs:
                 if engine == "dpa-explorer" and m in quantised:
                     first_loads[m] = first_load(m)
-            # Rounds alternate the order (forward, then reverse, ...) so that a change of load on a
-            # shared machine does not favour whoever runs first; each mode's passes are pooled.
+            # Every round runs every engine and mode once, in a different order (rotated, and
+            # reversed every other round), so that a change of load on a shared machine does not
+            # favour one of them; each cell keeps its rounds' medians.
+            every = jobs + gemm_jobs
             for rnd in range(args.rounds):
-                for engine, m in (jobs if rnd % 2 == 0 else list(reversed(jobs))):
-                    merge((engine, m), run_one(engine, m))
+                k = (rnd // 2) % len(every)
+                order = every[k:] + every[:k]
+                for engine, m in (order if rnd % 2 == 0 else list(reversed(order))):
+                    merge((engine, m), run_one(engine, m), rnd)
+                loads.append(os.getloadavg()[0])
+                print(f"round {rnd + 1} of {args.rounds} done, load average {loads[-1]:.2f}",
+                      file=sys.stderr)
     finally:
         shutil.rmtree(qcache, ignore_errors=True)
     runs = [merged[k] for k in jobs]
@@ -456,87 +474,29 @@ def main() -> None:
             r["first_load_peak_rss"] = first_loads[r["requested"]]["peak_rss_after_load"]
 
     raw = Path(args.dir) / f"last-run-{args.device}.json"
-    raw.write_text(json.dumps(runs, indent=1))
+    gemm_raw = {str(k): {e: rates if e == "peak" else [[t, m, v] for (m, t), v in rates.items()]
+                         for e, rates in g.items()} for k, g in gemm_rounds.items()}
+    raw.write_text(json.dumps(dict(runs=runs, gemm_gflops=gemm_raw), indent=1))
     report = table(args, cfg, runs)
+    if gemm_rounds:
+        pairs = [(g["pytorch"], g["dpa-explorer"]) for _, g in sorted(gemm_rounds.items())
+                 if "pytorch" in g and "dpa-explorer" in g]
+        report += ("\n\n**Projections alone against a plain GEMM of the same shapes** (one "
+                   "layer's four products, GFLOP/s, median and range over the rounds)\n\n"
+                   + bench_engines.gemm_table(pairs, lengths)
+                   + bench_engines.peak_line([g["peak"] for g in gemm_rounds.values()
+                                              if "peak" in g], pairs, lengths))
+    if llama_modes:
+        info = merged[("llama.cpp", llama_modes[0])]
+        report += (f"\n\nllama.cpp: {info['build']}, flash attention "
+                   f"{info['flash_attn']}, n_batch {info['n_batch']}, n_ubatch "
+                   f"{info['n_ubatch']}, K cache {info['type_k']}; CPU: {info['cpu_info']}.")
     print(report)
     if not args.no_write:
-        write_report(Path(args.out), args, report)
-
-
-def table(args, cfg: dict, runs: list[dict]) -> str:
-    ref = next((r for r in runs if r["engine"] == "pytorch" and r["mode"] == "f32"), None)
-    # Without a PyTorch f32 run (the GPU benchmark), scores are compared with PyTorch's first.
-    ref = ref or next((r for r in runs if r["engine"] == "pytorch"), None)
-    torch_runs = [r for r in runs if r["engine"] == "pytorch"]
-    lines = []
-    keys = sorted({(x["tokens"], x["batch"]) for r in runs for x in r["results"]})
-    for tokens, batch in keys:
-        def res(r):
-            return next(x for x in r["results"] if x["tokens"] == tokens and x["batch"] == batch)
-
-        best_torch = min(torch_runs, key=lambda r: res(r)["median_s"]) if torch_runs else None
-        title = f"{tokens} tokens" + (f" × batch {batch}" if batch > 1 else "")
-        scale = max(abs(v) for v in res(ref)["scores"]) if ref else float("nan")
-        rm = ref["mode"] if ref else "-"
-        lines.append(f"\n**{title}** (largest abs(score) of PyTorch {rm}: {scale:.2f})\n")
-        lines.append(f"| engine | mode | median ms | inputs/s | vs PyTorch {rm} | vs PyTorch best "
-                     f"({best_torch['mode'] if best_torch else '-'}) | GFLOP/s | "
-                     f"max abs(Δ score) vs PyTorch {rm} |")
-        lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
-        for r in runs:
-            x = res(r)
-            ms = x["median_s"] * 1e3
-            gf = flops(cfg, tokens) * batch / x["median_s"] / 1e9
-            vs_f32 = (f"{x['median_s'] / res(ref)['median_s']:.2f}×"
-                      if ref and r is not ref else ("1.00×" if r is ref else "-"))
-            vs_best = f"{x['median_s'] / res(best_torch)['median_s']:.2f}×" if best_torch else "-"
-            if ref and r is not ref:
-                d = max(abs(a - b) for a, b in zip(x["scores"], res(ref)["scores"]))
-                diff = f"{d:.2e}"
-            else:
-                diff = "-"
-            lines.append(f"| {r['engine']} | {r['mode']} | {ms:.1f} | {batch / x['median_s']:.2f} | "
-                         f"{vs_f32} | {vs_best} | "
-                         f"{gf:.0f} | {diff} |")
-    lines.append("\n**Memory and start-up** (each mode in its own process)\n")
-    lines.append("| engine | mode | weights in memory | peak RSS after load | peak RSS | "
-                 "after load / weights | peak RSS / weights | load s | first load s (quantising) "
-                 "| peak RSS of first load |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-
-    def ratio(n, r):
-        return f"{n / r['weight_bytes']:.2f}" if n and r.get("weight_bytes") else "-"
-
-    for r in runs:
-        first = f"{r['first_load_s']:.1f}" if "first_load_s" in r else "-"
-        lines.append(f"| {r['engine']} | {r['mode']} | {fmt_bytes(r['weight_bytes'])} | "
-                     f"{fmt_bytes(r.get('peak_rss_after_load'))} | "
-                     f"{fmt_bytes(r.get('peak_rss'))} | {ratio(r.get('peak_rss_after_load'), r)} | "
-                     f"{ratio(r.get('peak_rss'), r)} | {r['load_s']:.1f} | {first} | "
-                     f"{fmt_bytes(r.get('first_load_peak_rss'))} |")
-    return "\n".join(lines)
-
-
-def write_report(path: Path, args, report: str) -> None:
-    import torch
-
-    where = gpu_name() if args.device.startswith("cuda") else machine()
-    marker = f"<!-- bench:{args.device}:{args.layers}l:{args.tokens}:{args.batch} -->"
-    section = (
-        f"{marker}\n### {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
-        f"{', batch ' + ','.join(map(str, args.batch)) if args.batch != [1] else ''}\n\n"
-        f"Measured {datetime.date.today().isoformat()} on {where}; PyTorch {torch.__version__} "
-        f"({args.threads} threads); median of {args.runs * args.rounds} passes ("
-        + (f"{args.rounds} processes per mode in alternating order, " if args.rounds > 1 else
-           "one process per mode, ")
-        + f"{args.runs} passes each after a warm-up).\n"
-        f"{report}\n{marker}\n"
-    )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(marker) + r".*?" + re.escape(marker) + r"\n", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + "\n" + section
-    path.write_text(text)
-    print(f"wrote {path}", file=sys.stderr)
+        load = (f" 1-minute load average {loads[0]:.2f} at the start"
+                + (f", {min(loads[1:]):.2f}–{max(loads[1:]):.2f} after the rounds"
+                   if len(loads) > 1 else "") + ".")
+        write_report(Path(args.out), args, report, load + (" " + args.note if args.note else ""))
 
 
 if __name__ == "__main__":
