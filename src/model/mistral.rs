@@ -925,6 +925,8 @@ impl Attention {
             };
             let fused = if mask.given || self.softcap.is_some() {
                 None
+            } else if scores.device().is_cpu() {
+                super::softmax::causal_softmax(&scores, scale, at)?
             } else {
                 gpu::causal_softmax(&scores, scale, at)?
             };

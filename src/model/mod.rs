@@ -16,6 +16,7 @@ pub mod linear;
 pub mod mistral;
 pub mod quant;
 pub mod reuse;
+pub mod softmax;
 pub mod template;
 pub mod trajectory;
 pub mod weights;
