@@ -18,6 +18,7 @@ fn bench(c: &mut Criterion) {
         DTypeChoice::F32,
         DTypeChoice::BF16,
         DTypeChoice::Q8_0,
+        DTypeChoice::Q4K,
         DTypeChoice::Q4_0,
     ] {
         let opts = LoadOptions {

@@ -6,7 +6,9 @@ use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dpa_explorer::model::kernels::bf16::PackedBf16;
 use dpa_explorer::model::kernels::int8::{PackedQ, QFormat};
+use dpa_explorer::model::kernels::q4k::PackedQ4K;
 use dpa_explorer::model::kernels::Isa;
+use dpa_explorer::model::kquant;
 use dpa_explorer::model::linear::Linear;
 
 fn bench(c: &mut Criterion) {
@@ -55,6 +57,14 @@ fn bench(c: &mut Criterion) {
             DType::F32,
         ));
     }
+    let mut q4k = PackedQ4K::zeroed(n, k);
+    let values = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    q4k.fill_ggml_rows(0, n, &kquant::quantize_q4k(&values));
+    formats.push((
+        "packed Q4K".into(),
+        Linear::PackedQ4K(std::sync::Arc::new(q4k)),
+        DType::F32,
+    ));
     for q in [GgmlDType::Q8_0, GgmlDType::Q4K] {
         let t = QTensor::quantize(&w, q).unwrap();
         formats.push((

@@ -247,8 +247,10 @@ fn smoke() -> anyhow::Result<()> {
         (DTypeChoice::F32, 0.0),
         (DTypeChoice::BF16, 0.03),
         (DTypeChoice::Q8_0, 0.05),
+        (DTypeChoice::Q4K, 0.35),
         (DTypeChoice::Q4_0, 0.35),
         // Again: read back from the cache this time.
+        (DTypeChoice::Q4K, 0.35),
         (DTypeChoice::Q4_0, 0.35),
     ] {
         let (rows, pass_s, bytes, load_s) = score(mode)?;
@@ -272,8 +274,8 @@ fn smoke() -> anyhow::Result<()> {
     }
     let cached = std::fs::read_dir(dir.path().join("quantized"))?.count();
     anyhow::ensure!(
-        cached == 2,
-        "expected 2 quantised (q8_0, q4_0) cache files, found {cached}"
+        cached == 3,
+        "expected 3 quantised (q8_0, q4_k, q4_0) cache files, found {cached}"
     );
     anyhow::ensure!(failed.is_empty(), "modes disagree with f32: {failed:?}");
     println!("smoke: ok");

@@ -9,6 +9,8 @@ same computation as Llama without biases) with a fixed-seed random 10-output `sc
 is scored on 24 realistic prompt/response pairs (8 prompts, 3 answers of differing quality).
 
 Outputs:
+  OUT/full-dithered/        with --dither, in place of the rest: the whole model with its projections'
+                            4-bit grid undone (see `dither`), for the 4-bit modes.
   OUT/full/                 the whole 30-layer model (f32 safetensors, config, the model's own
                             tokenizer.json) and reference.json: for `examples/accuracy.rs`, not
                             committed (about 540 MB).
@@ -105,6 +107,29 @@ def load_body(gguf: Path):
     return model, tok
 
 
+PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def is_proj(key: str) -> bool:
+    return key.endswith(".weight") and any(f".{p}." in key for p in PROJ)
+
+
+def dither(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Undoes the 4-bit grid the body was shipped on: each 32-weight block (a Q4_1 block) gets
+    uniform noise of one of its steps (±step/2), since a weight that rounding mapped to a level
+    could have been anywhere in that step. What any 4-bit format measures on such a body is not
+    flattered by formats that happen to share the grid."""
+    b = w.reshape(-1, 32)
+    step = (b.amax(1, keepdim=True) - b.amin(1, keepdim=True)) / 15
+    noise = (torch.rand(b.shape, generator=gen) - 0.5) * step
+    return (b + noise).reshape(w.shape)
+
+
+def dithered(sd: dict) -> dict:
+    gen = torch.Generator().manual_seed(7)
+    return {k: dither(v, gen) if is_proj(k) else v for k, v in sd.items()}
+
+
 def classifier_config(src, *, layers, intermediate, vocab, pad, bos, eos) -> MistralConfig:
     return MistralConfig(
         vocab_size=vocab,
@@ -158,6 +183,8 @@ def main():
     ap.add_argument("--out", type=Path, required=True, help="where the full model goes (outside the repo)")
     ap.add_argument("--gguf", type=Path, default=None)
     ap.add_argument("--slice-only", action="store_true", help="skip the full model")
+    ap.add_argument("--dither", action="store_true",
+                    help="only the full model, its projections dithered (see `dither`), to OUT/full-dithered")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -178,8 +205,10 @@ def main():
     sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
     score = head(src.hidden_size)
 
+    if args.dither:
+        sd = dithered(sd)
     # The whole model.
-    full = args.out / "full"
+    full = args.out / ("full-dithered" if args.dither else "full")
     if args.slice_only:
         write_slice(src, sd, score, ids_list, pad, bos, eos)
         return
@@ -197,6 +226,8 @@ def main():
     m16.load_state_dict(model.state_dict())
     write_reference(full / "reference.json", ids_list, model, m16)
     print("full model written to", full)
+    if args.dither:
+        return
 
     write_slice(src, sd, score, ids_list, pad, bos, eos)
 

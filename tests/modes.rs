@@ -46,6 +46,7 @@ fn every_cpu_mode_stays_close_to_transformers_f32() {
         for (mode, tol) in [
             (DTypeChoice::BF16, 0.01),
             (DTypeChoice::Q8_0, 0.04),
+            (DTypeChoice::Q4K, 0.45),
             (DTypeChoice::Q4_0, 0.45),
         ] {
             let model = load_mode(&dir, mode, cache.path());
@@ -123,6 +124,9 @@ fn mode_names_parse_and_show() {
     for (text, mode) in [
         ("q8_0", DTypeChoice::Q8_0),
         ("Q4_0", DTypeChoice::Q4_0),
+        ("q4_k", DTypeChoice::Q4K),
+        // Asking for 4 bits gets the 4-bit mode that keeps the ranking best.
+        ("q4", DTypeChoice::Q4K),
         ("bf16", DTypeChoice::BF16),
     ] {
         assert_eq!(text.parse::<DTypeChoice>().unwrap(), mode);
@@ -178,6 +182,7 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
         DTypeChoice::BF16,
         DTypeChoice::F16,
         DTypeChoice::Q8_0,
+        DTypeChoice::Q4K,
         DTypeChoice::Q4_0,
     ] {
         for start in ["first", "second"] {
@@ -196,8 +201,8 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
     }
     assert_eq!(
         std::fs::read_dir(cache.path()).unwrap().count(),
-        2,
-        "the second starts of q8_0 and q4_0 read their cache files"
+        3,
+        "the second starts of q8_0, q4_k and q4_0 read their cache files"
     );
 }
 

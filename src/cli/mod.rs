@@ -66,7 +66,7 @@ pub struct ModelArgs {
     /// Compute device: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceChoice,
-    /// Weights/compute: f32, bf16, f16, or the quantised q8_0 and q4_0 (made once, then kept
+    /// Weights/compute: f32, bf16, f16, or the quantised q8_0, q4_k and q4_0 (made once, then kept
     /// under the cache directory); auto: bf16 on a GPU, on the CPU the most precise that fits
     /// in memory.
     #[arg(long, global = true, default_value = "auto", value_name = "DTYPE")]

@@ -1,4 +1,4 @@
-//! Quantised projection weights in candle's GGML block formats (`q8_0`, `q4_0`), made from the
+//! Quantised projection weights in GGML block formats (`q8_0`, `q4_0`, `q4_k`), made from the
 //! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
 //! checkpoint's identity and the format, so that the next start reads them instead of
 //! quantising again. Each tensor's bytes carry a CRC-32 in the header, checked as they are
@@ -11,22 +11,37 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device};
 
+use super::kquant;
 use super::weights::{Checkpoint, WeightFiles};
 use super::ModelError;
 
 /// Rows quantised at a time: bounds the f32 copy a tensor needs while it is being quantised.
 const ROWS_PER_CHUNK: usize = 512;
 /// Changes whenever what is written changes, so that old cache files are never read.
-const CACHE_FORMAT: u32 = 2;
+const CACHE_FORMAT: u32 = 3;
 /// Metadata key prefix of each tensor's CRC-32 (of its data bytes, padding excluded).
 const CRC_KEY: &str = "dpa_explorer.crc32.";
 
 /// The block format for a `[n, k]` weight: `want` where `k` is a whole number of its blocks,
-/// else the finer `q8_0` (32-value blocks), else none (the weight stays dense).
-pub fn format_for(want: GgmlDType, k: usize) -> Option<GgmlDType> {
+/// else the finer `q8_0` (32-value blocks), else none (the weight stays dense). With
+/// `pad_q4k` (this crate's `Q4_K` kernel, which skips the padding) a `Q4_K` row need only be
+/// whole blocks of 32: it is stored padded with zeros to whole super-blocks ([`stored_k`]).
+pub fn format_for(want: GgmlDType, k: usize, pad_q4k: bool) -> Option<GgmlDType> {
+    if want == GgmlDType::Q4K && pad_q4k && k > 0 && k.is_multiple_of(32) {
+        return Some(want);
+    }
     [want, GgmlDType::Q8_0]
         .into_iter()
         .find(|d| k > 0 && k.is_multiple_of(d.block_size()))
+}
+
+/// The row length a `[n, k]` weight is stored with in `dtype`: `k`, or for `Q4_K` `k` rounded
+/// up to whole super-blocks of 256.
+pub fn stored_k(dtype: GgmlDType, k: usize) -> usize {
+    match dtype {
+        GgmlDType::Q4K => kquant::padded_k(k),
+        _ => k,
+    }
 }
 
 /// Receives quantised rows in order: `(first row, rows, GGML block bytes of those rows)`.
@@ -51,6 +66,21 @@ pub fn quantize_rows(
             // A chunk of its own: `QTensor::quantize` reads the storage from its start and
             // ignores a view's offset, which a narrowed f32 weight (no conversion copy) has.
             let chunk = stored.narrow(0, start, n)?.to_dtype(DType::F32)?;
+            if dtype == GgmlDType::Q4K {
+                // llama.cpp's quantiser (candle's searches less), rows padded with zeros.
+                let values = chunk.flatten_all()?.to_vec1::<f32>()?;
+                let kp = kquant::padded_k(in_features);
+                let mut padded = vec![0f32; n * kp];
+                for (dst, src) in padded
+                    .chunks_exact_mut(kp)
+                    .zip(values.chunks_exact(in_features))
+                {
+                    dst[..in_features].copy_from_slice(src);
+                }
+                sink(row0 + start, n, &kquant::quantize_q4k(&padded))?;
+                start += n;
+                continue;
+            }
             let chunk = if chunk.layout().start_offset() != 0 {
                 let values = chunk.flatten_all()?.to_vec1::<f32>()?;
                 candle_core::Tensor::from_vec(values, chunk.dims(), &Device::Cpu)?
@@ -505,7 +535,7 @@ pub fn cache_name(files: &WeightFiles, dtype: GgmlDType) -> String {
 pub fn mode_name(dtype: GgmlDType) -> &'static str {
     match dtype {
         GgmlDType::Q8_0 => "q8_0",
-        GgmlDType::Q4K => "q4k",
+        GgmlDType::Q4K => "q4_k",
         GgmlDType::Q6K => "q6k",
         GgmlDType::Q5K => "q5k",
         GgmlDType::Q4_0 => "q4_0",
@@ -537,10 +567,21 @@ mod tests {
 
     #[test]
     fn formats_fall_back_to_q8_0_then_dense() {
-        assert_eq!(format_for(GgmlDType::Q4K, 4096), Some(GgmlDType::Q4K));
-        assert_eq!(format_for(GgmlDType::Q4K, 14336), Some(GgmlDType::Q4K));
-        assert_eq!(format_for(GgmlDType::Q4K, 96), Some(GgmlDType::Q8_0));
-        assert_eq!(format_for(GgmlDType::Q8_0, 20), None);
+        assert_eq!(
+            format_for(GgmlDType::Q4K, 4096, false),
+            Some(GgmlDType::Q4K)
+        );
+        assert_eq!(
+            format_for(GgmlDType::Q4K, 14336, false),
+            Some(GgmlDType::Q4K)
+        );
+        assert_eq!(format_for(GgmlDType::Q4K, 96, false), Some(GgmlDType::Q8_0));
+        assert_eq!(format_for(GgmlDType::Q8_0, 20, false), None);
+        // This crate's kernel takes rows padded to whole super-blocks.
+        assert_eq!(format_for(GgmlDType::Q4K, 576, true), Some(GgmlDType::Q4K));
+        assert_eq!(stored_k(GgmlDType::Q4K, 576), 768);
+        assert_eq!(stored_k(GgmlDType::Q8_0, 576), 576);
+        assert_eq!(format_for(GgmlDType::Q4K, 20, true), None);
     }
 
     #[test]
@@ -564,6 +605,6 @@ mod tests {
             cache_name(&fa, GgmlDType::Q8_0),
             cache_name(&fa, GgmlDType::Q8_0)
         );
-        assert!(cache_name(&fa, GgmlDType::Q4K).ends_with("-q4k.gguf"));
+        assert!(cache_name(&fa, GgmlDType::Q4K).ends_with("-q4_k.gguf"));
     }
 }

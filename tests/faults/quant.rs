@@ -32,7 +32,7 @@ fn a_flipped_byte_in_the_quantised_cache_is_caught_and_the_file_made_anew() {
     let dir = fixture("tiny-gqa-window");
     let case = &reference(&dir).cases[0];
     let pair = [(case.prompt.as_str(), case.response.as_str())];
-    for mode in [DTypeChoice::Q8_0, DTypeChoice::Q4_0] {
+    for mode in [DTypeChoice::Q8_0, DTypeChoice::Q4K, DTypeChoice::Q4_0] {
         // A tensor at the start, in the middle and at the end of the file.
         for nth in [0, 4, 8] {
             let cache = tempfile::tempdir().unwrap();

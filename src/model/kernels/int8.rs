@@ -284,7 +284,7 @@ pub fn vnni_available() -> bool {
 
 /// Where value `j` of a block of 32 activations is stored for 8-bit weights: each quad as
 /// (a0, a2, a1, a3), so one 32-bit word holds the pair that meets the quad's even (odd) bytes.
-const fn q16_slot(j: usize) -> usize {
+pub(super) const fn q16_slot(j: usize) -> usize {
     let e = j % 4;
     (j - e) + (e & 1) * 2 + (e >> 1)
 }
@@ -347,7 +347,7 @@ impl QuantizedActs {
 
 /// Quantises each row's blocks of 32 to `±qmax` steps, value `j` of a block stored at
 /// `slot(j)`; returns the values, the scales and `offset` times each block's sum.
-fn quantise<T: Copy + Send + Sync>(
+pub(super) fn quantise<T: Copy + Send + Sync>(
     x: &[f32],
     m: usize,
     k: usize,

@@ -4,6 +4,7 @@
 
 pub mod bf16;
 pub mod int8;
+pub mod q4k;
 
 use std::sync::OnceLock;
 
