@@ -19,6 +19,7 @@ use candle_core::{Device, Tensor};
 use clap::Parser;
 use dpa_explorer::model::kernels::bf16::{f32_to_bf16, PackedBf16};
 use dpa_explorer::model::kernels::int8::{PackedQ, QFormat};
+use dpa_explorer::model::kernels::q4k::PackedQ4K;
 use dpa_explorer::model::linear::Linear;
 
 #[derive(Debug, Parser)]
@@ -72,6 +73,17 @@ fn linear(mode: &str, w: Vec<f32>, n: usize, k: usize) -> anyhow::Result<Linear>
             let mut p = PackedQ::zeroed(fmt, n, k);
             p.fill_ggml_rows(0, n, &t.data()?);
             Linear::PackedQ(Arc::new(p))
+        }
+        "q4_k" => {
+            anyhow::ensure!(
+                k.is_multiple_of(256),
+                "q4_k needs whole 256-value super-blocks"
+            );
+            // Rows are contiguous and whole super-blocks: one pass quantises them all.
+            let bytes = dpa_explorer::model::kquant::quantize_q4k(&w);
+            let mut p = PackedQ4K::zeroed(n, k);
+            p.fill_ggml_rows(0, n, &bytes);
+            Linear::PackedQ4K(Arc::new(p))
         }
         other => anyhow::bail!("unknown mode {other}"),
     })

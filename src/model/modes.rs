@@ -1,0 +1,313 @@
+//! Where a model runs and how it computes: the device choice, the CPU modes (`--dtype`) with
+//! the rank correlation each measured on trained weights and the bar it must meet, what each
+//! mode means on a device (`ComputePlan`), and whether a model fits in this machine's memory.
+
+use std::str::FromStr;
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device};
+
+use super::kernels;
+use super::linear::WeightFormat;
+use super::ModelError;
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            "metal" => Ok(Self::Metal),
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device {s:?}: use auto, cpu, cuda, cuda:N or metal"
+                )),
+            },
+        }
+    }
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device, ModelError> {
+        let err = |e: candle_core::Error, what: &str| ModelError::Device(format!("{what}: {e}"));
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(ModelError::Device(
+                        "this build has no CUDA support: rebuild with `--features cuda`".into(),
+                    ));
+                }
+                Device::new_cuda(n).map_err(|e| err(e, &format!("cannot open cuda:{n}")))
+            }
+            DeviceChoice::Metal => {
+                if !candle_core::utils::metal_is_available() {
+                    return Err(ModelError::Device(
+                        "this build has no Metal support: rebuild with `--features metal`".into(),
+                    ));
+                }
+                Device::new_metal(0).map_err(|e| err(e, "cannot open the Metal device"))
+            }
+            DeviceChoice::Auto => {
+                if candle_core::utils::cuda_is_available() {
+                    if let Ok(d) = Device::new_cuda(0) {
+                        return Ok(d);
+                    }
+                }
+                if candle_core::utils::metal_is_available() {
+                    if let Ok(d) = Device::new_metal(0) {
+                        return Ok(d);
+                    }
+                }
+                Ok(Device::Cpu)
+            }
+        }
+    }
+}
+
+/// What `q4_k` measured on the 30-layer trained body with its 4-bit grid undone (see
+/// [`DTypeChoice::measured_rank`]): the body as shipped lies on a `Q4_1` grid of 32, which
+/// `Q4_K`'s sub-blocks of 32 nearly reproduce, so there it measured a flattering 0.797.
+const Q4K_MEASURED: f64 = 0.464;
+
+/// How the model computes: the dtype of its weights (and, on a GPU, of its activations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DTypeChoice {
+    /// On a GPU bf16. On the CPU the most precise mode that keeps the ranking (see
+    /// [`DTypeChoice::measured_rank`]) and fits in the memory available: f32, else bf16, else
+    /// q8_0 where its 16-bit-activation kernel runs; see
+    /// [`DTypeChoice::for_memory`].
+    #[default]
+    Auto,
+    F32,
+    /// bf16 weights. On the CPU the activations stay f32 and the projections run on this
+    /// crate's bf16 kernels; on a GPU everything is bf16.
+    BF16,
+    F16,
+    /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations: about 1.06 bytes per weight.
+    Q8_0,
+    /// 4-bit blocks of 32 (GGML `Q4_0`), f32 activations: about 0.56 bytes per weight.
+    Q4_0,
+    /// 4-bit super-blocks of 256 with 6-bit sub-block scales and minimums (GGML `Q4_K`), on
+    /// this crate's kernel with 16-bit activations: about 0.58 bytes per weight.
+    Q4K,
+}
+
+impl FromStr for DTypeChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "f32" | "float32" => Ok(Self::F32),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            "f16" | "float16" => Ok(Self::F16),
+            "q8_0" | "q8" => Ok(Self::Q8_0),
+            "q4_0" => Ok(Self::Q4_0),
+            // The 4-bit mode that keeps the ranking best.
+            "q4_k" | "q4k" | "q4" => Ok(Self::Q4K),
+            _ => Err(format!(
+                "unknown dtype {s:?}: use auto, f32, bf16, f16, q8_0, q4_k or q4_0"
+            )),
+        }
+    }
+}
+
+/// What a [`DTypeChoice`] means on one device: the dtype activations flow in between the
+/// projections, and how the projections' weights are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputePlan {
+    pub activations: DType,
+    pub weights: WeightFormat,
+}
+
+impl DTypeChoice {
+    /// The dtype activations flow in on `device`.
+    pub fn resolve(self, device: &Device) -> DType {
+        self.plan(device).activations
+    }
+
+    pub fn plan(self, device: &Device) -> ComputePlan {
+        let dense = |d: DType| ComputePlan {
+            activations: d,
+            weights: WeightFormat::Dense(d),
+        };
+        let f32_with = |weights| ComputePlan {
+            activations: DType::F32,
+            weights,
+        };
+        match self {
+            DTypeChoice::F32 => dense(DType::F32),
+            DTypeChoice::F16 => dense(DType::F16),
+            DTypeChoice::BF16
+                if device.is_cpu()
+                    && kernels::bf16::PackedBf16::best_isa() != kernels::Isa::Scalar =>
+            {
+                f32_with(WeightFormat::PackedBf16)
+            }
+            DTypeChoice::BF16 => dense(DType::BF16),
+            DTypeChoice::Q8_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q8_0)),
+            DTypeChoice::Q4_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q4_0)),
+            DTypeChoice::Q4K => f32_with(WeightFormat::Quantized(GgmlDType::Q4K)),
+            DTypeChoice::Auto if device.is_cpu() => dense(DType::F32),
+            DTypeChoice::Auto => dense(DType::BF16),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DTypeChoice::Auto => "auto",
+            DTypeChoice::F32 => "f32",
+            DTypeChoice::BF16 => "bf16",
+            DTypeChoice::F16 => "f16",
+            DTypeChoice::Q8_0 => "q8_0",
+            DTypeChoice::Q4_0 => "q4_0",
+            DTypeChoice::Q4K => "q4_k",
+        }
+    }
+}
+
+impl DTypeChoice {
+    /// Every mode the CPU offers, most precise first.
+    pub const CPU_MODES: [DTypeChoice; 6] = [
+        DTypeChoice::F32,
+        DTypeChoice::BF16,
+        DTypeChoice::F16,
+        DTypeChoice::Q8_0,
+        DTypeChoice::Q4K,
+        DTypeChoice::Q4_0,
+    ];
+
+    /// The Kendall rank correlation (per attribute, across inputs) against f32 scores that a
+    /// mode must keep on trained weights to be offered: 0.95 for 16- and 8-bit modes, 0.90 for
+    /// 4-bit ones (`tests/accuracy_trained.rs` holds every mode to it).
+    pub fn rank_bar(self) -> Option<f64> {
+        match self {
+            DTypeChoice::Auto => None,
+            DTypeChoice::Q4_0 | DTypeChoice::Q4K => Some(0.90),
+            _ => Some(0.95),
+        }
+    }
+
+    /// The smallest over attributes of Kendall's τ against transformers f32 that this mode
+    /// measured on trained weights (a 30-layer trained Llama-family body, 24 pairs; see
+    /// BENCHMARKS.md, "Accuracy on trained weights").
+    pub fn measured_rank(self) -> Option<f64> {
+        match self {
+            DTypeChoice::Auto => None,
+            DTypeChoice::F32 => Some(1.0),
+            DTypeChoice::BF16 | DTypeChoice::F16 => Some(0.978),
+            // 16-bit activations in the AVX512-VNNI kernel; candle's kernel, used elsewhere,
+            // quantises activations to 8 bits as GGML does, which measured 0.855.
+            DTypeChoice::Q8_0 if kernels::int8::vnni_available() => Some(0.964),
+            DTypeChoice::Q8_0 => Some(0.855),
+            DTypeChoice::Q4_0 => Some(0.522),
+            DTypeChoice::Q4K => Some(Q4K_MEASURED),
+        }
+    }
+
+    /// Whether this mode keeps the ranking well enough to be chosen without being asked for.
+    pub fn meets_rank_bar(self) -> bool {
+        matches!((self.measured_rank(), self.rank_bar()), (Some(m), Some(b)) if m >= b)
+    }
+
+    /// The warning an explicitly chosen mode below its bar carries with every result.
+    pub fn accuracy_warning(self) -> Option<String> {
+        let (measured, bar) = (self.measured_rank()?, self.rank_bar()?);
+        (measured < bar).then(|| {
+            format!(
+                "{} does not keep the ranking: on trained weights its scores ranked \
+                 inputs with a rank correlation of {measured:.2} to the exact ones (the bar is \
+                 {bar:.2}); close candidates can swap places, so check a ranking with bf16",
+                self.name()
+            )
+        })
+    }
+
+    /// The most precise CPU mode that keeps the ranking and whose weights, with a margin for
+    /// the runtime and activations, fit in `available` bytes of memory (f32 when that is
+    /// unknown). When none fits, the smallest such mode: a mode that scrambles rankings is
+    /// never picked without being asked for.
+    pub fn for_memory(parameters: u64, available: Option<u64>) -> DTypeChoice {
+        let Some(available) = available else {
+            return DTypeChoice::F32;
+        };
+        let fits =
+            |bytes_per_weight: f64| parameters as f64 * bytes_per_weight * 1.15 <= available as f64;
+        let offered: Vec<(DTypeChoice, f64)> = [
+            (DTypeChoice::F32, 4.0),
+            (DTypeChoice::BF16, 2.0),
+            (DTypeChoice::Q8_0, 1.0625),
+            (DTypeChoice::Q4K, 0.578),
+            (DTypeChoice::Q4_0, 0.5625),
+        ]
+        .into_iter()
+        .filter(|(c, _)| c.meets_rank_bar())
+        .collect();
+        offered
+            .iter()
+            .find(|(_, b)| fits(*b))
+            .or(offered.last())
+            .map_or(DTypeChoice::BF16, |(c, _)| *c)
+    }
+}
+
+/// Memory the system can give this process now (Linux `MemAvailable`), in bytes.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Memory and swap this machine has in all (Linux `MemTotal` + `SwapTotal`), in bytes.
+pub fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    kib("MemTotal:")?
+        .checked_add(kib("SwapTotal:").unwrap_or(0))?
+        .checked_mul(1024)
+}
+
+/// Refuses to load `parameters` weights held as `format` when they cannot fit in `total` bytes
+/// (memory and swap; unknown: no check), rather than let the allocation abort the process.
+pub fn check_fits(
+    parameters: u64,
+    format: WeightFormat,
+    mode: &str,
+    total: Option<u64>,
+) -> Result<(), ModelError> {
+    let bytes_per_weight = match format {
+        WeightFormat::Dense(d) => d.size_in_bytes() as f64,
+        WeightFormat::PackedBf16 => 2.0,
+        WeightFormat::Quantized(q) => q.type_size() as f64 / q.block_size() as f64,
+    };
+    let need = parameters as f64 * bytes_per_weight;
+    match total {
+        Some(total) if need > total as f64 => {
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            Err(ModelError::Device(format!(
+                "the model's {parameters} parameters need about {:.1} GiB as {mode}, but this \
+                 machine has {:.1} GiB of memory and swap in all; choose a smaller --dtype \
+                 (bf16, q8_0 or q4_k)",
+                gib(need),
+                gib(total as f64)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
