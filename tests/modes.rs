@@ -177,14 +177,7 @@ fn modes_below_their_rank_bar_say_so_with_every_result() {
 fn a_second_start_warns_only_when_true_in_every_mode() {
     let cache = tempfile::tempdir().unwrap();
     let dir = fixture("tiny-gqa-window");
-    for mode in [
-        DTypeChoice::F32,
-        DTypeChoice::BF16,
-        DTypeChoice::F16,
-        DTypeChoice::Q8_0,
-        DTypeChoice::Q4K,
-        DTypeChoice::Q4_0,
-    ] {
+    for mode in DTypeChoice::CPU_MODES {
         for start in ["first", "second"] {
             let model = load_mode(&dir, mode, cache.path());
             let false_warnings: Vec<_> = model
