@@ -85,6 +85,31 @@ pub fn answer_trajectory(app: &mut App, scorer: &FakeScorer, id: RequestId, now:
     );
 }
 
+/// The screen at `w`×`h` as text, a line per row.
+pub fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut term =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| crate::tui::view::view(app, f))
+        .expect("drawn");
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The status-line message, or nothing.
+pub fn flash(app: &App) -> String {
+    app.flash
+        .as_ref()
+        .map(|f| f.text.clone())
+        .unwrap_or_default()
+}
+
 pub fn labels() -> Vec<String> {
     DPA_LABELS.iter().map(|s| s.to_string()).collect()
 }

@@ -4,38 +4,14 @@
 use std::time::{Duration, Instant};
 
 use crossterm::event::KeyCode;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
-use super::tests::{config, info, key, new_app, scored_app, FakeScorer};
+use super::tests::{config, flash, info, key, new_app, scored_app, screen, FakeScorer};
 use super::*;
 use crate::engine::EngineEvent;
 use crate::model::config::ARMO_LABELS;
 use crate::model::ModelInfo;
 use crate::preference::Direction;
 use crate::scoring::{Gating, Scored};
-use crate::tui::view;
-
-fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| view::view(app, f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..h {
-        for x in 0..w {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn flash(app: &App) -> String {
-    app.flash
-        .as_ref()
-        .map(|f| f.text.clone())
-        .unwrap_or_default()
-}
 
 fn armo_labels() -> Vec<String> {
     ARMO_LABELS.iter().map(|s| s.to_string()).collect()

@@ -6,40 +6,17 @@ use std::path::Path;
 use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyModifiers};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 use super::tests::{
-    answer_trajectory, fake_trajectory, key, labels, press, scored_app, type_text, FakeScorer,
+    answer_trajectory, fake_trajectory, flash, key, labels, press, scored_app, screen, type_text,
+    FakeScorer,
 };
 use super::*;
 use crate::preference::{self, Direction};
-use crate::tui::view;
 
 const PROMPT: &str = "Greet them.";
 /// Cut after every word: `Say`, ` "hi",`, ` then`, `\nwave.`; a comma, quotes and a line break.
 const RESPONSE: &str = "Say \"hi\", then\nwave.";
-
-fn flash(app: &App) -> String {
-    app.flash
-        .as_ref()
-        .map(|f| f.text.clone())
-        .unwrap_or_default()
-}
-
-fn screen(app: &App) -> String {
-    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    term.draw(|f| view::view(app, f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..48 {
-        for x in 0..160 {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
 
 fn alt_e(app: &mut App, t: Instant) {
     press(app, KeyCode::Char('e'), KeyModifiers::ALT, t);
@@ -186,7 +163,7 @@ fn an_export_replaces_a_file_only_after_a_yes() {
         "{:?}",
         app.overlay
     );
-    assert!(screen(&app).contains("exists. Replace it with the trajectory of A"));
+    assert!(screen(&app, 160, 48).contains("exists. Replace it with the trajectory of A"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
     // No: the file stays, and the path typed comes back to be changed.
     key(&mut app, KeyCode::Char('n'), t);

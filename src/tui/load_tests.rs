@@ -3,27 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
-
-use super::tests::{config, new_app, FakeScorer};
+use super::tests::{config, new_app, screen, FakeScorer};
 use super::*;
 use crate::engine::EngineEvent;
-use crate::tui::view;
-
-fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| view::view(app, f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..h {
-        for x in 0..w {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
 
 #[test]
 fn loading_shows_its_layers_and_the_time_left() {

@@ -8,31 +8,15 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 use super::tests::{
-    answer, answer_trajectory, config, fake_scores, key, new_app, press, ready, scored_app,
-    type_text, FakeScorer,
+    answer, answer_trajectory, config, fake_scores, flash, key, new_app, press, ready, scored_app,
+    screen, type_text, FakeScorer,
 };
 use super::*;
 use crate::engine::{EngineEvent, RequestId, ScoreItem};
 use crate::scoring::Scored;
 use crate::tui::{keys, session, view};
-
-fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| view::view(app, f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..h {
-        for x in 0..w {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
 
 fn ctrl(app: &mut App, c: char, t: Instant) {
     press(app, KeyCode::Char(c), KeyModifiers::CONTROL, t);
@@ -40,13 +24,6 @@ fn ctrl(app: &mut App, c: char, t: Instant) {
 
 fn alt(app: &mut App, c: char, t: Instant) {
     press(app, KeyCode::Char(c), KeyModifiers::ALT, t);
-}
-
-fn flash(app: &App) -> String {
-    app.flash
-        .as_ref()
-        .map(|f| f.text.clone())
-        .unwrap_or_default()
 }
 
 /// Opens the path box for `purpose` (by its key), replaces the default with `path`, accepts.
