@@ -26,6 +26,41 @@ pub fn fmt_bytes(b: u64) -> String {
     }
 }
 
+/// Two lines of what is happening, a gauge on the fourth row and, from the sixth, `below`,
+/// each where the panel has room for it.
+fn gauge_panel(
+    inner: Rect,
+    buf: &mut Buffer,
+    head: Vec<Line<'_>>,
+    ratio: f64,
+    label: String,
+    below: Vec<Line<'_>>,
+) {
+    Paragraph::new(head).render(inner, buf);
+    if inner.height > 3 {
+        let g = Rect {
+            y: inner.y + 3,
+            height: 1,
+            ..inner
+        };
+        Gauge::default()
+            .gauge_style(Style::default().fg(Color::Cyan).bg(Color::DarkGray))
+            .ratio(ratio)
+            .label(label)
+            .render(g, buf);
+    }
+    if inner.height > 5 {
+        let r = Rect {
+            y: inner.y + 5,
+            height: inner.height - 5,
+            ..inner
+        };
+        Paragraph::new(below)
+            .wrap(Wrap { trim: true })
+            .render(r, buf);
+    }
+}
+
 pub struct ModelPanel<'a> {
     pub state: &'a ModelState,
     pub model_name: &'a str,
@@ -77,44 +112,22 @@ impl Widget for ModelPanel<'_> {
                     ]),
                     Line::raw(format!("file {index} of {files}: {file}")),
                 ];
-                Paragraph::new(head).render(inner, buf);
-                if inner.height > 3 {
-                    let ratio = if *total > 0 {
-                        (*bytes as f64 / *total as f64).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    let label = if *total > 0 {
-                        format!(
-                            "{:.0}%  {} / {}",
-                            ratio * 100.0,
-                            fmt_bytes(*bytes),
-                            fmt_bytes(*total)
-                        )
-                    } else {
-                        fmt_bytes(*bytes)
-                    };
-                    let g = Rect {
-                        y: inner.y + 3,
-                        height: 1,
-                        ..inner
-                    };
-                    Gauge::default()
-                        .gauge_style(Style::default().fg(Color::Cyan).bg(Color::DarkGray))
-                        .ratio(ratio)
-                        .label(label)
-                        .render(g, buf);
-                }
-                if inner.height > 5 {
-                    let r = Rect {
-                        y: inner.y + 5,
-                        height: inner.height - 5,
-                        ..inner
-                    };
-                    Paragraph::new(meanwhile)
-                        .wrap(Wrap { trim: true })
-                        .render(r, buf);
-                }
+                let ratio = if *total > 0 {
+                    (*bytes as f64 / *total as f64).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let label = if *total > 0 {
+                    format!(
+                        "{:.0}%  {} / {}",
+                        ratio * 100.0,
+                        fmt_bytes(*bytes),
+                        fmt_bytes(*total)
+                    )
+                } else {
+                    fmt_bytes(*bytes)
+                };
+                gauge_panel(inner, buf, head, ratio, label, vec![meanwhile]);
             }
             ModelState::Loading(LoadStage::Layers {
                 phase,
@@ -132,38 +145,18 @@ impl Widget for ModelPanel<'_> {
                     Line::styled(what, bold),
                     Line::raw(self.model_name.to_string()),
                 ];
-                Paragraph::new(head).render(inner, buf);
-                if inner.height > 3 {
-                    let ratio = if *layers > 0 {
-                        (*layer as f64 / *layers as f64).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    let left = match self.eta {
-                        Some(d) => format!(" · about {} left", fmt_duration(d)),
-                        None => String::new(),
-                    };
-                    let g = Rect {
-                        y: inner.y + 3,
-                        height: 1,
-                        ..inner
-                    };
-                    Gauge::default()
-                        .gauge_style(Style::default().fg(Color::Cyan).bg(Color::DarkGray))
-                        .ratio(ratio)
-                        .label(format!("layer {layer} of {layers}{left}"))
-                        .render(g, buf);
-                }
-                if inner.height > 5 {
-                    let r = Rect {
-                        y: inner.y + 5,
-                        height: inner.height - 5,
-                        ..inner
-                    };
-                    Paragraph::new(vec![Line::styled(self.first_score.clone(), dim), meanwhile])
-                        .wrap(Wrap { trim: true })
-                        .render(r, buf);
-                }
+                let ratio = if *layers > 0 {
+                    (*layer as f64 / *layers as f64).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let left = match self.eta {
+                    Some(d) => format!(" · about {} left", fmt_duration(d)),
+                    None => String::new(),
+                };
+                let label = format!("layer {layer} of {layers}{left}");
+                let below = vec![Line::styled(self.first_score.clone(), dim), meanwhile];
+                gauge_panel(inner, buf, head, ratio, label, below);
             }
             ModelState::Starting | ModelState::Loading(LoadStage::Loading { .. }) => {
                 let what = match self.state {
