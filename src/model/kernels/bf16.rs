@@ -144,26 +144,35 @@ impl PackedBf16 {
             Isa::Avx512Bf16 => {
                 let a = avx512::to_bf16_pairs(x, m, k, kp);
                 let a_ptr = a.as_ptr() as usize;
-                self.drive(m, 8, 3, parallel, |r0, mr, p0, np, j0, nj, acc| {
-                    let ncols = (n - p0 * NR).min(np * NR);
-                    // SAFETY: the kernel reads rows r0..r0+mr of `a` and pairs j0..j0+nj of
-                    // panels p0..p0+np, all inside the buffers, and writes only its own tile.
-                    unsafe {
-                        avx512::tile_any(
-                            mr,
-                            np,
-                            (a_ptr as *const u32).add(r0 * kp + j0),
-                            kp,
-                            self.data.as_ptr().add((p0 * kp + j0) * PAIR),
-                            kp * PAIR,
-                            nj,
-                            c.get().add(r0 * n + p0 * NR),
-                            n,
-                            ncols,
-                            acc,
-                        )
-                    }
-                });
+                super::drive(
+                    self.panels,
+                    self.kp,
+                    KC,
+                    m,
+                    8,
+                    3,
+                    parallel,
+                    |r0, mr, p0, np, j0, nj, acc| {
+                        let ncols = (n - p0 * NR).min(np * NR);
+                        // SAFETY: the kernel reads rows r0..r0+mr of `a` and pairs j0..j0+nj of
+                        // panels p0..p0+np, all inside the buffers, and writes only its own tile.
+                        unsafe {
+                            avx512::tile_any(
+                                mr,
+                                np,
+                                (a_ptr as *const u32).add(r0 * kp + j0),
+                                kp,
+                                self.data.as_ptr().add((p0 * kp + j0) * PAIR),
+                                kp * PAIR,
+                                nj,
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
+                        }
+                    },
+                );
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
@@ -175,82 +184,64 @@ impl PackedBf16 {
                     &padded
                 };
                 let a_ptr = a.as_ptr() as usize;
-                self.drive(m, 4, 1, parallel, |r0, mr, p0, _np, j0, nj, acc| {
-                    let ncols = (n - p0 * NR).min(NR);
-                    // SAFETY: as above.
-                    unsafe {
-                        avx2::tile_any(
-                            mr,
-                            (a_ptr as *const f32).add(r0 * 2 * kp + 2 * j0),
-                            2 * kp,
-                            self.data.as_ptr().add((p0 * kp + j0) * PAIR),
-                            nj,
-                            c.get().add(r0 * n + p0 * NR),
-                            n,
-                            ncols,
-                            acc,
-                        )
-                    }
-                });
+                super::drive(
+                    self.panels,
+                    self.kp,
+                    KC,
+                    m,
+                    4,
+                    1,
+                    parallel,
+                    |r0, mr, p0, _np, j0, nj, acc| {
+                        let ncols = (n - p0 * NR).min(NR);
+                        // SAFETY: as above.
+                        unsafe {
+                            avx2::tile_any(
+                                mr,
+                                (a_ptr as *const f32).add(r0 * 2 * kp + 2 * j0),
+                                2 * kp,
+                                self.data.as_ptr().add((p0 * kp + j0) * PAIR),
+                                nj,
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
+                        }
+                    },
+                );
             }
             _ => {
                 let a = pad_rows(x, m, k, 2 * kp);
-                self.drive(m, 4, 1, parallel, |r0, mr, p0, _np, j0, nj, acc| {
-                    let ncols = (n - p0 * NR).min(NR);
-                    for r in r0..r0 + mr {
-                        let arow = &a[r * 2 * kp..(r + 1) * 2 * kp];
-                        for col in 0..ncols {
-                            let mut s = 0f32;
-                            for j in j0..j0 + nj {
-                                let w = &self.data[(p0 * kp + j) * PAIR + col * 2..][..2];
-                                s += arow[2 * j] * bf16_to_f32(w[0]);
-                                s += arow[2 * j + 1] * bf16_to_f32(w[1]);
-                            }
-                            // SAFETY: (r, p0 * NR + col) is inside this tile of `out`.
-                            unsafe {
-                                let dst = c.get().add(r * n + p0 * NR + col);
-                                *dst = if acc { *dst + s } else { s };
+                super::drive(
+                    self.panels,
+                    self.kp,
+                    KC,
+                    m,
+                    4,
+                    1,
+                    parallel,
+                    |r0, mr, p0, _np, j0, nj, acc| {
+                        let ncols = (n - p0 * NR).min(NR);
+                        for r in r0..r0 + mr {
+                            let arow = &a[r * 2 * kp..(r + 1) * 2 * kp];
+                            for col in 0..ncols {
+                                let mut s = 0f32;
+                                for j in j0..j0 + nj {
+                                    let w = &self.data[(p0 * kp + j) * PAIR + col * 2..][..2];
+                                    s += arow[2 * j] * bf16_to_f32(w[0]);
+                                    s += arow[2 * j + 1] * bf16_to_f32(w[1]);
+                                }
+                                // SAFETY: (r, p0 * NR + col) is inside this tile of `out`.
+                                unsafe {
+                                    let dst = c.get().add(r * n + p0 * NR + col);
+                                    *dst = if acc { *dst + s } else { s };
+                                }
                             }
                         }
-                    }
-                });
+                    },
+                );
             }
-        }
-    }
-
-    /// Runs `tile(row0, rows, panel0, panels, pair0, pairs, accumulate)` over the whole
-    /// product: threads take groups of `np_max` panels, and within one group the k blocks go in
-    /// order (so each tile adds to what the previous block stored) over all rows.
-    #[allow(clippy::type_complexity)]
-    fn drive(
-        &self,
-        m: usize,
-        mr_max: usize,
-        np_max: usize,
-        parallel: bool,
-        tile: impl Fn(usize, usize, usize, usize, usize, usize, bool) + Sync,
-    ) {
-        let groups = self.panels.div_ceil(np_max);
-        let kp = self.kp;
-        let work = |g: usize| {
-            let p0 = g * np_max;
-            let np = np_max.min(self.panels - p0);
-            let mut j0 = 0;
-            while j0 < kp {
-                let nj = KC.min(kp - j0);
-                let mut r0 = 0;
-                while r0 < m {
-                    let mr = mr_max.min(m - r0);
-                    tile(r0, mr, p0, np, j0, nj, j0 > 0);
-                    r0 += mr;
-                }
-                j0 += nj;
-            }
-        };
-        if parallel {
-            (0..groups).into_par_iter().for_each(work);
-        } else {
-            (0..groups).for_each(work);
         }
     }
 }

@@ -214,67 +214,58 @@ impl PackedQ {
             isa != Isa::Avx512Vnni || vnni_available(),
             "AVX512-VNNI is not available"
         );
-        let groups = self.panels.div_ceil(np_max);
-        let work = |g: usize| {
-            let p0 = g * np_max;
-            let np = np_max.min(self.panels - p0);
-            let ncols = (n - p0 * NR).min(np * NR);
-            let mut b0 = 0;
-            while b0 < nb {
-                let nbk = KCB.min(nb - b0);
-                let mut r0 = 0;
-                while r0 < m {
-                    let mr = mr_max.min(m - r0);
-                    let w = &self.data[(p0 * nb + b0) * bb..];
-                    match isa {
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx512Vnni => {
-                            // SAFETY: VNNI checked above; every pointer stays inside its buffer
-                            // (rows r0..r0+mr, blocks b0..b0+nbk, panels p0..p0+np), and this
-                            // tile of `out` is written by this call only.
-                            unsafe {
-                                vnni::tile_any(
-                                    self.format,
-                                    mr,
-                                    np,
-                                    &acts,
-                                    r0,
-                                    b0,
-                                    nbk,
-                                    w.as_ptr(),
-                                    nb * bb,
-                                    c.get().add(r0 * n + p0 * NR),
-                                    n,
-                                    ncols,
-                                    b0 > 0,
-                                )
-                            }
+        super::drive(
+            self.panels,
+            nb,
+            KCB,
+            m,
+            mr_max,
+            np_max,
+            parallel,
+            |r0, mr, p0, np, b0, nbk, acc| {
+                let ncols = (n - p0 * NR).min(np * NR);
+                let w = &self.data[(p0 * nb + b0) * bb..];
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => {
+                        // SAFETY: VNNI checked above; every pointer stays inside its buffer
+                        // (rows r0..r0+mr, blocks b0..b0+nbk, panels p0..p0+np), and this
+                        // tile of `out` is written by this call only.
+                        unsafe {
+                            vnni::tile_any(
+                                self.format,
+                                mr,
+                                np,
+                                &acts,
+                                r0,
+                                b0,
+                                nbk,
+                                w.as_ptr(),
+                                nb * bb,
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
                         }
-                        _ => scalar_tile(
-                            self.format,
-                            &acts,
-                            r0,
-                            mr,
-                            b0,
-                            nbk,
-                            w,
-                            c,
-                            r0 * n + p0 * NR,
-                            n,
-                            ncols,
-                            b0 > 0,
-                        ),
                     }
-                    r0 += mr;
+                    _ => scalar_tile(
+                        self.format,
+                        &acts,
+                        r0,
+                        mr,
+                        b0,
+                        nbk,
+                        w,
+                        c,
+                        r0 * n + p0 * NR,
+                        n,
+                        ncols,
+                        acc,
+                    ),
                 }
-                b0 += nbk;
-            }
-        };
-        if parallel {
-            (0..groups).into_par_iter().for_each(work);
-        } else {
-            (0..groups).for_each(work);
-        }
+            },
+        );
     }
 }
 

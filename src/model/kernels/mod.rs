@@ -147,3 +147,42 @@ impl SendPtr {
         self.0
     }
 }
+
+/// Runs `tile(row0, rows, panel0, panels, k0, kn, accumulate)` over a packed product of
+/// `panels` column panels and `kblocks` blocks along k: threads take groups of `np_max`
+/// panels, and within one group the k blocks go in chunks of `kc`, in order (so each tile
+/// adds to what the previous chunk stored), over all `m` rows, `mr_max` at a time.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn drive(
+    panels: usize,
+    kblocks: usize,
+    kc: usize,
+    m: usize,
+    mr_max: usize,
+    np_max: usize,
+    parallel: bool,
+    tile: impl Fn(usize, usize, usize, usize, usize, usize, bool) + Sync,
+) {
+    use rayon::prelude::*;
+    let groups = panels.div_ceil(np_max);
+    let work = |g: usize| {
+        let p0 = g * np_max;
+        let np = np_max.min(panels - p0);
+        let mut k0 = 0;
+        while k0 < kblocks {
+            let kn = kc.min(kblocks - k0);
+            let mut r0 = 0;
+            while r0 < m {
+                let mr = mr_max.min(m - r0);
+                tile(r0, mr, p0, np, k0, kn, k0 > 0);
+                r0 += mr;
+            }
+            k0 += kn;
+        }
+    };
+    if parallel {
+        (0..groups).into_par_iter().for_each(work);
+    } else {
+        (0..groups).for_each(work);
+    }
+}

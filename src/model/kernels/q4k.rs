@@ -137,11 +137,8 @@ impl PackedQ4K {
 
     /// The kernel [`PackedQ4K::matmul`] uses on this processor.
     pub fn best_isa() -> Isa {
-        if super::int8::vnni_available() {
-            Isa::Avx512Vnni
-        } else {
-            Isa::Scalar
-        }
+        // The same instructions as the 8-bit kernels.
+        super::int8::PackedQ::best_isa()
     }
 
     /// `out[m, n] = x[m, k] · Wᵀ`.
@@ -172,50 +169,41 @@ impl PackedQ4K {
             Isa::Avx512Vnni => (6, 2),
             _ => (4, 1),
         };
-        let groups = self.panels.div_ceil(np_max);
-        let work = |g: usize| {
-            let p0 = g * np_max;
-            let np = np_max.min(self.panels - p0);
-            let ncols = (n - p0 * NR).min(np * NR);
-            let mut s0 = 0;
-            while s0 < nsb {
-                let nsbk = KCB.min(nsb - s0);
+        super::drive(
+            self.panels,
+            nsb,
+            KCB,
+            m,
+            mr_max,
+            np_max,
+            m * n * k >= PARALLEL_MIN,
+            |r0, mr, p0, np, s0, nsbk, acc| {
+                let ncols = (n - p0 * NR).min(np * NR);
                 // Sub-blocks of this chunk that hold real columns of k.
                 let subs = (nsub - s0 * NSUB).min(nsbk * NSUB);
-                let mut r0 = 0;
-                while r0 < m {
-                    let mr = mr_max.min(m - r0);
-                    let w = &self.data[(p0 * nsb + s0) * SB_BYTES..];
-                    let tile = Tile {
-                        acts: &acts,
-                        r0,
-                        sub0: s0 * NSUB,
-                        subs,
-                        c: c.get().wrapping_add(r0 * n + p0 * NR),
-                        ldc: n,
-                        ncols,
-                        accumulate: s0 > 0,
-                    };
-                    match isa {
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx512Vnni => {
-                            // SAFETY: VNNI checked above; every pointer stays inside its buffer
-                            // (rows r0..r0+mr, sub-blocks of this chunk, panels p0..p0+np),
-                            // and this tile of `out` is written by this call only.
-                            unsafe { vnni::tile_any(mr, np, &tile, w.as_ptr(), nsb * SB_BYTES) }
-                        }
-                        _ => scalar_tile(&tile, mr, w),
+                let w = &self.data[(p0 * nsb + s0) * SB_BYTES..];
+                let tile = Tile {
+                    acts: &acts,
+                    r0,
+                    sub0: s0 * NSUB,
+                    subs,
+                    c: c.get().wrapping_add(r0 * n + p0 * NR),
+                    ldc: n,
+                    ncols,
+                    accumulate: acc,
+                };
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => {
+                        // SAFETY: VNNI checked above; every pointer stays inside its buffer
+                        // (rows r0..r0+mr, sub-blocks of this chunk, panels p0..p0+np),
+                        // and this tile of `out` is written by this call only.
+                        unsafe { vnni::tile_any(mr, np, &tile, w.as_ptr(), nsb * SB_BYTES) }
                     }
-                    r0 += mr;
+                    _ => scalar_tile(&tile, mr, w),
                 }
-                s0 += nsbk;
-            }
-        };
-        if m * n * k >= PARALLEL_MIN {
-            (0..groups).into_par_iter().for_each(work);
-        } else {
-            (0..groups).for_each(work);
-        }
+            },
+        );
     }
 }
 
