@@ -107,14 +107,11 @@ impl Dial {
 
     /// The plane's attributes (x, y) among `labels`.
     pub fn plane(&self, labels: &[String]) -> Result<(usize, usize), PreferenceError> {
-        self.angle_direction(self.degrees).plane(labels)
-    }
-
-    fn angle_direction(&self, degrees: f64) -> Direction {
         Direction::Angle {
-            degrees,
+            degrees: self.degrees,
             axes: self.axes.clone(),
         }
+        .plane(labels)
     }
 
     /// Puts attribute `index` on one axis; the other axis takes the old one's place when
