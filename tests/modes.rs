@@ -110,6 +110,43 @@ fn quantised_weights_are_kept_and_read_back() {
     );
 }
 
+/// Cache files of an older format can never be read again: the next file written removes
+/// them (gigabytes each for a 7B). Other files in the directory stay.
+#[test]
+fn cache_files_of_an_older_format_are_removed() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = fixture("tiny-gqa-window");
+    load_mode(&dir, DTypeChoice::Q4_0, cache.path());
+    let made = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&made).unwrap();
+    std::fs::remove_file(&made).unwrap();
+    // The same file as an older build wrote it: its format number one less.
+    let key = b"dpa_explorer.cache_format";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+    let format = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    bytes[at..at + 4].copy_from_slice(&(format - 1).to_le_bytes());
+    let old = cache.path().join("0123456789abcdef-q4_0.gguf");
+    std::fs::write(&old, &bytes).unwrap();
+    let others = [
+        cache.path().join("notes.gguf"),
+        cache.path().join("fedcba9876543210-q8_0.gguf"),
+    ];
+    for o in &others {
+        std::fs::write(o, b"not a cache file").unwrap();
+    }
+    load_mode(&dir, DTypeChoice::Q8_0, cache.path());
+    assert!(!old.exists(), "the older format's file is removed");
+    for o in &others {
+        assert!(o.exists(), "{} is kept", o.display());
+    }
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 3);
+}
+
 #[test]
 fn another_checkpoint_gets_its_own_cache_file() {
     let cache = tempfile::tempdir().unwrap();
@@ -197,6 +234,45 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
         3,
         "the second starts of q8_0, q4_k and q4_0 read their cache files"
     );
+}
+
+/// A warm start uses the quantised weights where they lie in the mapped cache file: nothing
+/// is copied (14.2: start in seconds), and the scores are the first start's, bit for bit.
+#[test]
+fn a_warm_start_uses_the_cached_weights_in_place() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = fixture("tiny-gqa-window");
+    let case = &reference(&dir).cases[0];
+    let pair = [(case.prompt.as_str(), case.response.as_str())];
+    // q8_0 and q4_0 run on this crate's kernels only where AVX512-VNNI is; q4_k everywhere.
+    let vnni = dpa_explorer::model::kernels::int8::vnni_available();
+    for (mode, own) in [
+        (DTypeChoice::Q8_0, vnni),
+        (DTypeChoice::Q4K, true),
+        (DTypeChoice::Q4_0, vnni),
+    ] {
+        let first = load_mode(&dir, mode, cache.path());
+        assert_eq!(
+            first.decoder().mapped_bytes(),
+            0,
+            "{mode:?}: made, not mapped"
+        );
+        let second = load_mode(&dir, mode, cache.path());
+        let mapped = second.decoder().mapped_bytes();
+        if own {
+            assert!(mapped > 0, "{mode:?}: the warm start copied its weights");
+        } else {
+            assert_eq!(
+                mapped, 0,
+                "{mode:?}: candle's own layout is read, not mapped"
+            );
+        }
+        assert_eq!(
+            first.score(&pair).unwrap()[0].scores,
+            second.score(&pair).unwrap()[0].scores,
+            "{mode:?}: mapped weights score as made ones"
+        );
+    }
 }
 
 /// A load says how far it has come, layer by layer, and what it is doing: reading the

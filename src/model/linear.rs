@@ -106,6 +106,24 @@ impl Linear {
             },
         }
     }
+
+    /// The quantised packed form, as a cache keeps it (`None` for other weights).
+    fn packed_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Linear::PackedQ(w) => Some(w.packed()),
+            Linear::PackedQ4K(w) => Some(w.packed()),
+            _ => None,
+        }
+    }
+
+    /// Whether the weights are used in place from a mapped cache file (nothing was copied).
+    pub fn is_mapped(&self) -> bool {
+        match self {
+            Linear::PackedQ(w) => w.is_mapped(),
+            Linear::PackedQ4K(w) => w.is_mapped(),
+            _ => false,
+        }
+    }
 }
 
 /// A packed product on f32 activations: `(in, out, out[m, out] = x[m, in] · Wᵀ)`.
@@ -207,7 +225,7 @@ pub fn load(
     in_features: usize,
     format: WeightFormat,
     device: &Device,
-    cache: Option<&mut QuantCache>,
+    mut cache: Option<&mut QuantCache>,
 ) -> Result<Linear, ModelError> {
     match format {
         WeightFormat::Dense(dtype) => load_dense(ckpt, names, outs, in_features, dtype, device),
@@ -235,43 +253,64 @@ pub fn load(
             };
             let key = names.join("+");
             let shape = (rows, quant::stored_k(dtype, in_features));
-            let deliver = move |sink: &mut quant::RowSink<'_>| match cache {
-                Some(cache) => cache.rows(&key, shape, dtype, sink, make),
-                None => make(sink),
-            };
-            if own_q4k {
-                let mut packed = PackedQ4K::zeroed(rows, in_features);
-                deliver(&mut |r0, n, b| {
-                    packed.fill_ggml_rows(r0, n, b);
-                    Ok(())
-                })?;
-                return Ok(Linear::PackedQ4K(Arc::new(packed)));
-            }
-            match own {
+            if own_q4k || own.is_some() {
+                // This crate's kernels: a warm cache holds their packed form, used in place.
+                let len = match own {
+                    Some(fmt) => PackedQ::packed_len(fmt, rows, in_features),
+                    None => PackedQ4K::packed_len(rows, in_features),
+                };
+                let kept = cache
+                    .as_deref_mut()
+                    .and_then(|c| c.packed(&key, shape, dtype, len));
+                let found = kept.and_then(|b| match own {
+                    Some(fmt) => PackedQ::with_bytes(fmt, rows, in_features, b)
+                        .map(|p| Linear::PackedQ(Arc::new(p))),
+                    None => PackedQ4K::with_bytes(rows, in_features, b)
+                        .map(|p| Linear::PackedQ4K(Arc::new(p))),
+                });
+                if let Some(found) = found {
+                    return Ok(found);
+                }
                 // Rows go straight into the packed form: no second copy of the weight.
-                Some(fmt) => {
-                    let mut packed = PackedQ::zeroed(fmt, rows, in_features);
-                    deliver(&mut |r0, n, b| {
-                        packed.fill_ggml_rows(r0, n, b);
-                        Ok(())
-                    })?;
-                    Ok(Linear::PackedQ(Arc::new(packed)))
+                let made = match own {
+                    Some(fmt) => {
+                        let mut p = PackedQ::zeroed(fmt, rows, in_features);
+                        make(&mut |r0, n, b| {
+                            p.fill_ggml_rows(r0, n, b);
+                            Ok(())
+                        })?;
+                        Linear::PackedQ(Arc::new(p))
+                    }
+                    None => {
+                        let mut p = PackedQ4K::zeroed(rows, in_features);
+                        make(&mut |r0, n, b| {
+                            p.fill_ggml_rows(r0, n, b);
+                            Ok(())
+                        })?;
+                        Linear::PackedQ4K(Arc::new(p))
+                    }
+                };
+                if let (Some(cache), Some(bytes)) = (cache, made.packed_bytes()) {
+                    cache.keep_packed(&key, shape, dtype, bytes);
                 }
-                None => {
-                    // Placed by row: rows found damaged in the cache are delivered again.
-                    let rb = quant::row_bytes(dtype, in_features);
-                    let mut bytes = vec![0u8; rows * rb];
-                    deliver(&mut |r0, _, b| {
-                        bytes[r0 * rb..r0 * rb + b.len()].copy_from_slice(b);
-                        Ok(())
-                    })?;
-                    let t = quant::qtensor(bytes, shape, dtype, device)?;
-                    Ok(Linear::Quantized {
-                        weight: QMatMul::from_arc(Arc::new(t))?,
-                        out: rows,
-                    })
-                }
+                return Ok(made);
             }
+            // Placed by row: rows found damaged in the cache are delivered again.
+            let rb = quant::row_bytes(dtype, in_features);
+            let mut bytes = vec![0u8; rows * rb];
+            let mut place = |r0: usize, _: usize, b: &[u8]| {
+                bytes[r0 * rb..r0 * rb + b.len()].copy_from_slice(b);
+                Ok(())
+            };
+            match cache {
+                Some(cache) => cache.rows(&key, shape, dtype, &mut place, make)?,
+                None => make(&mut place)?,
+            }
+            let t = quant::qtensor(bytes, shape, dtype, device)?;
+            Ok(Linear::Quantized {
+                weight: QMatMul::from_arc(Arc::new(t))?,
+                out: rows,
+            })
         }
     }
 }

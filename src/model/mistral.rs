@@ -364,6 +364,20 @@ impl Mistral {
         t(&self.embed) + layers + t(&self.norm.weight) + self.head.bytes()
     }
 
+    /// Bytes of projection weights used in place from a mapped cache file, not copied.
+    pub fn mapped_bytes(&self) -> usize {
+        let mapped = |l: &Linear| if l.is_mapped() { l.weight_bytes() } else { 0 };
+        self.layers
+            .iter()
+            .map(|l| {
+                mapped(&l.attn.qkv)
+                    + mapped(&l.attn.o_proj)
+                    + mapped(&l.mlp.gate_up)
+                    + mapped(&l.mlp.down)
+            })
+            .sum()
+    }
+
     /// Scores `seqs` (token ids after `prefix`, each non-empty) in one right-padded batch.
     ///
     /// Every sequence continues the same `prefix`. `keep_caches` returns, per sequence, the

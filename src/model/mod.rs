@@ -259,7 +259,7 @@ impl RewardModel {
         let cache =
             match plan.weights {
                 WeightFormat::Quantized(q) => Some(std::cell::RefCell::new(
-                    quant::QuantCache::open(quant_cache, &files.weights, q),
+                    quant::QuantCache::open(quant_cache, &files.weights, q, device.is_cpu()),
                 )),
                 _ => None,
             };

@@ -7,9 +7,14 @@
 use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device};
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use super::kernels::bytes::WeightBytes;
 
 use super::kquant;
 use super::weights::{Checkpoint, WeightFiles};
@@ -18,9 +23,11 @@ use super::ModelError;
 /// Rows quantised at a time: bounds the f32 copy a tensor needs while it is being quantised.
 const ROWS_PER_CHUNK: usize = 512;
 /// Changes whenever what is written changes, so that old cache files are never read.
-const CACHE_FORMAT: u32 = 3;
+const CACHE_FORMAT: u32 = 4;
 /// Metadata key prefix of each tensor's CRC-32 (of its data bytes, padding excluded).
 const CRC_KEY: &str = "dpa_explorer.crc32.";
+/// Metadata key prefix of the byte length of a tensor kept in this crate's packed layout.
+const PACKED_KEY: &str = "dpa_explorer.packed.";
 
 /// The block format for a `[n, k]` weight: `want` where `k` is a whole number of its blocks,
 /// else the finer `q8_0` (32-value blocks), else none (the weight stays dense). With
@@ -114,12 +121,14 @@ pub fn qtensor(
 
 /// Quantised weights already made for one checkpoint and format, and those made now.
 ///
-/// Weights made now are spilled to a side file as they come (so that nothing is held twice in
-/// memory) and become the cache file in [`QuantCache::finish`].
+/// A cache file is memory-mapped: weights in this crate's packed layout are used in place from
+/// it ([`QuantCache::packed`]), so a warm start copies nothing. Weights made now are spilled to
+/// a side file as they come (so that nothing is held twice in memory) and become the cache file
+/// in [`QuantCache::finish`].
 pub struct QuantCache {
     path: Option<PathBuf>,
     dtype: GgmlDType,
-    existing: Option<(gguf_file::Content, std::fs::File)>,
+    existing: Option<Existing>,
     spill: Option<Spill>,
     /// The cache file turned out not to fit this model part-way through: remove it, write none.
     stale: bool,
@@ -127,17 +136,37 @@ pub struct QuantCache {
     problem: Option<String>,
     /// Tensors delivered from the cache file so far: copied into a new file if it turns out
     /// damaged part-way through.
-    served: Vec<(String, (usize, usize), GgmlDType)>,
+    served: Vec<Served>,
 }
 
-/// One tensor of a cache file being written.
-struct SpillTensor {
+/// A cache file found at open: its header and its mapped bytes.
+struct Existing {
+    content: gguf_file::Content,
+    map: Arc<Mmap>,
+}
+
+/// Where one tensor's bytes lie in the cache file, and what they are.
+#[derive(Clone)]
+struct Stored {
     name: String,
     type_id: u32,
     shape: (usize, usize),
-    /// Offset in the data section.
-    offset: u64,
+    /// `Some(len)`: this crate's packed layout, `len` bytes; `None`: GGML's row-major blocks.
+    packed: Option<u64>,
     crc: u32,
+}
+
+/// A tensor delivered from the cache file: its description and its bytes' range in the map.
+struct Served {
+    tensor: Stored,
+    start: usize,
+    len: usize,
+}
+
+/// One tensor of a cache file being written, at `offset` in the data section.
+struct SpillTensor {
+    tensor: Stored,
+    offset: u64,
 }
 
 struct Spill {
@@ -149,34 +178,15 @@ struct Spill {
 
 impl QuantCache {
     /// The cache for `files` in `dtype` under `dir` (`None`: quantise every time, keep nothing).
-    pub fn open(dir: Option<&Path>, files: &WeightFiles, dtype: GgmlDType) -> Self {
-        let path = dir.map(|d| d.join(cache_name(files, dtype)));
+    /// `packed`: the weights are for this crate's CPU kernels (their packed layout is kept);
+    /// else for candle's quantised matmul (GGML's layout), in a file of its own.
+    pub fn open(dir: Option<&Path>, files: &WeightFiles, dtype: GgmlDType, packed: bool) -> Self {
+        let path = dir.map(|d| d.join(cache_name(files, dtype, packed)));
         let mut problem = None;
         let existing = path.as_ref().filter(|p| p.is_file()).and_then(|p| {
-            let opened = std::fs::File::open(p)
-                .map_err(|e| e.to_string())
-                .and_then(|mut f| {
-                    gguf_file::Content::read(&mut f)
-                        .map(|c| (c, f))
-                        .map_err(|e| e.to_string())
-                });
-            match opened {
-                Ok((content, file)) if !format_matches(&content) => {
-                    drop((content, file));
-                    problem = Some(format!("{} is of another format version", p.display()));
-                    None
-                }
-                Ok((content, file)) if !complete(&content, &file) => {
-                    drop((content, file));
-                    problem = Some(format!("{} is truncated", p.display()));
-                    None
-                }
-                Ok((content, file)) => Some((content, file)),
-                Err(e) => {
-                    problem = Some(format!("{} is unreadable: {e}", p.display()));
-                    None
-                }
-            }
+            read_existing(p)
+                .map_err(|e| problem = Some(format!("{} {e}", p.display())))
+                .ok()
         });
         Self {
             path,
@@ -202,9 +212,102 @@ impl QuantCache {
         self.problem.as_deref()
     }
 
-    /// Delivers the weight `key` of shape `[n, k]` in `dtype` to `sink`, a chunk of rows at a
-    /// time: from the cache file when it holds exactly that, else as `make` quantises it
-    /// (spilled on the way, to be kept by [`QuantCache::finish`]).
+    /// The cache file's record of `key` in `dtype`, `[n, k]`, laid out as `packed` says, and
+    /// where its bytes lie in the map; `Err` says how the file differs.
+    fn find(
+        &self,
+        key: &str,
+        shape: (usize, usize),
+        dtype: GgmlDType,
+        packed: Option<u64>,
+    ) -> Option<Result<(Arc<Mmap>, Served), String>> {
+        let ex = self.existing.as_ref()?;
+        let found = (|| {
+            let info = ex.content.tensor_infos.get(key)?;
+            if info.ggml_dtype != dtype || info.shape.dims() != [shape.0, shape.1] {
+                return None;
+            }
+            let crc = match ex.content.metadata.get(&format!("{CRC_KEY}{key}"))? {
+                gguf_file::Value::U32(c) => *c,
+                _ => return None,
+            };
+            if packed_len(&ex.content, key) != packed {
+                return None;
+            }
+            let len = tensor_len(&ex.content, key, info)?;
+            let start = ex.content.tensor_data_offset.checked_add(info.offset)?;
+            let start = usize::try_from(start).ok()?;
+            let len = usize::try_from(len).ok()?;
+            let type_id = ggml_type_id(dtype)?;
+            (start.checked_add(len)? <= ex.map.len()).then(|| Served {
+                tensor: Stored {
+                    name: key.to_string(),
+                    type_id,
+                    shape,
+                    packed,
+                    crc,
+                },
+                start,
+                len,
+            })
+        })();
+        // The file does not belong to this model after all.
+        Some(
+            found
+                .map(|s| (ex.map.clone(), s))
+                .ok_or_else(|| format!("`{key}` is missing or differs")),
+        )
+    }
+
+    /// The packed bytes of `key` (`len` of them, for a `[n, k]` weight in `dtype`), in place
+    /// in the mapped cache file, once their checksum holds; `None` when they must be made
+    /// (then [`QuantCache::keep_packed`] keeps what is made).
+    pub fn packed(
+        &mut self,
+        key: &str,
+        shape: (usize, usize),
+        dtype: GgmlDType,
+        len: usize,
+    ) -> Option<WeightBytes> {
+        let problem = match self.find(key, shape, dtype, Some(len as u64))? {
+            Ok((map, served)) => {
+                let bytes = &map[served.start..served.start + served.len];
+                if crc_of(bytes) == served.tensor.crc {
+                    let mapped = WeightBytes::mapped(map.clone(), served.start, served.len);
+                    self.served.push(served);
+                    return mapped;
+                }
+                format!("`{key}` fails its checksum")
+            }
+            Err(problem) => problem,
+        };
+        self.remake_file(problem);
+        None
+    }
+
+    /// Keeps `bytes`, the packed form of `key` made in this load, for the next start.
+    pub fn keep_packed(
+        &mut self,
+        key: &str,
+        shape: (usize, usize),
+        dtype: GgmlDType,
+        bytes: &[u8],
+    ) {
+        let tensor = ggml_type_id(dtype).map(|type_id| Stored {
+            name: key.to_string(),
+            type_id,
+            shape,
+            packed: Some(bytes.len() as u64),
+            crc: crc_of(bytes),
+        });
+        if let Some(tensor) = tensor {
+            self.spill_bytes(tensor, bytes);
+        }
+    }
+
+    /// Delivers the weight `key` of shape `[n, k]` in `dtype` to `sink` as GGML blocks, a chunk
+    /// of rows at a time: from the cache file when it holds exactly that, else as `make`
+    /// quantises it (spilled on the way, to be kept by [`QuantCache::finish`]).
     pub fn rows(
         &mut self,
         key: &str,
@@ -213,34 +316,27 @@ impl QuantCache {
         sink: &mut RowSink<'_>,
         make: impl FnOnce(&mut RowSink<'_>) -> Result<(), ModelError>,
     ) -> Result<(), ModelError> {
-        let problem = if let Some((content, file)) = &mut self.existing {
-            let info = content
-                .tensor_infos
-                .get(key)
-                .filter(|i| i.ggml_dtype == dtype && i.shape.dims() == [shape.0, shape.1]);
-            let want_crc = match content.metadata.get(&format!("{CRC_KEY}{key}")) {
-                Some(gguf_file::Value::U32(c)) => Some(*c),
-                _ => None,
-            };
-            let problem = match (info, want_crc) {
-                (Some(info), Some(want_crc)) => {
-                    let start = content.tensor_data_offset + info.offset;
-                    match read_rows(file, start, shape, dtype, sink) {
-                        Ok(crc) if crc == want_crc => {
-                            self.served.push((key.to_string(), shape, dtype));
-                            return Ok(());
-                        }
-                        // The rows delivered are overwritten below by freshly made ones.
-                        Ok(_) => format!("`{key}` fails its checksum"),
-                        Err(e) => format!("cannot read cached `{key}`: {e}"),
-                    }
+        let problem = match self.find(key, shape, dtype, None) {
+            Some(Ok((map, served))) => {
+                let bytes = &map[served.start..served.start + served.len];
+                let mut crc = crc32fast::Hasher::new();
+                let rb = row_bytes(dtype, shape.1);
+                let mut row0 = 0;
+                for chunk in bytes.chunks(ROWS_PER_CHUNK * rb.max(1)) {
+                    crc.update(chunk);
+                    let rows = chunk.len() / rb.max(1);
+                    sink(row0, rows, chunk)?;
+                    row0 += rows;
                 }
-                // The file does not belong to this model after all.
-                _ => format!("`{key}` is missing or differs"),
-            };
-            Some(problem)
-        } else {
-            None
+                if crc.finalize() == served.tensor.crc {
+                    self.served.push(served);
+                    return Ok(());
+                }
+                // The rows delivered are overwritten below by freshly made ones.
+                Some(format!("`{key}` fails its checksum"))
+            }
+            Some(Err(problem)) => Some(problem),
+            None => None,
         };
         if let Some(problem) = problem {
             self.remake_file(problem);
@@ -248,13 +344,14 @@ impl QuantCache {
         if self.stale || self.path.is_none() {
             return make(sink);
         }
-        let spill = match self.spill_file() {
-            Ok(s) => s,
-            Err(e) => {
+        let (spill, type_id) = match (self.spill_file(), ggml_type_id(dtype)) {
+            (Ok(s), Some(t)) => (s, t),
+            (Err(e), _) => {
                 tracing::warn!("cannot keep quantised weights: {e}");
                 self.stale = true;
                 return make(sink);
             }
+            (_, None) => return make(sink),
         };
         let offset = spill.len;
         let mut written = 0u64;
@@ -281,23 +378,50 @@ impl QuantCache {
                 failed = Some(e);
             }
         }
-        match (failed, ggml_type_id(dtype)) {
-            (None, Some(type_id)) => {
+        match failed {
+            None => {
                 spill.tensors.push(SpillTensor {
-                    name: key.to_string(),
-                    type_id,
-                    shape,
+                    tensor: Stored {
+                        name: key.to_string(),
+                        type_id,
+                        shape,
+                        packed: None,
+                        crc: crc.finalize(),
+                    },
                     offset,
-                    crc: crc.finalize(),
                 });
                 spill.len += padded;
             }
-            (e, _) => {
-                tracing::warn!("cannot keep quantised weights: {e:?}");
+            Some(e) => {
+                tracing::warn!("cannot keep quantised weights: {e}");
                 self.stale = true;
             }
         }
         Ok(())
+    }
+
+    /// Appends one tensor's bytes to the side file, padded to [`ALIGN`]; a failure to write
+    /// costs only the cache file, never this load.
+    fn spill_bytes(&mut self, tensor: Stored, bytes: &[u8]) {
+        if self.stale || self.path.is_none() {
+            return;
+        }
+        let written = self.spill_file().and_then(|spill| {
+            let len = bytes.len() as u64;
+            let padded = len.div_ceil(ALIGN) * ALIGN;
+            spill.file.write_all(bytes)?;
+            spill.file.write_all(&vec![0u8; (padded - len) as usize])?;
+            spill.tensors.push(SpillTensor {
+                tensor,
+                offset: spill.len,
+            });
+            spill.len += padded;
+            Ok(())
+        });
+        if let Err(e) = written {
+            tracing::warn!("cannot keep quantised weights: {e}");
+            self.stale = true;
+        }
     }
 
     /// Gives up the cache file found damaged or foreign (`problem` says how) and starts a new
@@ -305,47 +429,12 @@ impl QuantCache {
     /// this load still leaves a whole, good file behind.
     fn remake_file(&mut self, problem: String) {
         self.problem = Some(problem);
-        let Some((content, mut old)) = self.existing.take() else {
+        let Some(old) = self.existing.take() else {
             return;
         };
-        let served = std::mem::take(&mut self.served);
-        let copied = (|| -> std::io::Result<()> {
-            let spill = self.spill_file()?;
-            for (key, shape, dtype) in served {
-                let (info, type_id) = content
-                    .tensor_infos
-                    .get(&key)
-                    .zip(ggml_type_id(dtype))
-                    .ok_or_else(|| std::io::Error::other(format!("`{key}` vanished")))?;
-                let start = content.tensor_data_offset + info.offset;
-                let mut crc = crc32fast::Hasher::new();
-                let mut write = Ok(());
-                read_rows(&mut old, start, shape, dtype, &mut |_, _, b| {
-                    crc.update(b);
-                    if write.is_ok() {
-                        write = spill.file.write_all(b);
-                    }
-                    Ok(())
-                })
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-                write?;
-                let len = (shape.0 * row_bytes(dtype, shape.1)) as u64;
-                let padded = len.div_ceil(ALIGN) * ALIGN;
-                spill.file.write_all(&vec![0u8; (padded - len) as usize])?;
-                spill.tensors.push(SpillTensor {
-                    name: key,
-                    type_id,
-                    shape,
-                    offset: spill.len,
-                    crc: crc.finalize(),
-                });
-                spill.len += padded;
-            }
-            Ok(())
-        })();
-        if let Err(e) = copied {
-            tracing::warn!("cannot keep quantised weights: {e}");
-            self.stale = true;
+        for served in std::mem::take(&mut self.served) {
+            let bytes = &old.map[served.start..served.start + served.len];
+            self.spill_bytes(served.tensor, bytes);
         }
     }
 
@@ -405,39 +494,124 @@ impl QuantCache {
             let _ = std::fs::remove_file(&tmp);
             return Err(ModelError::io(&tmp, e));
         }
+        // Mapped by this process or another, the old file stays whole until unmapped.
         std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
+        if let Some(dir) = path.parent() {
+            remove_other_formats(dir);
+        }
         Ok(Some(path))
     }
 }
 
-/// Reads a `[n, k]` tensor's rows from a GGUF file in chunks; returns the CRC-32 of the bytes.
-fn read_rows(
-    file: &mut std::fs::File,
-    start: u64,
-    (n, k): (usize, usize),
-    dtype: GgmlDType,
-    sink: &mut RowSink<'_>,
-) -> Result<u32, ModelError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let rb = row_bytes(dtype, k);
-    let io = |e: std::io::Error| ModelError::Input(e.to_string());
-    file.seek(SeekFrom::Start(start)).map_err(io)?;
-    let mut buf = vec![0u8; ROWS_PER_CHUNK.min(n) * rb];
-    let mut row0 = 0;
-    let mut crc = crc32fast::Hasher::new();
-    while row0 < n {
-        let rows = ROWS_PER_CHUNK.min(n - row0);
-        let b = &mut buf[..rows * rb];
-        file.read_exact(b).map_err(io)?;
-        crc.update(b);
-        sink(row0, rows, b)?;
-        row0 += rows;
+/// Removes cache files of another cache format from `dir`: no version of this build can read
+/// them, and each holds gigabytes for a 7B. Only files named as this module names them and
+/// whose header says so are touched.
+fn remove_other_formats(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.len() > 22
+            && name.ends_with(".gguf")
+            && name.as_bytes()[16] == b'-'
+            && name[..16].bytes().all(|b| b.is_ascii_hexdigit());
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let format = std::fs::File::open(entry.path()).ok().and_then(|mut f| {
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gguf_file::Content::read(&mut f)
+            }));
+            match read.ok()?.ok()?.metadata.get("dpa_explorer.cache_format")? {
+                gguf_file::Value::U32(v) => Some(*v),
+                _ => None,
+            }
+        });
+        if format.is_some_and(|v| v != CACHE_FORMAT) {
+            tracing::info!("removing {}: an older cache format", entry.path().display());
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
-    Ok(crc.finalize())
 }
 
-/// GGUF's data alignment (its default, which the reader assumes when none is given).
-const ALIGN: u64 = 32;
+/// Reads and maps a cache file; `Err` completes "<path> ...".
+fn read_existing(p: &Path) -> Result<Existing, String> {
+    let mut file = std::fs::File::open(p).map_err(|e| format!("is unreadable: {e}"))?;
+    // A malformed header can panic inside the GGUF reader (an alignment of zero divides by
+    // zero there): that is an unreadable file, not a crash.
+    let content = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gguf_file::Content::read(&mut file)
+    }))
+    .map_err(|_| "is unreadable: malformed header".to_string())?
+    .map_err(|e| format!("is unreadable: {e}"))?;
+    if !format_matches(&content) {
+        return Err("is of another format version".into());
+    }
+    // SAFETY: cache files are only ever replaced whole by a rename, never written in place, so
+    // the mapped bytes stay what they were when their checksums were checked. (A file changed in
+    // place by hand could still change under the mapping, as with any mapped checkpoint.)
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("is unreadable: {e}"))?;
+    if !complete(&content, map.len() as u64) {
+        return Err("is truncated".into());
+    }
+    Ok(Existing {
+        content,
+        map: Arc::new(map),
+    })
+}
+
+/// CRC-32 of `bytes`, in parallel chunks (a warm start checks gigabytes of mapped weights).
+fn crc_of(bytes: &[u8]) -> u32 {
+    const CHUNK: usize = 8 << 20;
+    if bytes.len() <= CHUNK {
+        return crc32fast::hash(bytes);
+    }
+    bytes
+        .par_chunks(CHUNK)
+        .map(|c| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(c);
+            h
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(|mut a, b| {
+            a.combine(&b);
+            a
+        })
+        .map_or_else(|| crc32fast::hash(&[]), |h| h.finalize())
+}
+
+/// The packed length recorded for `key`, if its bytes are in this crate's packed layout.
+fn packed_len(content: &gguf_file::Content, key: &str) -> Option<u64> {
+    match content.metadata.get(&format!("{PACKED_KEY}{key}"))? {
+        gguf_file::Value::U64(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Bytes of `key`'s data: its packed length, or its GGML blocks (`None` on overflow).
+fn tensor_len(
+    content: &gguf_file::Content,
+    key: &str,
+    info: &gguf_file::TensorInfo,
+) -> Option<u64> {
+    if let Some(n) = packed_len(content, key) {
+        return Some(n);
+    }
+    let d = info.ggml_dtype;
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |a, &n| a.checked_mul(n as u64))?;
+    (elems / d.block_size() as u64).checked_mul(d.type_size() as u64)
+}
+
+/// GGUF's data alignment: a cache line, written as `general.alignment` (GGUF's default is 32).
+const ALIGN: u64 = 64;
 
 /// GGML's type ids for the formats made here.
 fn ggml_type_id(d: GgmlDType) -> Option<u32> {
@@ -465,19 +639,28 @@ fn write_gguf_header(
     h.extend_from_slice(b"GGUF");
     h.extend_from_slice(&3u32.to_le_bytes());
     h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    h.extend_from_slice(&(2 + tensors.len() as u64).to_le_bytes());
+    let packed = tensors.iter().filter(|t| t.tensor.packed.is_some()).count();
+    h.extend_from_slice(&((3 + tensors.len() + packed) as u64).to_le_bytes());
+    string(&mut h, "general.alignment");
+    h.extend_from_slice(&4u32.to_le_bytes()); // u32
+    h.extend_from_slice(&(ALIGN as u32).to_le_bytes());
     string(&mut h, "dpa_explorer.cache_format");
     h.extend_from_slice(&4u32.to_le_bytes()); // u32
     h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
     string(&mut h, "dpa_explorer.mode");
     h.extend_from_slice(&8u32.to_le_bytes()); // string
     string(&mut h, mode_name(dtype));
-    for t in tensors {
+    for SpillTensor { tensor: t, .. } in tensors {
         string(&mut h, &format!("{CRC_KEY}{}", t.name));
         h.extend_from_slice(&4u32.to_le_bytes()); // u32
         h.extend_from_slice(&t.crc.to_le_bytes());
+        if let Some(len) = t.packed {
+            string(&mut h, &format!("{PACKED_KEY}{}", t.name));
+            h.extend_from_slice(&10u32.to_le_bytes()); // u64
+            h.extend_from_slice(&len.to_le_bytes());
+        }
     }
-    for t in tensors {
+    for SpillTensor { tensor: t, offset } in tensors {
         let (rows, cols) = t.shape;
         string(&mut h, &t.name);
         h.extend_from_slice(&2u32.to_le_bytes());
@@ -485,7 +668,7 @@ fn write_gguf_header(
         h.extend_from_slice(&(cols as u64).to_le_bytes());
         h.extend_from_slice(&(rows as u64).to_le_bytes());
         h.extend_from_slice(&t.type_id.to_le_bytes());
-        h.extend_from_slice(&t.offset.to_le_bytes());
+        h.extend_from_slice(&offset.to_le_bytes());
     }
     h.resize(
         (h.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
@@ -494,15 +677,18 @@ fn write_gguf_header(
     w.write_all(&h)
 }
 
-/// Whether every tensor's data lies inside the file (a crash or a full disk can cut it short).
-fn complete(content: &gguf_file::Content, file: &std::fs::File) -> bool {
-    let Ok(len) = file.metadata().map(|m| m.len()) else {
-        return false;
-    };
-    content.tensor_infos.values().all(|i| {
-        let d = i.ggml_dtype;
-        let bytes = (i.shape.elem_count() / d.block_size() * d.type_size()) as u64;
-        content.tensor_data_offset + i.offset + bytes <= len
+/// Whether every tensor's data lies inside the file (a crash or a full disk can cut it short),
+/// in checked arithmetic: the header's sizes and offsets are the file's word, not ours.
+fn complete(content: &gguf_file::Content, file_len: u64) -> bool {
+    content.tensor_infos.iter().all(|(name, i)| {
+        tensor_len(content, name, i)
+            .and_then(|n| {
+                content
+                    .tensor_data_offset
+                    .checked_add(i.offset)?
+                    .checked_add(n)
+            })
+            .is_some_and(|end| end <= file_len)
     })
 }
 
@@ -513,9 +699,10 @@ fn format_matches(content: &gguf_file::Content) -> bool {
     )
 }
 
-/// `<fingerprint>-<format>.gguf`: the fingerprint covers each weight file's resolved path,
-/// size and modification time, so a changed or different checkpoint never meets old weights.
-pub fn cache_name(files: &WeightFiles, dtype: GgmlDType) -> String {
+/// `<fingerprint>-<format>.gguf` (`-ggml.gguf` for weights in GGML's own layout, which a GPU
+/// load keeps): the fingerprint covers each weight file's resolved path, size and modification
+/// time, so a changed or different checkpoint never meets old weights.
+pub fn cache_name(files: &WeightFiles, dtype: GgmlDType, packed: bool) -> String {
     let mut h = Fnv::default();
     h.write(&CACHE_FORMAT.to_le_bytes());
     for p in files.paths() {
@@ -529,7 +716,8 @@ pub fn cache_name(files: &WeightFiles, dtype: GgmlDType) -> String {
             }
         }
     }
-    format!("{:016x}-{}.gguf", h.0, mode_name(dtype))
+    let layout = if packed { "" } else { "-ggml" };
+    format!("{:016x}-{}{layout}.gguf", h.0, mode_name(dtype))
 }
 
 pub fn mode_name(dtype: GgmlDType) -> &'static str {
@@ -594,17 +782,19 @@ mod tests {
         let fa = WeightFiles::Safetensors(vec![a]);
         let fb = WeightFiles::Safetensors(vec![b]);
         assert_ne!(
-            cache_name(&fa, GgmlDType::Q8_0),
-            cache_name(&fa, GgmlDType::Q4K)
+            cache_name(&fa, GgmlDType::Q8_0, true),
+            cache_name(&fa, GgmlDType::Q4K, true)
         );
         assert_ne!(
-            cache_name(&fa, GgmlDType::Q8_0),
-            cache_name(&fb, GgmlDType::Q8_0)
+            cache_name(&fa, GgmlDType::Q8_0, true),
+            cache_name(&fb, GgmlDType::Q8_0, true)
         );
         assert_eq!(
-            cache_name(&fa, GgmlDType::Q8_0),
-            cache_name(&fa, GgmlDType::Q8_0)
+            cache_name(&fa, GgmlDType::Q8_0, true),
+            cache_name(&fa, GgmlDType::Q8_0, true)
         );
-        assert!(cache_name(&fa, GgmlDType::Q4K).ends_with("-q4_k.gguf"));
+        assert!(cache_name(&fa, GgmlDType::Q4K, true).ends_with("-q4_k.gguf"));
+        // GGML's layout (a GPU load) never meets the CPU kernels' packed one.
+        assert!(cache_name(&fa, GgmlDType::Q8_0, false).ends_with("-q8_0-ggml.gguf"));
     }
 }

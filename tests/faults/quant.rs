@@ -66,3 +66,101 @@ fn a_flipped_byte_in_the_quantised_cache_is_caught_and_the_file_made_anew() {
         }
     }
 }
+
+mod fuzz {
+    //! Fuzz target (proptest) for the cache file's reader: its bytes are a file's word. Whatever
+    //! is changed in it, a load never panics and its scores are those of the good file.
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// The good file of a `q4_k` load (packed tensors and q8_0 fallbacks), and its scores.
+    fn good() -> &'static (Vec<u8>, Vec<f32>) {
+        static GOOD: OnceLock<(Vec<u8>, Vec<f32>)> = OnceLock::new();
+        GOOD.get_or_init(|| {
+            let dir = fixture("tiny-gqa-window");
+            let case = &reference(&dir).cases[0];
+            let cache = tempfile::tempdir().unwrap();
+            let scores = load_mode(&dir, DTypeChoice::Q4K, cache.path())
+                .score(&[(case.prompt.as_str(), case.response.as_str())])
+                .unwrap()
+                .remove(0)
+                .scores;
+            (std::fs::read(only_file(cache.path())).unwrap(), scores)
+        })
+    }
+
+    fn check(edit: impl FnOnce(&mut Vec<u8>)) {
+        let (bytes, scores) = good();
+        let dir = fixture("tiny-gqa-window");
+        let case = &reference(&dir).cases[0];
+        let cache = tempfile::tempdir().unwrap();
+        // Where the load looks: made by a load, then replaced by the changed bytes.
+        load_mode(&dir, DTypeChoice::Q4K, cache.path());
+        let path = only_file(cache.path());
+        let mut changed = bytes.clone();
+        edit(&mut changed);
+        std::fs::write(&path, &changed).unwrap();
+        let again = load_mode(&dir, DTypeChoice::Q4K, cache.path())
+            .score(&[(case.prompt.as_str(), case.response.as_str())])
+            .unwrap()
+            .remove(0)
+            .scores;
+        assert_eq!(&again, scores, "a changed cache file changed the scores");
+        assert_eq!(
+            std::fs::read_dir(cache.path()).unwrap().count(),
+            1,
+            "no leftovers"
+        );
+    }
+
+    /// GGUF's reader divides by the header's alignment: zero is an unreadable file, not a crash.
+    #[test]
+    fn an_alignment_of_zero_is_an_unreadable_file() {
+        check(|b| {
+            let key = b"general.alignment";
+            let at = b
+                .windows(key.len())
+                .position(|w| w == key)
+                .expect("the cache file states its alignment")
+                + key.len()
+                + 4; // the value's type
+            b[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Bytes changed anywhere, most of them in the header (sizes, offsets, checksums).
+        #[test]
+        fn fuzz_cache_file_mutated(
+            edits in prop::collection::vec((any::<bool>(), any::<u32>(), 1u8..=255), 1..6),
+        ) {
+            check(|b| {
+                // The header: metadata and tensor infos come before the first tensor's data.
+                let header = b.len().min(2048);
+                for (in_header, at, x) in edits {
+                    let at = at as usize % if in_header { header } else { b.len() };
+                    b[at] ^= x;
+                }
+            });
+        }
+
+        /// Cut short anywhere, or replaced by arbitrary bytes behind a GGUF magic.
+        #[test]
+        fn fuzz_cache_file_cut_or_arbitrary(
+            cut in any::<u32>(),
+            junk in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            check(|b| {
+                let cut = cut as usize % b.len();
+                b.truncate(cut);
+            });
+            check(|b| {
+                b.truncate(4);
+                b.extend_from_slice(&junk);
+            });
+        }
+    }
+}

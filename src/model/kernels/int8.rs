@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::bytes::WeightBytes;
 use super::{Isa, SendPtr};
 
 /// Values per quantisation block.
@@ -66,7 +67,7 @@ impl QFormat {
 /// A weight matrix `W` `[n, k]` (k a multiple of 32) packed for [`PackedQ::matmul`].
 pub struct PackedQ {
     format: QFormat,
-    data: Vec<u8>,
+    data: WeightBytes,
     n: usize,
     k: usize,
     /// Blocks per column.
@@ -88,16 +89,44 @@ impl PackedQ {
     /// An all-zero matrix, filled by [`PackedQ::fill_ggml_rows`].
     pub fn zeroed(format: QFormat, n: usize, k: usize) -> Self {
         assert!(k.is_multiple_of(QK), "k = {k} is not a multiple of {QK}");
-        let nb = k / QK;
-        let panels = n.div_ceil(NR);
-        Self {
+        Self::with_bytes(
             format,
-            data: vec![0u8; panels * nb * format.block_bytes()],
             n,
             k,
-            nb,
-            panels,
+            WeightBytes::zeroed(Self::packed_len(format, n, k)),
+        )
+        .expect("sized for it")
+    }
+
+    /// Bytes of the packed form of an `[n, k]` weight.
+    pub fn packed_len(format: QFormat, n: usize, k: usize) -> usize {
+        n.div_ceil(NR) * (k / QK) * format.block_bytes()
+    }
+
+    /// A matrix from bytes already in the packed form ([`PackedQ::packed`] of an equal one),
+    /// or `None` when there are not exactly as many as its shape needs.
+    pub fn with_bytes(format: QFormat, n: usize, k: usize, data: WeightBytes) -> Option<Self> {
+        if !k.is_multiple_of(QK) || data.len() != Self::packed_len(format, n, k) {
+            return None;
         }
+        Some(Self {
+            format,
+            data,
+            n,
+            k,
+            nb: k / QK,
+            panels: n.div_ceil(NR),
+        })
+    }
+
+    /// The packed form, to be kept and given back to [`PackedQ::with_bytes`].
+    pub fn packed(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Whether the weights are used in place from a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped()
     }
 
     /// Packs rows `row0..row0 + rows` from GGML blocks (`Q8_0` or `Q4_0` as `format` says),
@@ -113,6 +142,7 @@ impl PackedQ {
         let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
         let bb = fmt.block_bytes();
         self.data
+            .owned_mut()
             .par_chunks_mut(nb * bb)
             .enumerate()
             .skip(first)

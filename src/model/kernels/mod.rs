@@ -3,6 +3,7 @@
 //! the processor reports, and each has a portable fallback computing the same thing.
 
 pub mod bf16;
+pub mod bytes;
 pub mod int8;
 pub mod q4k;
 

@@ -14,6 +14,7 @@
 
 use rayon::prelude::*;
 
+use super::bytes::WeightBytes;
 use super::int8::{q16_slot, quantise, QK};
 use super::{Isa, SendPtr, NR};
 use crate::model::kquant::{padded_k, scale_min, Q4K_BLOCK_BYTES, QK_K};
@@ -35,7 +36,7 @@ const PARALLEL_MIN: usize = 1 << 18;
 
 /// A weight matrix `W` `[n, k]` (k a multiple of 32) packed for [`PackedQ4K::matmul`].
 pub struct PackedQ4K {
-    data: Vec<u8>,
+    data: WeightBytes,
     n: usize,
     k: usize,
     /// Super-blocks per column (the last one padded when k is not a multiple of 256).
@@ -81,15 +82,37 @@ impl PackedQ4K {
     /// An all-zero matrix, filled by [`PackedQ4K::fill_ggml_rows`].
     pub fn zeroed(n: usize, k: usize) -> Self {
         assert!(k.is_multiple_of(QK), "k = {k} is not a multiple of {QK}");
-        let nsb = padded_k(k) / QK_K;
-        let panels = n.div_ceil(NR);
-        Self {
-            data: vec![0u8; panels * nsb * SB_BYTES],
+        Self::with_bytes(n, k, WeightBytes::zeroed(Self::packed_len(n, k))).expect("sized for it")
+    }
+
+    /// Bytes of the packed form of an `[n, k]` weight.
+    pub fn packed_len(n: usize, k: usize) -> usize {
+        n.div_ceil(NR) * (padded_k(k) / QK_K) * SB_BYTES
+    }
+
+    /// A matrix from bytes already in the packed form ([`PackedQ4K::packed`] of an equal one),
+    /// or `None` when there are not exactly as many as its shape needs.
+    pub fn with_bytes(n: usize, k: usize, data: WeightBytes) -> Option<Self> {
+        if !k.is_multiple_of(QK) || data.len() != Self::packed_len(n, k) {
+            return None;
+        }
+        Some(Self {
+            data,
             n,
             k,
-            nsb,
-            panels,
-        }
+            nsb: padded_k(k) / QK_K,
+            panels: n.div_ceil(NR),
+        })
+    }
+
+    /// The packed form, to be kept and given back to [`PackedQ4K::with_bytes`].
+    pub fn packed(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Whether the weights are used in place from a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped()
     }
 
     /// Packs rows `row0..row0 + rows` from GGML `Q4_K` blocks, row-major, each row
@@ -104,6 +127,7 @@ impl PackedQ4K {
         }
         let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
         self.data
+            .owned_mut()
             .par_chunks_mut(nsb * SB_BYTES)
             .enumerate()
             .skip(first)
