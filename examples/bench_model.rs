@@ -274,8 +274,8 @@ fn smoke() -> anyhow::Result<()> {
     }
     let cached = std::fs::read_dir(dir.path().join("quantized"))?.count();
     anyhow::ensure!(
-        cached == 3,
-        "expected 3 quantised (q8_0, q4_k, q4_0) cache files, found {cached}"
+        cached == 4,
+        "expected 4 cache files (bf16, q8_0, q4_k, q4_0), found {cached}"
     );
     anyhow::ensure!(failed.is_empty(), "modes disagree with f32: {failed:?}");
     println!("smoke: ok");

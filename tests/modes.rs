@@ -25,6 +25,12 @@ fn worst(model: &std::sync::Arc<RewardModel>, dir: &Path) -> (f32, f32) {
     (worst, scale)
 }
 
+/// Whether bf16 runs on this crate's packed kernel here (AVX2 or better), which is cached.
+fn bf16_packed() -> bool {
+    use dpa_explorer::model::kernels::{bf16::PackedBf16, Isa};
+    PackedBf16::best_isa() != Isa::Scalar
+}
+
 #[test]
 fn every_cpu_mode_stays_close_to_transformers_f32() {
     let cache = tempfile::tempdir().unwrap();
@@ -231,8 +237,8 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
     }
     assert_eq!(
         std::fs::read_dir(cache.path()).unwrap().count(),
-        3,
-        "the second starts of q8_0, q4_k and q4_0 read their cache files"
+        3 + usize::from(bf16_packed()),
+        "the second starts of bf16, q8_0, q4_k and q4_0 read their cache files"
     );
 }
 
@@ -244,9 +250,11 @@ fn a_warm_start_uses_the_cached_weights_in_place() {
     let dir = fixture("tiny-gqa-window");
     let case = &reference(&dir).cases[0];
     let pair = [(case.prompt.as_str(), case.response.as_str())];
-    // q8_0 and q4_0 run on this crate's kernels only where AVX512-VNNI is; q4_k everywhere.
+    // q8_0 and q4_0 run on this crate's kernels only where AVX512-VNNI is; q4_k and bf16
+    // everywhere.
     let vnni = dpa_explorer::model::kernels::int8::vnni_available();
     for (mode, own) in [
+        (DTypeChoice::BF16, bf16_packed()),
         (DTypeChoice::Q8_0, vnni),
         (DTypeChoice::Q4K, true),
         (DTypeChoice::Q4_0, vnni),
@@ -307,4 +315,9 @@ fn loads_report_each_layer_and_what_they_do() {
     assert_eq!(load(DTypeChoice::F32), LoadPhase::Reading);
     assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::Quantising);
     assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::ReadingCache);
+    // bf16 packs (no quantising) and keeps the packed form too.
+    if bf16_packed() {
+        assert_eq!(load(DTypeChoice::BF16), LoadPhase::Reading);
+        assert_eq!(load(DTypeChoice::BF16), LoadPhase::ReadingCache);
+    }
 }

@@ -107,9 +107,10 @@ impl Linear {
         }
     }
 
-    /// The quantised packed form, as a cache keeps it (`None` for other weights).
+    /// The packed form, as a cache keeps it (`None` for weights in candle's tensors).
     fn packed_bytes(&self) -> Option<&[u8]> {
         match self {
+            Linear::PackedBf16(w) => Some(w.packed()),
             Linear::PackedQ(w) => Some(w.packed()),
             Linear::PackedQ4K(w) => Some(w.packed()),
             _ => None,
@@ -119,6 +120,7 @@ impl Linear {
     /// Whether the weights are used in place from a mapped cache file (nothing was copied).
     pub fn is_mapped(&self) -> bool {
         match self {
+            Linear::PackedBf16(w) => w.is_mapped(),
             Linear::PackedQ(w) => w.is_mapped(),
             Linear::PackedQ4K(w) => w.is_mapped(),
             _ => false,
@@ -229,7 +231,10 @@ pub fn load(
 ) -> Result<Linear, ModelError> {
     match format {
         WeightFormat::Dense(dtype) => load_dense(ckpt, names, outs, in_features, dtype, device),
-        WeightFormat::PackedBf16 => load_packed_bf16(ckpt, names, outs, in_features),
+        WeightFormat::PackedBf16 => match cache {
+            Some(cache) => load_packed_bf16_cached(ckpt, names, outs, in_features, cache),
+            None => load_packed_bf16(ckpt, names, outs, in_features),
+        },
         WeightFormat::Quantized(want) => {
             let Some(dtype) = quant::format_for(want, in_features, device.is_cpu()) else {
                 // Too narrow for any block format: stays exact.
@@ -357,6 +362,33 @@ pub fn load_dense(
 
 /// Loads the named weights into one packed bf16 projection, one part at a time so that only
 /// one part is ever held twice.
+/// [`load_packed_bf16`] through a cache of the packed form: a warm start uses it in place in
+/// the mapped file, a first start keeps what it packs.
+fn load_packed_bf16_cached(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    cache: &mut QuantCache,
+) -> Result<Linear, ModelError> {
+    for (name, &out) in names.iter().zip(outs) {
+        ckpt.mark_taken(name, &[out, in_features])?;
+    }
+    let key = names.join("+");
+    let rows: usize = outs.iter().sum();
+    let shape = (rows, in_features);
+    let len = PackedBf16::packed_len(rows, in_features);
+    let kept = cache.packed(&key, shape, GgmlDType::BF16, len);
+    if let Some(p) = kept.and_then(|b| PackedBf16::with_bytes(rows, in_features, b)) {
+        return Ok(Linear::PackedBf16(Arc::new(p)));
+    }
+    let made = load_packed_bf16(ckpt, names, outs, in_features)?;
+    if let Some(bytes) = made.packed_bytes() {
+        cache.keep_packed(&key, shape, GgmlDType::BF16, bytes);
+    }
+    Ok(made)
+}
+
 pub fn load_packed_bf16(
     ckpt: &mut Checkpoint,
     names: &[&str],

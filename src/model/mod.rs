@@ -261,12 +261,19 @@ impl RewardModel {
                 WeightFormat::Quantized(q) => Some(std::cell::RefCell::new(
                     quant::QuantCache::open(quant_cache, &files.weights, q, device.is_cpu()),
                 )),
+                // The packed bf16 form: a warm start maps it instead of packing 14 GB again.
+                WeightFormat::PackedBf16 => Some(std::cell::RefCell::new(quant::QuantCache::open(
+                    quant_cache,
+                    &files.weights,
+                    candle_core::quantized::GgmlDType::BF16,
+                    true,
+                ))),
                 _ => None,
             };
         let phase = match &cache {
             Some(c) if c.borrow().is_warm() => LoadPhase::ReadingCache,
-            Some(_) => LoadPhase::Quantising,
-            None => LoadPhase::Reading,
+            Some(_) if matches!(plan.weights, WeightFormat::Quantized(_)) => LoadPhase::Quantising,
+            _ => LoadPhase::Reading,
         };
         let layers = cfg.num_hidden_layers;
         progress(LoadProgress {

@@ -620,6 +620,7 @@ fn ggml_type_id(d: GgmlDType) -> Option<u32> {
         GgmlDType::Q8_0 => 8,
         GgmlDType::Q4K => 12,
         GgmlDType::Q6K => 14,
+        GgmlDType::BF16 => 30,
         _ => return None,
     })
 }
@@ -727,6 +728,7 @@ pub fn mode_name(dtype: GgmlDType) -> &'static str {
         GgmlDType::Q6K => "q6k",
         GgmlDType::Q5K => "q5k",
         GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::BF16 => "bf16",
         _ => "other",
     }
 }

@@ -11,6 +11,7 @@
 
 use rayon::prelude::*;
 
+use super::bytes::WeightBytes;
 pub use super::NR;
 use super::{Isa, SendPtr};
 
@@ -21,9 +22,28 @@ const KC: usize = 512;
 /// Below this many multiply-adds a single thread is faster than waking the pool.
 const PARALLEL_MIN: usize = 1 << 18;
 
+/// The packed values: made in memory, or in place in a mapped cache file (little-endian u16, at
+/// an even offset, as [`PackedBf16::with_bytes`] checks).
+enum Values {
+    Owned(Vec<u16>),
+    Mapped(WeightBytes),
+}
+
+impl std::ops::Deref for Values {
+    type Target = [u16];
+
+    fn deref(&self) -> &[u16] {
+        match self {
+            Values::Owned(v) => v,
+            // SAFETY: any two bytes are a u16; `with_bytes` admitted only bytes that align.
+            Values::Mapped(b) => unsafe { b.align_to::<u16>().1 },
+        }
+    }
+}
+
 /// A weight matrix `W` of shape `[n, k]` packed for [`PackedBf16::matmul`].
 pub struct PackedBf16 {
-    data: Vec<u16>,
+    data: Values,
     n: usize,
     k: usize,
     /// k rounded up to pairs.
@@ -44,12 +64,48 @@ impl PackedBf16 {
         let kp = k.div_ceil(2);
         let panels = n.div_ceil(NR);
         Self {
-            data: vec![0u16; panels * kp * PAIR],
+            data: Values::Owned(vec![0u16; panels * kp * PAIR]),
             n,
             k,
             kp,
             panels,
         }
+    }
+
+    /// Bytes of the packed form of an `[n, k]` weight.
+    pub fn packed_len(n: usize, k: usize) -> usize {
+        n.div_ceil(NR) * k.div_ceil(2) * PAIR * 2
+    }
+
+    /// A matrix from bytes already in the packed form ([`PackedBf16::packed`] of an equal one),
+    /// or `None` when there are not exactly as many as its shape needs, or they are not at an
+    /// even address.
+    pub fn with_bytes(n: usize, k: usize, data: WeightBytes) -> Option<Self> {
+        // SAFETY: only the split is looked at; any two bytes are a u16.
+        let (head, _, tail) = unsafe { data.align_to::<u16>() };
+        if data.len() != Self::packed_len(n, k) || !head.is_empty() || !tail.is_empty() {
+            return None;
+        }
+        Some(Self {
+            data: Values::Mapped(data),
+            n,
+            k,
+            kp: k.div_ceil(2),
+            panels: n.div_ceil(NR),
+        })
+    }
+
+    /// The packed form as bytes (little-endian here), to be kept and given back to
+    /// [`PackedBf16::with_bytes`].
+    pub fn packed(&self) -> &[u8] {
+        let v: &[u16] = &self.data;
+        // SAFETY: a u16 slice viewed as its bytes: same memory, alignment 1, twice the length.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+    }
+
+    /// Whether the weights are used in place from a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, Values::Mapped(_))
     }
 
     /// Sets rows `row0..row0 + rows`: `row(i, dst)` writes the bf16 bits of row `row0 + i`.
@@ -65,8 +121,10 @@ impl PackedBf16 {
         }
         let (k, kp) = (self.k, self.kp);
         let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
-        self.data
-            .par_chunks_mut(kp * PAIR)
+        let Values::Owned(data) = &mut self.data else {
+            panic!("mapped weights are read-only");
+        };
+        data.par_chunks_mut(kp * PAIR)
             .enumerate()
             .skip(first)
             .take(last + 1 - first)
