@@ -4,6 +4,10 @@
 //!
 //! ```text
 //! bench_model --model DIR --dtype q8_0 --inputs inputs.json --runs 5
+//! bench_model --model DIR --dtype bf16 --tokens 364 --runs 3 --append 5 --cold
+//!                            # also: one word appended to a cached input, the first pass after
+//!                            # the load, read bandwidth and the weight-reading floor
+//! bench_model --model DIR --dtype q4_0 --load-only   # the load alone (first start: quantising)
 //! bench_model --smoke        # tiny random model, every CPU mode, a few seconds
 //! ```
 
@@ -15,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use dpa_explorer::model::mistral::{KvCache, Mistral};
 use dpa_explorer::model::{DTypeChoice, DeviceChoice, LoadOptions, ModelFiles, RewardModel};
 
 #[derive(Debug, Parser)]
@@ -51,6 +56,22 @@ struct Args {
     /// Build a tiny random model, run every CPU mode on it, check they agree; seconds.
     #[arg(long)]
     smoke: bool,
+    /// Load the model, report the load and exit, with no pass.
+    #[arg(long)]
+    load_only: bool,
+    /// The explorer's as-you-type path: each input's warm-up pass keeps its key/value cache,
+    /// then this many further tokens are scored against that cache, `--runs` times after one
+    /// warm-up (0: off). Implies `--bandwidth`.
+    #[arg(long, default_value_t = 0)]
+    append: usize,
+    /// Report the very first pass after the load (the first input's warm-up pass, timed) as
+    /// `cold_s`: what a user waits for while the weights are first touched.
+    #[arg(long)]
+    cold: bool,
+    /// Measure read bandwidth with every thread, after the passes, and report the floor of a
+    /// few-token pass: the weights it reads once over that bandwidth.
+    #[arg(long)]
+    bandwidth: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -96,39 +117,73 @@ fn main() -> anyhow::Result<()> {
     if args.check {
         return check(decoder, &inputs);
     }
+    let info = model.info();
+    if args.load_only {
+        let out = serde_json::json!({
+            "engine": "dpa-explorer",
+            "mode": info.dtype,
+            "requested": args.dtype.name(),
+            "device": info.device,
+            "load_s": load_s,
+            "weight_bytes": decoder.weight_bytes(),
+            "peak_rss_after_load": rss_loaded,
+            "peak_rss": common::peak_rss(),
+            "results": [],
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    // The appended tokens: deterministic ordinary ids (no BOS), the same for every input.
+    let extra = common::token_ids(args.append + 1, 7)[1..].to_vec();
+    let mut cold = None;
     let mut results = Vec::new();
     for ids in &inputs {
         for &b in &args.batch {
             let seqs: Vec<&[u32]> = (0..b).map(|_| ids.as_slice()).collect();
-            let run = || -> anyhow::Result<(f64, Vec<f32>)> {
+            let run = |keep: bool| -> anyhow::Result<(f64, Vec<f32>, Option<KvCache>)> {
                 let t = Instant::now();
-                let out = decoder.forward(None, &seqs, false, &|| false)?;
+                let out = decoder.forward(None, &seqs, keep, &|| false)?;
                 // Reading the logits waits for the device.
                 let logits = out.logits.to_vec2::<f32>()?;
-                Ok((t.elapsed().as_secs_f64(), logits[0].clone()))
+                let cache = out.caches.and_then(|c| c.into_iter().next());
+                Ok((t.elapsed().as_secs_f64(), logits[0].clone(), cache))
             };
-            run()?;
+            // The warm-up; with --append it keeps its cache, as the explorer's scoring does.
+            let (first_s, _, cache) = run(args.append > 0)?;
+            if cold.is_none() {
+                cold = Some((first_s, ids.len(), b));
+            }
             let mut times = Vec::with_capacity(args.runs);
             let mut scores = Vec::new();
             for _ in 0..args.runs.max(1) {
-                let (t, s) = run()?;
+                let (t, s, _) = run(false)?;
                 times.push(t);
                 scores = s;
             }
-            let mut sorted = times.clone();
-            sorted.sort_by(f64::total_cmp);
-            results.push(serde_json::json!({
+            let (median_s, min_s) = median_min(&times);
+            let mut result = serde_json::json!({
                 "tokens": ids.len(),
                 "batch": b,
-                "median_s": sorted[sorted.len() / 2],
-                "min_s": sorted[0],
+                "median_s": median_s,
+                "min_s": min_s,
                 "times_s": times,
                 "scores": scores,
-            }));
+            });
+            if let Some(cache) = cache {
+                let times = time_append(decoder, &cache, &extra, args.runs)?;
+                let (median_s, min_s) = median_min(&times);
+                result["append_tokens"] = extra.len().into();
+                result["append_median_s"] = median_s.into();
+                result["append_min_s"] = min_s.into();
+                result["append_times_s"] = times.into();
+                result["cache_bytes"] = cache.bytes().into();
+            }
+            results.push(result);
         }
     }
-    let info = model.info();
-    let out = serde_json::json!({
+    // Read before the bandwidth buffer adds its own gigabyte.
+    let peak_rss = common::peak_rss();
+    let mut out = serde_json::json!({
         "engine": "dpa-explorer",
         "mode": info.dtype,
         "requested": args.dtype.name(),
@@ -136,21 +191,77 @@ fn main() -> anyhow::Result<()> {
         "load_s": load_s,
         "weight_bytes": decoder.weight_bytes(),
         "peak_rss_after_load": rss_loaded,
-        "peak_rss": common::peak_rss(),
+        "peak_rss": peak_rss,
         "threads": rayon::current_num_threads(),
         "fused_kernels": !args.unfused,
         "results": results,
     });
+    if let (true, Some((s, tokens, batch))) = (args.cold, cold) {
+        out["cold_s"] = s.into();
+        out["cold_tokens"] = tokens.into();
+        out["cold_batch"] = batch.into();
+    }
+    if args.bandwidth || args.append > 0 {
+        let gbs = read_bandwidth();
+        // A pass over a few tokens reads every projection, norm and the head once, and only
+        // its tokens' rows of the embedding table.
+        let bytes = decoder.pass_weight_bytes();
+        out["bandwidth_gbs"] = gbs.into();
+        out["pass_weight_bytes"] = bytes.into();
+        out["floor_s"] = (bytes as f64 / (gbs * 1e9)).into();
+    }
     println!("{out}");
     Ok(())
 }
 
-fn check(
-    decoder: &dpa_explorer::model::mistral::Mistral,
-    inputs: &[Vec<u32>],
-) -> anyhow::Result<()> {
+/// The median (the upper one of an even count) and the smallest of `times`.
+fn median_min(times: &[f64]) -> (f64, f64) {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], sorted[0])
+}
+
+/// Seconds of scoring `extra` against `cache`, keeping the extended cache as the explorer does
+/// for the next word: `runs` times (at least once) after one warm-up, each from the same cache.
+fn time_append(
+    decoder: &Mistral,
+    cache: &KvCache,
+    extra: &[u32],
+    runs: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let once = || -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let out = decoder.forward(Some(cache), &[extra], true, &|| false)?;
+        out.logits.to_vec2::<f32>()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    once()?;
+    (0..runs.max(1)).map(|_| once()).collect()
+}
+
+/// Read bandwidth in GB/s: every rayon thread sums its own part of a 1 GiB buffer, far larger
+/// than the caches; the best of 20 reads (a busy machine slows some of them).
+fn read_bandwidth() -> f64 {
+    use rayon::prelude::*;
+    const BYTES: usize = 1 << 30;
+    // Non-zero, so that every page is really written (and backed) before the reads.
+    let buf = vec![1u64; BYTES / 8];
+    let part = buf.len().div_ceil(rayon::current_num_threads().max(1));
+    let mut best = f64::INFINITY;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let sum: u64 = buf
+            .par_chunks(part)
+            .map(|c| c.iter().fold(0u64, |a, &x| a.wrapping_add(x)))
+            .sum();
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(std::hint::black_box(sum), buf.len() as u64);
+    }
+    BYTES as f64 / best / 1e9
+}
+
+fn check(decoder: &Mistral, inputs: &[Vec<u32>]) -> anyhow::Result<()> {
     use dpa_explorer::model::gpu;
-    use dpa_explorer::model::mistral::KvCache;
     let logits = |prefix: Option<&KvCache>, seqs: &[&[u32]]| -> anyhow::Result<Vec<Vec<f32>>> {
         Ok(decoder
             .forward(prefix, seqs, false, &|| false)?

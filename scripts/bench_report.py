@@ -14,6 +14,8 @@ from pathlib import Path
 
 # dpa-explorer's modes that keep the ranking on trained weights (BENCHMARKS.md, accuracy).
 ACCURATE = ("f32", "bf16", "q8_0")
+# Modes whose first start quantises the weights and writes them to the cache.
+QUANTISED = ("q8_0", "q4_0", "q4_k", "q4k")
 
 
 def flops(cfg: dict, tokens: int) -> float:
@@ -84,7 +86,8 @@ def table(args, cfg: dict, runs: list[dict]) -> str:
         title = f"{tokens} tokens" + (f" × batch {batch}" if batch > 1 else "")
         scale = max(abs(v) for v in res(ref)["scores"]) if ref else float("nan")
         rm = ref["mode"] if ref else "-"
-        lines.append(f"\n**{title}** (largest abs(score) of PyTorch {rm}: {scale:.2f})\n")
+        lines.append(f"\n**{title}**" + (f" (largest abs(score) of PyTorch {rm}: {scale:.2f})"
+                                             if ref else "") + "\n")
         head = "| engine | mode | median ms |"
         rule = "|---|---|---:|"
         if multi:
@@ -137,13 +140,70 @@ def table(args, cfg: dict, runs: list[dict]) -> str:
         return f"{n / r['weight_bytes']:.2f}" if n and r.get("weight_bytes") else "-"
 
     for r in runs:
-        first = f"{r['first_load_s']:.1f}" if "first_load_s" in r else "-"
+        quantises = r["engine"] == "dpa-explorer" and mode_of(r) in QUANTISED
+        first = f"{r['first_load_s']:.1f}" if "first_load_s" in r and quantises else "-"
         load = f"{r['load_s']:.1f}" if r.get("load_s") is not None else "-"
+        first_peak = r.get("first_load_peak_rss") if quantises else None
         lines.append(f"| {r['engine']} | {r['mode']} | {fmt_bytes(r['weight_bytes'])} | "
                      f"{fmt_bytes(r.get('peak_rss_after_load'))} | "
                      f"{fmt_bytes(r.get('peak_rss'))} | {ratio(r.get('peak_rss_after_load'), r)} | "
                      f"{ratio(r.get('peak_rss'), r)} | {load} | {first} | "
-                     f"{fmt_bytes(r.get('first_load_peak_rss'))} |")
+                     f"{fmt_bytes(first_peak)} |")
+    return "\n".join(lines)
+
+
+def secs(v) -> str:
+    """Seconds to about three significant figures."""
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.3g}"
+
+
+def append_table(args, runs: list[dict]) -> str:
+    """The as-you-type table (--append): start-up, the first pass after the load, one word
+    appended to an input whose keys and values are kept, against the floor of reading every
+    weight a pass reads once at the measured bandwidth, and memory."""
+    ours = [r for r in runs if r["engine"] == "dpa-explorer"]
+    # The machine's bandwidth: the best any process of the run measured (other work on a shared
+    # machine only lowers it), the same for every mode's floor.
+    best_bw = max((r["bandwidth_gbs"] for r in ours if r.get("bandwidth_gbs")), default=None)
+    lines = [
+        "\n**As you type** (dpa-explorer, each mode in two processes: the first, with an empty "
+        "quantised-weight cache, only loads (reading the checkpoint, and for a quantised mode "
+        "quantising and writing the cache); the second loads again from that cache, scores the "
+        "input once (the cold score: the first pass after the load, keeping the input's keys "
+        f"and values as the explorer does) and times {args.runs} more passes, then scores "
+        f"{args.append} appended tokens against the kept cache, keeping the longer one: median "
+        f"of {args.runs} after a warm-up)\n",
+        "| mode | first load s | later load s | cold score s (tokens) | append one word s "
+        "(tokens after) | floor s | append / floor | peak RSS GiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in ours:
+        floor = (r["pass_weight_bytes"] / (best_bw * 1e9)
+                 if best_bw and r.get("pass_weight_bytes") else None)
+        cold = (f"{secs(r['cold_s'])} ({r.get('cold_tokens', '?')})"
+                if r.get("cold_s") is not None else "-")
+        for x in r["results"]:
+            if x.get("append_median_s") is None:
+                continue
+            a = x["append_median_s"]
+            tag = f" × batch {x['batch']}" if x.get("batch", 1) > 1 else ""
+            rss = r.get("peak_rss")
+            lines.append(
+                f"| {r['mode']}{tag} | {secs(r.get('first_load_s'))} | {secs(r.get('load_s'))} | "
+                f"{cold} | {secs(a)} ({x['append_tokens']} after {x['tokens']}) | "
+                f"{secs(floor)} | {f'{a / floor:.2f}×' if floor else '-'} | "
+                f"{f'{rss / 2**30:.2f}' if rss else '-'} |")
+    bw = [f"{mode_of(r)} {r['bandwidth_gbs']:.1f} GB/s ({r['pass_weight_bytes'] / 1e9:.3g} GB "
+          "read)" for r in ours if r.get("bandwidth_gbs")]
+    if bw:
+        lines.append(
+            f"\nRead bandwidth, measured in each second process after its passes ({args.threads} "
+            "threads, each summing its own part of a 1 GiB buffer, best of 20 reads): "
+            + "; ".join(bw) + f". The floor is the weights every pass reads in full (all but the "
+            "embedding table, of which a pass reads only its tokens' rows) over the best of these, "
+            f"{best_bw:.1f} GB/s; the keys and values read beside them are left out.")
     return "\n".join(lines)
 
 
@@ -180,7 +240,8 @@ def write_report(path: Path, args, report: str, extra: str = "") -> None:
     import torch
 
     where = gpu_name() if args.device.startswith("cuda") else machine()
-    tag = ":llamacpp" if args.llamacpp else ""
+    tag = ((":llamacpp" if args.llamacpp else "")
+           + (":append" if getattr(args, "append", 0) else ""))
     marker = f"<!-- bench:{args.device}:{args.layers}l:{args.tokens}:{args.batch}{tag} -->"
     engines = "dpa-explorer, PyTorch" + (", llama.cpp" if args.llamacpp else "")
     how = (f"{args.rounds} rounds, each running every engine and mode once in its own process, "
@@ -188,7 +249,7 @@ def write_report(path: Path, args, report: str, extra: str = "") -> None:
            "is the median of its rounds' medians, the range their smallest and largest"
            if args.rounds > 1 else "one process per mode")
     section = (
-        f"{marker}\n### {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
+        f"{marker}\n{'####' if getattr(args, 'append', 0) else '###'} {args.device.upper()}, {args.layers} layer(s), tokens {args.tokens}"
         f"{', batch ' + ','.join(map(str, args.batch)) if args.batch != [1] else ''}"
         f"{' (' + engines + ')' if args.llamacpp else ''}\n\n"
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {where}; "

@@ -18,6 +18,11 @@ achieved GFLOP/s, peak RSS, max |score - PyTorch f32 score|) that it writes into
                                                             # three engines, GEMM rates, ranges
   python3 scripts/bench_vs_pytorch.py --layers 32 --rounds 1 --modes bf16,q8_0,q4_0 \
       --torch-modes bf16 --out docs/bench-full-size.md       # the full 7B shape in 24 GB (f32: 28 GB)
+  python3 scripts/bench_vs_pytorch.py --layers 32 --build-only
+                                                            # only build the model; prints its folder
+  python3 scripts/bench_vs_pytorch.py --layers 32 --rounds 1 --modes bf16,q8_0,q4_0 \
+      --torch-modes "" --tokens 364 --runs 3 --append 5     # as you type at full size: start-up,
+                                                            # first pass, one word appended, floor
   python3 scripts/bench_vs_pytorch.py --device cuda --layers 32 --tokens 300 --batch 1,32 \
       --modes bf16 --torch-modes bf16 --bin ./bench_model   # GPU: latency and throughput
 
@@ -41,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_engines  # noqa: E402
-from bench_report import table, write_report  # noqa: E402
+from bench_report import QUANTISED, append_table, table, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = (
@@ -328,6 +333,14 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per process")
     ap.add_argument("--min-free-gb", type=float, default=1.0,
                     help="stop a process that leaves less available memory than this (0: never)")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build the random model for --layers (if not built yet), print its "
+                         "folder and exit")
+    ap.add_argument("--append", type=int, default=0, metavar="N",
+                    help="dpa-explorer also scores N tokens appended to each input against its "
+                         "kept key/value cache, times its first pass after the load and measures "
+                         "read bandwidth; adds the as-you-type table (start-up, cold score, "
+                         "append, floor, peak RSS)")
     # worker-only
     ap.add_argument("--model")
     ap.add_argument("--dtype")
@@ -353,6 +366,9 @@ def main() -> None:
         child.join()
         if child.exitcode != 0 or not model_built(model_dir):
             raise SystemExit(f"building the model in {model_dir} failed")
+    if args.build_only:
+        print(model_dir)
+        return
     lengths = [int(t) for t in args.tokens.split(",")]
     inputs = make_inputs(model_dir, lengths)
     cfg = json.loads((model_dir / "config.json").read_text())
@@ -370,7 +386,8 @@ def main() -> None:
         ll = bench_engines.llamacpp_dir(sys.executable)
         ggufs = bench_engines.gguf_files(model_dir, ll, llama_modes, sys.executable, args.threads)
 
-    def run_one(engine: str, m: str, inputs_path: Path = inputs, runs: int = args.runs) -> dict:
+    def run_one(engine: str, m: str, inputs_path: Path = inputs, runs: int = args.runs,
+                extra: tuple = ()) -> dict:
         common = ["--inputs", str(inputs_path), "--runs", str(runs),
                   "--batch", ",".join(map(str, args.batch))]
         if engine == "pytorch":
@@ -394,15 +411,20 @@ def main() -> None:
                        "--kv", str(cfg["num_key_value_heads"] * cfg["head_dim"])]
             return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
-               "--quant-cache", str(qcache)] + common
+               "--quant-cache", str(qcache)] + common + list(extra)
+        if args.append:
+            cmd += ["--append", str(args.append), "--cold"]
         return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
 
     def first_load(m: str) -> dict:
-        # Only the load is of interest: the shortest input, one timed pass.
-        r = run_one("dpa-explorer", m, shortest, 1)
+        # Only the load is of interest: no pass.
+        r = run_one("dpa-explorer", m, shortest, 1, ("--load-only",))
         return dict(load_s=r["load_s"], peak_rss_after_load=r["peak_rss_after_load"])
 
-    quantised = ("q8_0", "q4_0")
+    def first_start(engine: str, m: str) -> bool:
+        # A quantised mode's first start quantises; the as-you-type table shows every mode's.
+        return engine == "dpa-explorer" and (m in QUANTISED or args.append > 0)
+
     shortest = make_inputs(model_dir, [min(lengths)])
     first_loads: dict = {}
     merged: dict = {}
@@ -430,6 +452,17 @@ def main() -> None:
             x["round_medians"] += y["round_medians"]
             x["median_s"] = statistics.median(x["times_s"])
             x["min_s"] = min(x["times_s"])
+            if "append_times_s" in x and "append_times_s" in y:
+                x["append_times_s"] += y["append_times_s"]
+                x["append_median_s"] = statistics.median(x["append_times_s"])
+                x["append_min_s"] = min(x["append_times_s"])
+        if r.get("cold_s") is not None and acc.get("cold_s") is not None:
+            acc["cold_rounds"] = acc.get("cold_rounds", [acc["cold_s"]]) + [r["cold_s"]]
+            acc["cold_s"] = statistics.median(acc["cold_rounds"])
+        if r.get("bandwidth_gbs") and acc.get("bandwidth_gbs"):
+            # The best read of any round; the floor follows it.
+            acc["bandwidth_gbs"] = max(acc["bandwidth_gbs"], r["bandwidth_gbs"])
+            acc["floor_s"] = acc["pass_weight_bytes"] / (acc["bandwidth_gbs"] * 1e9)
         for f in ("peak_rss", "peak_rss_after_load"):
             if r.get(f):
                 acc[f] = max(acc.get(f) or 0, r[f])
@@ -443,15 +476,15 @@ def main() -> None:
             # the timed process, then removed, so only one cache file is ever on disk (a 7B's q8_0
             # file alone is 7.7 GB).
             for engine, m in jobs + gemm_jobs:
-                if engine == "dpa-explorer" and m in quantised:
+                if first_start(engine, m):
                     first_loads[m] = first_load(m)
                 merge((engine, m), run_one(engine, m), 0)
-                for f in qcache.glob(f"*-{m}.gguf"):
+                for f in qcache.glob("*.gguf"):
                     f.unlink()
         else:
             # Quantise once first (timing that start), so that every timed start reads the cache.
             for engine, m in jobs:
-                if engine == "dpa-explorer" and m in quantised:
+                if first_start(engine, m):
                     first_loads[m] = first_load(m)
             # Every round runs every engine and mode once, in a different order (rotated, and
             # reversed every other round), so that a change of load on a shared machine does not
@@ -478,6 +511,8 @@ def main() -> None:
                          for e, rates in g.items()} for k, g in gemm_rounds.items()}
     raw.write_text(json.dumps(dict(runs=runs, gemm_gflops=gemm_raw), indent=1))
     report = table(args, cfg, runs)
+    if args.append:
+        report += "\n" + append_table(args, runs)
     if gemm_rounds:
         pairs = [(g["pytorch"], g["dpa-explorer"]) for _, g in sorted(gemm_rounds.items())
                  if "pytorch" in g and "dpa-explorer" in g]

@@ -345,6 +345,12 @@ impl Mistral {
 
     /// Bytes of all weights as held in memory.
     pub fn weight_bytes(&self) -> usize {
+        self.embed.elem_count() * self.embed.dtype().size_in_bytes() + self.pass_weight_bytes()
+    }
+
+    /// Bytes of the weights every pass reads in full: all but the embedding table, of which a
+    /// pass reads only its tokens' rows.
+    pub fn pass_weight_bytes(&self) -> usize {
         let t = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
         let layers: usize = self
             .layers
@@ -361,7 +367,7 @@ impl Mistral {
                     + l.mlp.down.weight_bytes()
             })
             .sum();
-        t(&self.embed) + layers + t(&self.norm.weight) + self.head.bytes()
+        layers + t(&self.norm.weight) + self.head.bytes()
     }
 
     /// Bytes of projection weights used in place from a mapped cache file, not copied.
