@@ -445,8 +445,11 @@ impl QuantCache {
                 std::fs::create_dir_all(dir)?;
             }
             let spill_path = path.with_extension(format!("part{}", std::process::id()));
+            let mut file = BufWriter::new(std::fs::File::create(&spill_path)?);
+            // Room for the header, written last: the side file becomes the cache file as it is.
+            file.write_all(&vec![0u8; HEADER_ROOM as usize])?;
             self.spill = Some(Spill {
-                file: BufWriter::new(std::fs::File::create(&spill_path)?),
+                file,
                 path: spill_path,
                 tensors: Vec::new(),
                 len: 0,
@@ -478,24 +481,43 @@ impl QuantCache {
             tensors,
             ..
         } = spill;
+        let header = gguf_header(self.dtype, &tensors, Some(HEADER_ROOM));
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let write = || -> std::io::Result<PathBuf> {
+            use std::io::{Seek, SeekFrom};
+            let mut file = file.into_inner().map_err(|e| e.into_error())?;
+            if header.len() as u64 == HEADER_ROOM {
+                // The header fills its room exactly: no copy of gigabytes of weights.
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&header)?;
+                // On disk before the rename: a crash leaves the old cache or the whole new one.
+                file.sync_all()?;
+                return Ok(spill_path.clone());
+            }
             let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
-            write_gguf_header(&mut w, self.dtype, &tensors)?;
-            std::io::copy(&mut std::fs::File::open(&spill_path)?, &mut w)?;
-            // On disk before the rename: a crash leaves the old cache or the whole new one.
+            w.write_all(&gguf_header(self.dtype, &tensors, None))?;
+            let mut data = std::fs::File::open(&spill_path)?;
+            data.seek(SeekFrom::Start(HEADER_ROOM))?;
+            std::io::copy(&mut data, &mut w)?;
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            Ok(())
+            Ok(tmp.clone())
         };
-        let result = write();
-        let _ = std::fs::remove_file(&spill_path);
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(ModelError::io(&tmp, e));
+        let written = match write() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_file(&spill_path);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(ModelError::io(&tmp, e));
+            }
+        };
+        if written != spill_path {
+            let _ = std::fs::remove_file(&spill_path);
+        }
+        if let Err(e) = std::fs::rename(&written, &path) {
+            let _ = std::fs::remove_file(&written);
+            return Err(ModelError::io(&path, e));
         }
         // Mapped by this process or another, the old file stays whole until unmapped.
-        std::fs::rename(&tmp, &path).map_err(|e| ModelError::io(&path, e))?;
         if let Some(dir) = path.parent() {
             remove_other_formats(dir);
         }
@@ -610,6 +632,9 @@ fn tensor_len(
     (elems / d.block_size() as u64).checked_mul(d.type_size() as u64)
 }
 
+/// Bytes kept at the start of the side file for the header (about 250 per tensor are needed).
+const HEADER_ROOM: u64 = 1 << 20;
+
 /// GGUF's data alignment: a cache line, written as `general.alignment` (GGUF's default is 32).
 const ALIGN: u64 = 64;
 
@@ -625,57 +650,68 @@ fn ggml_type_id(d: GgmlDType) -> Option<u32> {
     })
 }
 
-/// A GGUF v3 header: the format, the mode and each tensor's CRC-32 as metadata, then the
-/// tensor infos, padded to [`ALIGN`].
-fn write_gguf_header(
-    w: &mut impl Write,
-    dtype: GgmlDType,
-    tensors: &[SpillTensor],
-) -> std::io::Result<()> {
-    let mut h: Vec<u8> = Vec::new();
-    let string = |h: &mut Vec<u8>, s: &str| {
-        h.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        h.extend_from_slice(s.as_bytes());
-    };
-    h.extend_from_slice(b"GGUF");
-    h.extend_from_slice(&3u32.to_le_bytes());
-    h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    let packed = tensors.iter().filter(|t| t.tensor.packed.is_some()).count();
-    h.extend_from_slice(&((3 + tensors.len() + packed) as u64).to_le_bytes());
-    string(&mut h, "general.alignment");
-    h.extend_from_slice(&4u32.to_le_bytes()); // u32
-    h.extend_from_slice(&(ALIGN as u32).to_le_bytes());
-    string(&mut h, "dpa_explorer.cache_format");
-    h.extend_from_slice(&4u32.to_le_bytes()); // u32
-    h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
-    string(&mut h, "dpa_explorer.mode");
-    h.extend_from_slice(&8u32.to_le_bytes()); // string
-    string(&mut h, mode_name(dtype));
-    for SpillTensor { tensor: t, .. } in tensors {
-        string(&mut h, &format!("{CRC_KEY}{}", t.name));
+/// A GGUF v3 header: the alignment, the format, the mode, each tensor's CRC-32 (and packed
+/// length) as metadata, then the tensor infos, padded to [`ALIGN`]. With `room`, a padding
+/// entry makes it exactly `room` bytes long where it fits (`room` a multiple of [`ALIGN`]).
+fn gguf_header(dtype: GgmlDType, tensors: &[SpillTensor], room: Option<u64>) -> Vec<u8> {
+    let build = |pad: Option<usize>| {
+        let mut h: Vec<u8> = Vec::new();
+        let string = |h: &mut Vec<u8>, s: &str| {
+            h.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            h.extend_from_slice(s.as_bytes());
+        };
+        h.extend_from_slice(b"GGUF");
+        h.extend_from_slice(&3u32.to_le_bytes());
+        h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+        let packed = tensors.iter().filter(|t| t.tensor.packed.is_some()).count();
+        let entries = 3 + tensors.len() + packed + usize::from(pad.is_some());
+        h.extend_from_slice(&(entries as u64).to_le_bytes());
+        string(&mut h, "general.alignment");
         h.extend_from_slice(&4u32.to_le_bytes()); // u32
-        h.extend_from_slice(&t.crc.to_le_bytes());
-        if let Some(len) = t.packed {
-            string(&mut h, &format!("{PACKED_KEY}{}", t.name));
-            h.extend_from_slice(&10u32.to_le_bytes()); // u64
-            h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&(ALIGN as u32).to_le_bytes());
+        string(&mut h, "dpa_explorer.cache_format");
+        h.extend_from_slice(&4u32.to_le_bytes()); // u32
+        h.extend_from_slice(&CACHE_FORMAT.to_le_bytes());
+        string(&mut h, "dpa_explorer.mode");
+        h.extend_from_slice(&8u32.to_le_bytes()); // string
+        string(&mut h, mode_name(dtype));
+        if let Some(pad) = pad {
+            string(&mut h, "dpa_explorer.padding");
+            h.extend_from_slice(&8u32.to_le_bytes()); // string
+            string(&mut h, &" ".repeat(pad));
         }
-    }
-    for SpillTensor { tensor: t, offset } in tensors {
-        let (rows, cols) = t.shape;
-        string(&mut h, &t.name);
-        h.extend_from_slice(&2u32.to_le_bytes());
-        // GGUF lists dimensions innermost first.
-        h.extend_from_slice(&(cols as u64).to_le_bytes());
-        h.extend_from_slice(&(rows as u64).to_le_bytes());
-        h.extend_from_slice(&t.type_id.to_le_bytes());
-        h.extend_from_slice(&offset.to_le_bytes());
-    }
-    h.resize(
-        (h.len() as u64).div_ceil(ALIGN) as usize * ALIGN as usize,
-        0,
-    );
-    w.write_all(&h)
+        for SpillTensor { tensor: t, .. } in tensors {
+            string(&mut h, &format!("{CRC_KEY}{}", t.name));
+            h.extend_from_slice(&4u32.to_le_bytes()); // u32
+            h.extend_from_slice(&t.crc.to_le_bytes());
+            if let Some(len) = t.packed {
+                string(&mut h, &format!("{PACKED_KEY}{}", t.name));
+                h.extend_from_slice(&10u32.to_le_bytes()); // u64
+                h.extend_from_slice(&len.to_le_bytes());
+            }
+        }
+        for SpillTensor { tensor: t, offset } in tensors {
+            let (rows, cols) = t.shape;
+            string(&mut h, &t.name);
+            h.extend_from_slice(&2u32.to_le_bytes());
+            // GGUF lists dimensions innermost first.
+            h.extend_from_slice(&(cols as u64).to_le_bytes());
+            h.extend_from_slice(&(rows as u64).to_le_bytes());
+            h.extend_from_slice(&t.type_id.to_le_bytes());
+            h.extend_from_slice(&offset.to_le_bytes());
+        }
+        h
+    };
+    let padded = room.and_then(|room| {
+        let h = build(Some(0));
+        let pad = usize::try_from(room).ok()?.checked_sub(h.len())?;
+        Some(build(Some(pad)))
+    });
+    padded.unwrap_or_else(|| {
+        let mut h = build(None);
+        h.resize(h.len().div_ceil(ALIGN as usize) * ALIGN as usize, 0);
+        h
+    })
 }
 
 /// Whether every tensor's data lies inside the file (a crash or a full disk can cut it short),
@@ -772,6 +808,40 @@ mod tests {
         assert_eq!(stored_k(GgmlDType::Q4K, 576), 768);
         assert_eq!(stored_k(GgmlDType::Q8_0, 576), 576);
         assert_eq!(format_for(GgmlDType::Q4K, 20, true), None);
+    }
+
+    /// The header fills the room kept for it exactly (so the side file is renamed, not copied)
+    /// and reads back with the data right behind it; one too big for its room is written apart.
+    #[test]
+    fn headers_fill_their_room_or_stand_alone() {
+        let tensors: Vec<SpillTensor> = (0..3)
+            .map(|i| SpillTensor {
+                tensor: Stored {
+                    name: format!("model.layers.{i}.mlp.down_proj.weight"),
+                    type_id: 8,
+                    shape: (64, 32),
+                    packed: (i != 1).then_some(2176),
+                    crc: 7 + i as u32,
+                },
+                offset: i * 2176,
+            })
+            .collect();
+        let read =
+            |h: &[u8]| gguf_file::Content::read(&mut std::io::Cursor::new(h.to_vec())).unwrap();
+        let h = gguf_header(GgmlDType::Q8_0, &tensors, Some(HEADER_ROOM));
+        assert_eq!(h.len() as u64, HEADER_ROOM);
+        let c = read(&h);
+        assert_eq!(c.tensor_data_offset, HEADER_ROOM);
+        assert!(format_matches(&c));
+        assert_eq!(c.tensor_infos.len(), 3);
+        assert_eq!(
+            packed_len(&c, "model.layers.0.mlp.down_proj.weight"),
+            Some(2176)
+        );
+        assert_eq!(packed_len(&c, "model.layers.1.mlp.down_proj.weight"), None);
+        let small = gguf_header(GgmlDType::Q8_0, &tensors, Some(256));
+        assert!(small.len() > 256 && small.len() as u64 % ALIGN == 0);
+        assert_eq!(read(&small).tensor_data_offset, small.len() as u64);
     }
 
     #[test]
