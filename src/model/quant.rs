@@ -840,7 +840,7 @@ mod tests {
         );
         assert_eq!(packed_len(&c, "model.layers.1.mlp.down_proj.weight"), None);
         let small = gguf_header(GgmlDType::Q8_0, &tensors, Some(256));
-        assert!(small.len() > 256 && small.len() as u64 % ALIGN == 0);
+        assert!(small.len() > 256 && (small.len() as u64).is_multiple_of(ALIGN));
         assert_eq!(read(&small).tensor_data_offset, small.len() as u64);
     }
 
