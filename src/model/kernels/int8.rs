@@ -476,6 +476,9 @@ mod vnni {
 
     use super::{QFormat, QuantizedActs, NR, QK};
 
+    /// How far ahead of the weights in use they are fetched, in bytes.
+    const PREFETCH: usize = 4 * 544;
+
     /// One `MR × NP·16` tile over `nbk` blocks.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -512,6 +515,9 @@ mod vnni {
                 let mut wb = [_mm512_setzero_si512(); NP];
                 for p in 0..NP {
                     let base = w.add(p * w_panel + b * bb + 2 * NR);
+                    // A few blocks ahead: with few rows the loop outruns the hardware's own
+                    // prefetch of these panel streams and waits on memory.
+                    _mm_prefetch::<_MM_HINT_T0>(base.add(qd * 64 + PREFETCH) as *const i8);
                     if Q4 {
                         let raw = _mm512_loadu_si512(base.add((qd / 2) * 64) as *const _);
                         wa[p] = _mm512_and_si512(raw, low);
@@ -541,8 +547,8 @@ mod vnni {
                         let even = _mm512_set1_epi32((a as *const i32).read_unaligned());
                         let odd = _mm512_set1_epi32((a.add(2) as *const i32).read_unaligned());
                         for p in 0..NP {
-                            row[p] = _mm512_dpwssd_epi32(row[p], wa[p], even);
-                            row[p] = _mm512_dpwssd_epi32(row[p], wb[p], odd);
+                            row[p] = crate::model::kernels::dpwssd(row[p], wa[p], even);
+                            row[p] = crate::model::kernels::dpwssd(row[p], wb[p], odd);
                         }
                     }
                 }

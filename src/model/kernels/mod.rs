@@ -135,6 +135,31 @@ unsafe fn avx512_store_tile<const MR: usize, const NP: usize>(
     }
 }
 
+/// `acc + Σ pairs a·b` (`vpdpwssd`), kept one instruction: LLVM otherwise rewrites the
+/// intrinsic as `vpmaddwd` + `vpaddd`, two instructions where the 16-bit kernels are bound by
+/// instruction count.
+///
+/// # Safety
+/// The processor must have AVX512-VNNI.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn dpwssd(
+    acc: std::arch::x86_64::__m512i,
+    a: std::arch::x86_64::__m512i,
+    b: std::arch::x86_64::__m512i,
+) -> std::arch::x86_64::__m512i {
+    let mut acc = acc;
+    std::arch::asm!(
+        "vpdpwssd {acc}, {a}, {b}",
+        acc = inout(zmm_reg) acc,
+        a = in(zmm_reg) a,
+        b = in(zmm_reg) b,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    acc
+}
+
 /// A raw output pointer that several threads write disjoint parts of.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);

@@ -302,6 +302,9 @@ mod vnni {
 
     use super::{Tile, DMIN_AT, M_AT, NR, NSUB, QK, Q_AT, SB_BYTES, SC_AT, SUB_Q_BYTES};
 
+    /// How far ahead of the weights in use they are fetched, in bytes.
+    const PREFETCH: usize = 2048;
+
     /// One `MR × NP·16` tile over the chunk's sub-blocks.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile<const MR: usize, const NP: usize>(t: &Tile<'_>, w: *const u8, w_panel: usize) {
@@ -336,6 +339,8 @@ mod vnni {
                 let mut raw = [_mm512_setzero_si512(); NP];
                 for (p, r) in raw.iter_mut().enumerate() {
                     let at = base(p).add(Q_AT + j * SUB_Q_BYTES + g * 64);
+                    // Ahead of the hardware's prefetch, which few rows outrun (see int8).
+                    _mm_prefetch::<_MM_HINT_T0>(at.add(PREFETCH) as *const i8);
                     *r = _mm512_loadu_si512(at as *const _);
                 }
                 // Quad 2g from the low nibbles, quad 2g + 1 from the high ones; each as the
@@ -360,8 +365,8 @@ mod vnni {
                         let ae = _mm512_set1_epi32((a as *const i32).read_unaligned());
                         let ao = _mm512_set1_epi32((a.add(2) as *const i32).read_unaligned());
                         for p in 0..NP {
-                            row[p] = _mm512_dpwssd_epi32(row[p], even[p], ae);
-                            row[p] = _mm512_dpwssd_epi32(row[p], odd[p], ao);
+                            row[p] = crate::model::kernels::dpwssd(row[p], even[p], ae);
+                            row[p] = crate::model::kernels::dpwssd(row[p], odd[p], ao);
                         }
                     }
                 }
