@@ -927,7 +927,17 @@ impl Attention {
         };
         let block = (max_scores / (b * kvh * total).max(1)).clamp(1, rows);
         let mut outs = Vec::with_capacity(rows.div_ceil(block));
-        let mut start = 0;
+        if !mask.given && self.softcap.is_none() && rows <= super::softmax::FEW_ROWS {
+            let at = gpu::RowPlacement {
+                rows,
+                first_row: 0,
+                tokens: t,
+                prefix: total - t,
+                window: self.window,
+            };
+            outs.extend(super::softmax::attend_few(&q, &k, &v, scale, at)?);
+        }
+        let mut start = if outs.is_empty() { 0 } else { rows };
         while start < rows {
             let n = block.min(rows - start);
             let qb = if n == rows {
