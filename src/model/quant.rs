@@ -571,10 +571,7 @@ fn read_existing(p: &Path) -> Result<Existing, String> {
     if !format_matches(&content) {
         return Err("is of another format version".into());
     }
-    // SAFETY: cache files are only ever replaced whole by a rename, never written in place, so
-    // the mapped bytes stay what they were when their checksums were checked. (A file changed in
-    // place by hand could still change under the mapping, as with any mapped checkpoint.)
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("is unreadable: {e}"))?;
+    let map = map_or_read(&mut file, false).map_err(|e| format!("is unreadable: {e}"))?;
     if !complete(&content, map.len() as u64) {
         return Err("is truncated".into());
     }
@@ -582,6 +579,30 @@ fn read_existing(p: &Path) -> Result<Existing, String> {
         content,
         map: Arc::new(map),
     })
+}
+
+/// The whole file mapped, or, where it cannot be mapped (`read`, or a file system without
+/// mapping), read into anonymous memory: the weights are then in memory as a cold start's are.
+fn map_or_read(file: &mut std::fs::File, read: bool) -> std::io::Result<Mmap> {
+    use std::io::{Read, Seek, SeekFrom};
+    if !read {
+        // SAFETY: cache files are only ever replaced whole by a rename, never written in place,
+        // so the mapped bytes stay what they were when their checksums were checked. (A file
+        // changed in place by hand could still change under the mapping, as with any mapped
+        // checkpoint.)
+        match unsafe { Mmap::map(&*file) } {
+            Ok(map) => return Ok(map),
+            Err(e) => tracing::warn!("cannot map the cache file, reading it instead: {e}"),
+        }
+    }
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    if len == 0 {
+        return Err(std::io::Error::other("empty file"));
+    }
+    let mut anon = memmap2::MmapMut::map_anon(len)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut anon)?;
+    anon.make_read_only()
 }
 
 /// CRC-32 of `bytes`, in parallel chunks (a warm start checks gigabytes of mapped weights).
@@ -842,6 +863,22 @@ mod tests {
         let small = gguf_header(GgmlDType::Q8_0, &tensors, Some(256));
         assert!(small.len() > 256 && (small.len() as u64).is_multiple_of(ALIGN));
         assert_eq!(read(&small).tensor_data_offset, small.len() as u64);
+    }
+
+    /// Where a file cannot be mapped it is read: the same bytes either way.
+    #[test]
+    fn a_file_that_cannot_be_mapped_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.gguf");
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let mut f = std::fs::File::open(&path).unwrap();
+        let mapped = map_or_read(&mut f, false).unwrap();
+        let read = map_or_read(&mut f, true).unwrap();
+        assert_eq!(&mapped[..], &bytes[..]);
+        assert_eq!(&read[..], &bytes[..]);
+        std::fs::write(&path, b"").unwrap();
+        assert!(map_or_read(&mut std::fs::File::open(&path).unwrap(), true).is_err());
     }
 
     #[test]
