@@ -119,8 +119,8 @@ pub fn attend_few(
     )?))
 }
 
-/// One (batch, key head) group of [`attend_few`]: AVX2 where the processor has it (the loops are
-/// written for the compiler to vectorise), else the same code for the baseline.
+/// One (batch, key head) group of [`attend_few`]: AVX2 with FMA where the processor has them (the
+/// loops are written for the compiler to vectorise), else the same code for the baseline.
 #[allow(clippy::too_many_arguments)]
 fn attend_group(
     q: &[f32],
@@ -133,15 +133,15 @@ fn attend_group(
     at: RowPlacement,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA were just detected.
         return unsafe { attend_group_avx2(q, k, v, out, probs, d, scale, at) };
     }
-    attend_group_any(q, k, v, out, probs, d, scale, at)
+    attend_group_any::<false>(q, k, v, out, probs, d, scale, at)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn attend_group_avx2(
     q: &[f32],
@@ -153,12 +153,14 @@ unsafe fn attend_group_avx2(
     scale: f32,
     at: RowPlacement,
 ) {
-    attend_group_any(q, k, v, out, probs, d, scale, at)
+    attend_group_any::<true>(q, k, v, out, probs, d, scale, at)
 }
 
+/// With `FMA` the products are fused multiply-adds (one instruction where the processor has
+/// them, a slow library call where it has not: only the FMA build sets it).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn attend_group_any(
+fn attend_group_any<const FMA: bool>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -172,28 +174,58 @@ fn attend_group_any(
         let (lo, hi) = visible(at, r);
         let p = &mut probs[lo..=hi];
         for (pj, kj) in p.iter_mut().zip(k[lo * d..(hi + 1) * d].chunks_exact(d)) {
-            *pj = dot(qr, kj);
+            *pj = dot::<FMA>(qr, kj);
         }
         let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
         for pj in p.iter_mut() {
-            *pj = ((*pj - max) * scale).exp();
-            sum += *pj;
+            *pj = exp_nonpositive((*pj - max) * scale);
         }
+        let sum: f32 = p.iter().sum();
         let inv = 1.0 / sum;
         or.fill(0.0);
         for (&pj, vj) in p.iter().zip(v[lo * d..(hi + 1) * d].chunks_exact(d)) {
             let w = pj * inv;
             for (o, &x) in or.iter_mut().zip(vj) {
-                *o += w * x;
+                *o = if FMA { w.mul_add(x, *o) } else { *o + w * x };
             }
         }
     }
 }
 
+/// `eˣ` for `x ≤ 0` (a softmax's shifted scores) within 2 ulp, in straight-line arithmetic that
+/// the compiler vectorises, where the library's `expf` is a call per value: `x = n·ln 2 + r`,
+/// `eʳ` by Cephes' polynomial on |r| ≤ ln 2 / 2, `2ⁿ` built in the exponent bits. Below -87
+/// (under f32's smallest normal) it is 0.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts, so that n·ln 2 is exact enough for r.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding and taking away 1.5·2²³ rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let under = x < -87.0;
+    let x = x.clamp(-87.0, 0.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_2e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if under {
+        0.0
+    } else {
+        er * two_n
+    }
+}
+
 /// `a · b` in 8 interleaved partial sums, which the compiler keeps in one vector register.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ac
@@ -204,7 +236,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .sum();
     for (x, y) in ac.zip(bc) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] = if FMA {
+                x[i].mul_add(y[i], acc[i])
+            } else {
+                acc[i] + x[i] * y[i]
+            };
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -294,6 +330,26 @@ mod tests {
                 .unwrap();
             assert!(diff < 1e-6, "{tokens} {prefix} {n_rep} {window:?}: {diff}");
         }
+    }
+
+    #[test]
+    fn exp_of_shifted_scores_is_within_two_ulp() {
+        let mut worst = 0f32;
+        for i in 0..=200_000 {
+            let x = -90.0 * i as f32 / 200_000.0;
+            let want = x.exp();
+            let got = exp_nonpositive(x);
+            if x < -87.0 {
+                assert_eq!(got, 0.0);
+                continue;
+            }
+            let ulp = f32::from_bits(want.to_bits() + 1) - want;
+            worst = worst.max((got - want).abs() / ulp);
+        }
+        assert!(worst <= 2.0, "{worst} ulp");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-1000.0), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
     }
 
     /// The few-row attention equals the general path: batched products around the fused
