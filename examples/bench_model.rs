@@ -118,18 +118,19 @@ fn main() -> anyhow::Result<()> {
         return check(decoder, &inputs);
     }
     let info = model.info();
+    // What every report says of the model and its load.
+    let mut out = serde_json::json!({
+        "engine": "dpa-explorer",
+        "mode": info.dtype,
+        "requested": args.dtype.name(),
+        "device": info.device,
+        "load_s": load_s,
+        "weight_bytes": decoder.weight_bytes(),
+        "peak_rss_after_load": rss_loaded,
+    });
     if args.load_only {
-        let out = serde_json::json!({
-            "engine": "dpa-explorer",
-            "mode": info.dtype,
-            "requested": args.dtype.name(),
-            "device": info.device,
-            "load_s": load_s,
-            "weight_bytes": decoder.weight_bytes(),
-            "peak_rss_after_load": rss_loaded,
-            "peak_rss": common::peak_rss(),
-            "results": [],
-        });
+        out["peak_rss"] = common::peak_rss().into();
+        out["results"] = serde_json::json!([]);
         println!("{out}");
         return Ok(());
     }
@@ -183,19 +184,10 @@ fn main() -> anyhow::Result<()> {
     }
     // Read before the bandwidth buffer adds its own gigabyte.
     let peak_rss = common::peak_rss();
-    let mut out = serde_json::json!({
-        "engine": "dpa-explorer",
-        "mode": info.dtype,
-        "requested": args.dtype.name(),
-        "device": info.device,
-        "load_s": load_s,
-        "weight_bytes": decoder.weight_bytes(),
-        "peak_rss_after_load": rss_loaded,
-        "peak_rss": peak_rss,
-        "threads": rayon::current_num_threads(),
-        "fused_kernels": !args.unfused,
-        "results": results,
-    });
+    out["peak_rss"] = peak_rss.into();
+    out["threads"] = rayon::current_num_threads().into();
+    out["fused_kernels"] = (!args.unfused).into();
+    out["results"] = results.into();
     if let (true, Some((s, tokens, batch))) = (args.cold, cold) {
         out["cold_s"] = s.into();
         out["cold_tokens"] = tokens.into();

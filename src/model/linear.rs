@@ -62,18 +62,9 @@ impl Linear {
         let x2 = x.reshape((rows, k))?;
         let y = match self {
             Linear::Dense { weight } => dense_matmul(&x2, weight)?,
-            Linear::PackedBf16(w) => x2
-                .to_dtype(DType::F32)?
-                .contiguous()?
-                .apply_op1_no_bwd(&PackedOp(w.clone()))?,
-            Linear::PackedQ(w) => x2
-                .to_dtype(DType::F32)?
-                .contiguous()?
-                .apply_op1_no_bwd(&PackedQOp(w.clone()))?,
-            Linear::PackedQ4K(w) => x2
-                .to_dtype(DType::F32)?
-                .contiguous()?
-                .apply_op1_no_bwd(&PackedQ4KOp(w.clone()))?,
+            Linear::PackedBf16(w) => packed_forward(&x2, w)?,
+            Linear::PackedQ(w) => packed_forward(&x2, w)?,
+            Linear::PackedQ4K(w) => packed_forward(&x2, w)?,
             Linear::Quantized { weight, .. } => weight.forward(&x2.to_dtype(DType::F32)?)?,
         };
         let mut shape = dims.to_vec();
@@ -128,13 +119,16 @@ impl Linear {
     }
 }
 
-/// A packed product on f32 activations: `(in, out, out[m, out] = x[m, in] · Wᵀ)`.
-trait PackedMatmul {
+/// A packed product on f32 activations: `(in, out, out[m, out] = x[m, in] · Wᵀ)`, and its
+/// name as a candle operation.
+trait PackedMatmul: Send + Sync + 'static {
+    const NAME: &'static str;
     fn dims(&self) -> (usize, usize);
     fn run(&self, x: &[f32], m: usize, out: &mut [f32]);
 }
 
 impl PackedMatmul for PackedBf16 {
+    const NAME: &'static str = "packed-bf16-linear";
     fn dims(&self) -> (usize, usize) {
         (self.in_features(), self.out_features())
     }
@@ -144,6 +138,7 @@ impl PackedMatmul for PackedBf16 {
 }
 
 impl PackedMatmul for PackedQ {
+    const NAME: &'static str = "packed-q-linear";
     fn dims(&self) -> (usize, usize) {
         (self.in_features(), self.out_features())
     }
@@ -153,6 +148,7 @@ impl PackedMatmul for PackedQ {
 }
 
 impl PackedMatmul for PackedQ4K {
+    const NAME: &'static str = "packed-q4k-linear";
     fn dims(&self) -> (usize, usize) {
         (self.in_features(), self.out_features())
     }
@@ -163,7 +159,7 @@ impl PackedMatmul for PackedQ4K {
 
 /// A packed product as a candle operation on a contiguous `[rows, in]` f32 tensor.
 fn packed_cpu_fwd(
-    w: &dyn PackedMatmul,
+    w: &impl PackedMatmul,
     storage: &CpuStorage,
     layout: &Layout,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -183,11 +179,11 @@ fn packed_cpu_fwd(
     Ok((CpuStorage::F32(out), Shape::from((m, n))))
 }
 
-struct PackedOp(Arc<PackedBf16>);
+struct PackedOp<W>(Arc<W>);
 
-impl CustomOp1 for PackedOp {
+impl<W: PackedMatmul> CustomOp1 for PackedOp<W> {
     fn name(&self) -> &'static str {
-        "packed-bf16-linear"
+        W::NAME
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -195,28 +191,11 @@ impl CustomOp1 for PackedOp {
     }
 }
 
-struct PackedQOp(Arc<PackedQ>);
-
-impl CustomOp1 for PackedQOp {
-    fn name(&self) -> &'static str {
-        "packed-q-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        packed_cpu_fwd(self.0.as_ref(), s, l)
-    }
-}
-
-struct PackedQ4KOp(Arc<PackedQ4K>);
-
-impl CustomOp1 for PackedQ4KOp {
-    fn name(&self) -> &'static str {
-        "packed-q4k-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        packed_cpu_fwd(self.0.as_ref(), s, l)
-    }
+/// `x Wᵀ` for `x: [rows, in]` through a packed kernel, on f32 activations.
+fn packed_forward<W: PackedMatmul>(x: &Tensor, w: &Arc<W>) -> Result<Tensor, ModelError> {
+    Ok(x.to_dtype(DType::F32)?
+        .contiguous()?
+        .apply_op1_no_bwd(&PackedOp(w.clone()))?)
 }
 
 /// Loads the named `[out_i, in_features]` weights as one projection in `format`.

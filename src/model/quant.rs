@@ -542,15 +542,9 @@ fn remove_other_formats(dir: &Path) {
         if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        let format = std::fs::File::open(entry.path()).ok().and_then(|mut f| {
-            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                gguf_file::Content::read(&mut f)
-            }));
-            match read.ok()?.ok()?.metadata.get("dpa_explorer.cache_format")? {
-                gguf_file::Value::U32(v) => Some(*v),
-                _ => None,
-            }
-        });
+        let format = std::fs::File::open(entry.path())
+            .ok()
+            .and_then(|mut f| cache_format(&read_header(&mut f).ok()?));
         if format.is_some_and(|v| v != CACHE_FORMAT) {
             tracing::info!("removing {}: an older cache format", entry.path().display());
             let _ = std::fs::remove_file(entry.path());
@@ -561,13 +555,7 @@ fn remove_other_formats(dir: &Path) {
 /// Reads and maps a cache file; `Err` completes "<path> ...".
 fn read_existing(p: &Path) -> Result<Existing, String> {
     let mut file = std::fs::File::open(p).map_err(|e| format!("is unreadable: {e}"))?;
-    // A malformed header can panic inside the GGUF reader (an alignment of zero divides by
-    // zero there): that is an unreadable file, not a crash.
-    let content = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        gguf_file::Content::read(&mut file)
-    }))
-    .map_err(|_| "is unreadable: malformed header".to_string())?
-    .map_err(|e| format!("is unreadable: {e}"))?;
+    let content = read_header(&mut file).map_err(|e| format!("is unreadable: {e}"))?;
     if !format_matches(&content) {
         return Err("is of another format version".into());
     }
@@ -579,6 +567,16 @@ fn read_existing(p: &Path) -> Result<Existing, String> {
         content,
         map: Arc::new(map),
     })
+}
+
+/// A GGUF header. A malformed one can panic inside the GGUF reader (an alignment of zero
+/// divides by zero there): that is an unreadable file, not a crash.
+fn read_header(file: &mut std::fs::File) -> Result<gguf_file::Content, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gguf_file::Content::read(file)
+    }))
+    .map_err(|_| "malformed header".to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// The whole file mapped, or, where it cannot be mapped (`read`, or a file system without
@@ -751,10 +749,15 @@ fn complete(content: &gguf_file::Content, file_len: u64) -> bool {
 }
 
 fn format_matches(content: &gguf_file::Content) -> bool {
-    matches!(
-        content.metadata.get("dpa_explorer.cache_format"),
-        Some(gguf_file::Value::U32(v)) if *v == CACHE_FORMAT
-    )
+    cache_format(content) == Some(CACHE_FORMAT)
+}
+
+/// The cache format a file's header states, if it states one.
+fn cache_format(content: &gguf_file::Content) -> Option<u32> {
+    match content.metadata.get("dpa_explorer.cache_format")? {
+        gguf_file::Value::U32(v) => Some(*v),
+        _ => None,
+    }
 }
 
 /// `<fingerprint>-<format>.gguf` (`-ggml.gguf` for weights in GGML's own layout, which a GPU

@@ -316,6 +316,19 @@ mod tests {
         candle_nn::ops::softmax_last_dim(&s).unwrap()
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn equals_scaling_masking_and_softmax() {
         let dev = Device::Cpu;
@@ -341,16 +354,7 @@ mod tests {
             let scores = Tensor::randn(0f32, 3.0, (2, 3, rows, keys), &dev).unwrap();
             let got = causal_softmax(&scores, 0.125, at).unwrap().expect("fused");
             let want = reference(&scores, 0.125, at);
-            let diff = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&got, &want);
             assert!(diff < 1e-6, "{tokens} {prefix} {n_rep} {window:?}: {diff}");
         }
     }
@@ -408,16 +412,7 @@ mod tests {
             let scores = q.matmul(&k.t().unwrap()).unwrap();
             let probs = causal_softmax(&scores, scale, at).unwrap().unwrap();
             let want = probs.matmul(&v).unwrap();
-            let diff = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&got, &want);
             assert!(
                 diff < 1e-5,
                 "{tokens} {prefix} {n_rep} {window:?} {d}: {diff}"

@@ -9,8 +9,6 @@
 //! checkpoint are used exactly and every sum is accumulated in f32, so this is closer to the f32
 //! model than a computation that keeps activations in bf16 throughout.
 
-use rayon::prelude::*;
-
 use super::bytes::WeightBytes;
 pub use super::NR;
 use super::{Isa, SendPtr};
@@ -61,14 +59,16 @@ impl PackedBf16 {
     /// An all-zero `[n, k]` matrix, to be filled with [`PackedBf16::fill_rows`]. Untouched
     /// pages are never faulted in, so filling part by part costs only what is filled.
     pub fn zeroed(n: usize, k: usize) -> Self {
-        let kp = k.div_ceil(2);
-        let panels = n.div_ceil(NR);
+        Self::with_values(n, k, Values::Owned(vec![0u16; Self::packed_len(n, k) / 2]))
+    }
+
+    fn with_values(n: usize, k: usize, data: Values) -> Self {
         Self {
-            data: Values::Owned(vec![0u16; panels * kp * PAIR]),
+            data,
             n,
             k,
-            kp,
-            panels,
+            kp: k.div_ceil(2),
+            panels: n.div_ceil(NR),
         }
     }
 
@@ -86,13 +86,7 @@ impl PackedBf16 {
         if data.len() != Self::packed_len(n, k) || !head.is_empty() || !tail.is_empty() {
             return None;
         }
-        Some(Self {
-            data: Values::Mapped(data),
-            n,
-            k,
-            kp: k.div_ceil(2),
-            panels: n.div_ceil(NR),
-        })
+        Some(Self::with_values(n, k, Values::Mapped(data)))
     }
 
     /// The packed form as bytes (little-endian here), to be kept and given back to
@@ -116,32 +110,24 @@ impl PackedBf16 {
             row0 + rows,
             self.n
         );
-        if rows == 0 || self.kp == 0 {
-            return;
-        }
-        let (k, kp) = (self.k, self.kp);
-        let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
+        let k = self.k;
         let Values::Owned(data) = &mut self.data else {
             panic!("mapped weights are read-only");
         };
-        data.par_chunks_mut(kp * PAIR)
-            .enumerate()
-            .skip(first)
-            .take(last + 1 - first)
-            .for_each_init(
-                || vec![0u16; k],
-                |buf, (p, panel)| {
-                    let lo = (p * NR).max(row0);
-                    let hi = (p * NR + NR).min(row0 + rows);
-                    for r in lo..hi {
-                        row(r - row0, buf);
-                        let c = r - p * NR;
-                        for (kk, &v) in buf.iter().enumerate() {
-                            panel[(kk / 2) * PAIR + c * 2 + (kk & 1)] = v;
-                        }
-                    }
-                },
-            );
+        let panel_len = self.kp * PAIR;
+        super::fill_panel_rows(
+            data,
+            panel_len,
+            row0,
+            rows,
+            || vec![0u16; k],
+            |buf, panel, c, i| {
+                row(i, buf);
+                for (kk, &v) in buf.iter().enumerate() {
+                    panel[(kk / 2) * PAIR + c * 2 + (kk & 1)] = v;
+                }
+            },
+        );
     }
 
     /// Packs `W` given row by row: `row(i, dst)` writes the bf16 bits of row `i` (`k` values).

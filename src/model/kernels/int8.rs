@@ -136,59 +136,52 @@ impl PackedQ {
         let gb = fmt.ggml_block_bytes();
         assert_eq!(ggml.len(), rows * nb * gb, "block bytes for {rows} rows");
         assert!(row0 + rows <= self.n);
-        if rows == 0 || nb == 0 {
-            return;
-        }
-        let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
         let bb = fmt.block_bytes();
-        self.data
-            .owned_mut()
-            .par_chunks_mut(nb * bb)
-            .enumerate()
-            .skip(first)
-            .take(last + 1 - first)
-            .for_each(|(p, panel)| {
-                let lo = (p * NR).max(row0);
-                let hi = (p * NR + NR).min(row0 + rows);
-                for r in lo..hi {
-                    let c = r - p * NR;
-                    let src_row = &ggml[(r - row0) * nb * gb..(r - row0 + 1) * nb * gb];
-                    for b in 0..nb {
-                        let src = &src_row[b * gb..(b + 1) * gb];
-                        let dst = &mut panel[b * bb..(b + 1) * bb];
-                        dst[2 * c..2 * c + 2].copy_from_slice(&src[..2]);
-                        let q = &mut dst[2 * NR..];
-                        match fmt {
-                            QFormat::Q8 => {
-                                // value j goes to quad j / 4, lane c, byte j % 4
-                                for j in 0..QK {
-                                    let v = (src[2 + j] as i8 as i32 + 128) as u8;
-                                    q[(j / 4) * 64 + c * 4 + j % 4] = v;
-                                }
+        let data = self.data.owned_mut();
+        super::fill_panel_rows(
+            data,
+            nb * bb,
+            row0,
+            rows,
+            || (),
+            |_, panel, c, i| {
+                let src_row = &ggml[i * nb * gb..(i + 1) * nb * gb];
+                for b in 0..nb {
+                    let src = &src_row[b * gb..(b + 1) * gb];
+                    let dst = &mut panel[b * bb..(b + 1) * bb];
+                    dst[2 * c..2 * c + 2].copy_from_slice(&src[..2]);
+                    let q = &mut dst[2 * NR..];
+                    match fmt {
+                        QFormat::Q8 => {
+                            // value j goes to quad j / 4, lane c, byte j % 4
+                            for j in 0..QK {
+                                let v = (src[2 + j] as i8 as i32 + 128) as u8;
+                                q[(j / 4) * 64 + c * 4 + j % 4] = v;
                             }
-                            QFormat::Q4 => {
-                                // GGML: byte j holds value j (low nibble) and j + 16 (high).
-                                let nib = |j: usize| {
-                                    let byte = src[2 + j % 16];
-                                    if j < 16 {
-                                        byte & 0x0f
-                                    } else {
-                                        byte >> 4
-                                    }
-                                };
-                                // Here: 64-byte group g holds quad 2g (low) and 2g + 1 (high).
-                                for g in 0..4 {
-                                    for e in 0..4 {
-                                        let lo = nib(8 * g + e);
-                                        let hi = nib(8 * g + 4 + e);
-                                        q[g * 64 + c * 4 + e] = lo | (hi << 4);
-                                    }
+                        }
+                        QFormat::Q4 => {
+                            // GGML: byte j holds value j (low nibble) and j + 16 (high).
+                            let nib = |j: usize| {
+                                let byte = src[2 + j % 16];
+                                if j < 16 {
+                                    byte & 0x0f
+                                } else {
+                                    byte >> 4
+                                }
+                            };
+                            // Here: 64-byte group g holds quad 2g (low) and 2g + 1 (high).
+                            for g in 0..4 {
+                                for e in 0..4 {
+                                    let lo = nib(8 * g + e);
+                                    let hi = nib(8 * g + 4 + e);
+                                    q[g * 64 + c * 4 + e] = lo | (hi << 4);
                                 }
                             }
                         }
                     }
                 }
-            });
+            },
+        );
     }
 
     pub fn format(&self) -> QFormat {

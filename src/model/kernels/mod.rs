@@ -160,6 +160,35 @@ unsafe fn dpwssd(
     acc
 }
 
+/// Calls `fill(scratch, panel, column, i)` for each row `row0 + i` (`i < rows`) of a matrix
+/// packed in panels of [`NR`] rows, `panel_len` values each: the panels in parallel, each row
+/// at its column in its panel. `scratch` is made once per worker by `init`.
+pub(crate) fn fill_panel_rows<T: Send, S>(
+    data: &mut [T],
+    panel_len: usize,
+    row0: usize,
+    rows: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, &mut [T], usize, usize) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    if rows == 0 || panel_len == 0 {
+        return;
+    }
+    let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
+    data.par_chunks_mut(panel_len)
+        .enumerate()
+        .skip(first)
+        .take(last + 1 - first)
+        .for_each_init(init, |scratch, (p, panel)| {
+            let lo = (p * NR).max(row0);
+            let hi = (p * NR + NR).min(row0 + rows);
+            for r in lo..hi {
+                fill(scratch, panel, r - p * NR, r - row0);
+            }
+        });
+}
+
 /// A raw output pointer that several threads write disjoint parts of.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);

@@ -12,8 +12,6 @@
 //! GGML's 4.5. A `k` that is not a whole number of super-blocks is padded with zero columns
 //! (whole sub-blocks of 32) that the kernels never read.
 
-use rayon::prelude::*;
-
 use super::bytes::WeightBytes;
 use super::int8::{q16_slot, quantise, QK};
 use super::{Isa, SendPtr, NR};
@@ -122,29 +120,22 @@ impl PackedQ4K {
         let rb = nsb * Q4K_BLOCK_BYTES;
         assert_eq!(ggml.len(), rows * rb, "block bytes for {rows} rows");
         assert!(row0 + rows <= self.n);
-        if rows == 0 || nsb == 0 {
-            return;
-        }
-        let (first, last) = (row0 / NR, (row0 + rows - 1) / NR);
-        self.data
-            .owned_mut()
-            .par_chunks_mut(nsb * SB_BYTES)
-            .enumerate()
-            .skip(first)
-            .take(last + 1 - first)
-            .for_each(|(p, panel)| {
-                let lo = (p * NR).max(row0);
-                let hi = (p * NR + NR).min(row0 + rows);
-                for r in lo..hi {
-                    let c = r - p * NR;
-                    let src_row = &ggml[(r - row0) * rb..(r - row0 + 1) * rb];
-                    for s in 0..nsb {
-                        let src = &src_row[s * Q4K_BLOCK_BYTES..(s + 1) * Q4K_BLOCK_BYTES];
-                        let dst = &mut panel[s * SB_BYTES..(s + 1) * SB_BYTES];
-                        pack_block(src, dst, c);
-                    }
+        let data = self.data.owned_mut();
+        super::fill_panel_rows(
+            data,
+            nsb * SB_BYTES,
+            row0,
+            rows,
+            || (),
+            |_, panel, c, i| {
+                let src_row = &ggml[i * rb..(i + 1) * rb];
+                for s in 0..nsb {
+                    let src = &src_row[s * Q4K_BLOCK_BYTES..(s + 1) * Q4K_BLOCK_BYTES];
+                    let dst = &mut panel[s * SB_BYTES..(s + 1) * SB_BYTES];
+                    pack_block(src, dst, c);
                 }
-            });
+            },
+        );
     }
 
     pub fn out_features(&self) -> usize {
