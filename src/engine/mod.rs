@@ -152,6 +152,17 @@ enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// The request a command answers, if it is one.
+    fn request(&self) -> Option<RequestId> {
+        match self {
+            Command::Score(id, _) => Some(*id),
+            Command::Trajectory { request, .. } => Some(*request),
+            Command::Forget(_) | Command::Shutdown => None,
+        }
+    }
+}
+
 /// Handle to the engine thread. Dropping it stops the thread.
 pub struct Engine {
     tx: mpsc::Sender<Command>,
@@ -299,7 +310,13 @@ fn run(
                     }
                 }
                 Command::Shutdown => return,
-                score => next = Some(score),
+                request => {
+                    // A request replaced before it started is answered as superseded, so
+                    // that no one waits on it.
+                    if let Some(id) = next.replace(request).as_ref().and_then(Command::request) {
+                        events(EngineEvent::Superseded { request: id });
+                    }
+                }
             }
         }
         let (id, items) = match next {

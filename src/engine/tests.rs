@@ -263,6 +263,33 @@ fn a_newer_score_request_supersedes_a_trajectory() {
         .any(|ev| matches!(ev, EngineEvent::Scored { request, .. } if *request == score)));
 }
 
+#[test]
+fn a_request_replaced_while_queued_is_answered_as_superseded() {
+    // The model is still loading while a trajectory and then a score are asked for: only the
+    // score runs, and the trajectory is not left unanswered.
+    let (go, wait) = mpsc::channel::<()>();
+    let backend = fake(None, None);
+    let loader: Loader = Box::new(move |_| {
+        wait.recv().expect("released");
+        Ok(backend.pipeline())
+    });
+    let (tx, rx) = mpsc::channel();
+    let e = Engine::spawn(loader, 16, move |ev| {
+        let _ = tx.send(ev);
+    });
+    let traj = e.trajectory(1, "p".into(), "one two".into(), Every::Word);
+    let score = e.score(vec![item(1, "x")]);
+    go.send(()).unwrap();
+    assert_eq!(
+        next_trajectory(&rx),
+        EngineEvent::Superseded { request: traj }
+    );
+    let events = until_finished(&rx, score);
+    assert!(events
+        .iter()
+        .any(|ev| matches!(ev, EngineEvent::Scored { request, .. } if *request == score)));
+}
+
 /// The fake, with the cost note a remote backend gives.
 struct Noted(FakeBackend);
 
