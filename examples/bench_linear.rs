@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! bench_linear --modes f32,bf16,q8_0,q4_0 --tokens 128,512 --runs 3
+//! bench_linear --modes f32,f32_candle      # the f32 kernel beside candle's GEMM
+//! bench_linear --modes q8_0,q8_0_candle    # ours beside candle's quantised product
 //! ```
 //!
 //! The shapes are the products one layer runs, as this crate stores them (q/k/v and gate/up
@@ -18,8 +20,10 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use dpa_explorer::model::kernels::bf16::{f32_to_bf16, PackedBf16};
+use dpa_explorer::model::kernels::f32::PackedF32;
 use dpa_explorer::model::kernels::int8::{PackedQ, QFormat};
 use dpa_explorer::model::kernels::q4k::PackedQ4K;
+use dpa_explorer::model::kernels::Isa;
 use dpa_explorer::model::linear::Linear;
 
 #[derive(Debug, Parser)]
@@ -56,7 +60,12 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 fn linear(mode: &str, w: Vec<f32>, n: usize, k: usize) -> anyhow::Result<Linear> {
     let dev = Device::Cpu;
     Ok(match mode {
-        "f32" => Linear::Dense {
+        // The f32 mode's own kernel where the CPU has one, as the model runs it.
+        "f32" if PackedF32::best_isa() != Isa::Scalar => {
+            Linear::PackedF32(Arc::new(PackedF32::from_rows(&w, n, k)))
+        }
+        // candle's GEMM, which the f32 mode used before its own kernel.
+        "f32" | "f32_candle" => Linear::Dense {
             weight: Tensor::from_vec(w, (n, k), &dev)?,
         },
         "bf16" => {
@@ -73,6 +82,20 @@ fn linear(mode: &str, w: Vec<f32>, n: usize, k: usize) -> anyhow::Result<Linear>
             let mut p = PackedQ::zeroed(fmt, n, k);
             p.fill_ggml_rows(0, n, &t.data()?);
             Linear::PackedQ(Arc::new(p))
+        }
+        // candle's quantised product (8-bit activations), which runs where this crate has no
+        // vector kernel.
+        "q8_0_candle" | "q4_0_candle" => {
+            let g = if mode == "q8_0_candle" {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::Q4_0
+            };
+            let t = QTensor::quantize(&Tensor::from_vec(w, (n, k), &dev)?, g)?;
+            Linear::Quantized {
+                weight: candle_core::quantized::QMatMul::from_arc(Arc::new(t))?,
+                out: n,
+            }
         }
         "q4_k" => {
             anyhow::ensure!(

@@ -232,8 +232,9 @@ def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[i
     if not peaks:
         return ""
     med = {k: statistics.median(p[k] for p in peaks)
-           for k in ["vpdpbusd_gops", "vpdpwssd_gops", "vdpbf16ps_gflops"]}
-    uses = {"bf16": "vdpbf16ps_gflops", "q8_0": "vpdpwssd_gops", "q4_0": "vpdpbusd_gops"}
+           for k in ["vpdpbusd_gops", "vpdpwssd_gops", "vdpbf16ps_gflops", "vfmadd_gflops"]}
+    uses = {"f32": "vfmadd_gflops", "bf16": "vdpbf16ps_gflops", "q8_0": "vpdpwssd_gops",
+            "q4_0": "vpdpbusd_gops"}
     shares = []
     for t in tokens:
         for mode, k in uses.items():
@@ -242,7 +243,8 @@ def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[i
                 shares.append(f"{mode} at {t} tokens {100 * ours / med[k]:.0f} %")
     return (f"\n\nInstruction peaks on these {peaks[0]['threads']} threads (scripts/peak_rates.c, "
             f"median over the rounds): `vpdpbusd` {med['vpdpbusd_gops']:.0f} GOP/s, `vpdpwssd` "
-            f"{med['vpdpwssd_gops']:.0f} GOP/s, `vdpbf16ps` {med['vdpbf16ps_gflops']:.0f} GFLOP/s; "
+            f"{med['vpdpwssd_gops']:.0f} GOP/s, `vdpbf16ps` {med['vdpbf16ps_gflops']:.0f} GFLOP/s, "
+            f"`vfmadd231ps` {med['vfmadd_gflops']:.0f} GFLOP/s; "
             f"our projections as a share of the peak of the instruction each uses: "
             + ", ".join(shares) + ".")
 

@@ -1,6 +1,7 @@
 /* Peak multiply-add rates of this CPU's AVX-512 dot-product instructions, the ceiling that the
- * integer and bf16 products are held against: vpdpbusd (u8 x s8, 4 products per 32-bit lane),
- * vpdpwssd (s16 x s16, 2 per lane) and vdpbf16ps (bf16 pairs into f32), on zmm registers, one
+ * integer, bf16 and f32 products are held against: vpdpbusd (u8 x s8, 4 products per 32-bit
+ * lane), vpdpwssd (s16 x s16, 2 per lane), vdpbf16ps (bf16 pairs into f32) and vfmadd231ps (one
+ * f32 product per lane), on zmm registers, one
  * thread per core (OpenMP), 12 independent accumulators so that latency does not limit.
  * Prints GOP/s (2 ops per multiply-add) for each, one line of JSON.
  *
@@ -51,6 +52,12 @@ static double run(int which) {
             BODY(_mm512_dpbusd_epi32, __m512i, _mm512_set1_epi32, _mm512_reduce_add_epi32)
         } else if (which == 1) {
             BODY(_mm512_dpwssd_epi32, __m512i, _mm512_set1_epi32, _mm512_reduce_add_epi32)
+        } else if (which == 3) {
+            __m512 fx = _mm512_set1_ps(1e-9f), fy = _mm512_set1_ps(1e-9f);
+            {
+                __m512 x = fx, y = fy;
+                BODY(_mm512_fmadd_ps, __m512, _mm512_set1_ps, _mm512_reduce_add_ps)
+            }
         } else {
             __m512bh bx = (__m512bh)x, by = (__m512bh)y;
             BODY_BF16(bx, by)
@@ -58,15 +65,16 @@ static double run(int which) {
         total += sink;
     }
     double secs = now() - t0;
-    /* multiply-adds per instruction: 64 (u8 x s8), 32 (s16), 32 (bf16 pairs) */
-    double macs = (which == 0 ? 64 : 32) * 12.0 * ITERS * omp_get_max_threads();
+    /* multiply-adds per instruction: 64 (u8 x s8), 32 (s16), 32 (bf16 pairs), 16 (f32) */
+    double macs = (which == 0 ? 64 : which == 3 ? 16 : 32) * 12.0 * ITERS * omp_get_max_threads();
     if (total == 12345.678) puts(""); /* keeps the sums */
     return 2 * macs / secs / 1e9;
 }
 
 int main(void) {
-    double i8 = run(0), i16 = run(1), bf = run(2);
+    double i8 = run(0), i16 = run(1), bf = run(2), f32 = run(3);
     printf("{\"threads\": %d, \"vpdpbusd_gops\": %.0f, \"vpdpwssd_gops\": %.0f, "
-           "\"vdpbf16ps_gflops\": %.0f}\n", omp_get_max_threads(), i8, i16, bf);
+           "\"vdpbf16ps_gflops\": %.0f, \"vfmadd_gflops\": %.0f}\n", omp_get_max_threads(), i8,
+           i16, bf, f32);
     return 0;
 }

@@ -250,9 +250,9 @@ fn a_warm_start_uses_the_cached_weights_in_place() {
     let dir = fixture("tiny-gqa-window");
     let case = &reference(&dir).cases[0];
     let pair = [(case.prompt.as_str(), case.response.as_str())];
-    // q8_0 and q4_0 run on this crate's kernels only where AVX512-VNNI is; q4_k and bf16
-    // everywhere.
-    let vnni = dpa_explorer::model::kernels::int8::vnni_available();
+    // q8_0 and q4_0 run on this crate's kernels only where AVX512-VNNI or AVX2 is; q4_k and
+    // bf16 everywhere.
+    let vnni = dpa_explorer::model::kernels::int8::own_kernel_available();
     for (mode, own) in [
         (DTypeChoice::BF16, bf16_packed()),
         (DTypeChoice::Q8_0, vnni),

@@ -11,6 +11,7 @@ use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 
 use super::kernels::bf16::{f32_to_bf16, PackedBf16};
+use super::kernels::f32::PackedF32;
 use super::kernels::int8::{self, PackedQ, QFormat};
 use super::kernels::q4k::PackedQ4K;
 use super::quant::{self, QuantCache};
@@ -24,8 +25,10 @@ pub enum WeightFormat {
     Dense(DType),
     /// bf16, packed for this crate's CPU kernels (f32 activations).
     PackedBf16,
+    /// f32, packed for this crate's AVX2 kernel.
+    PackedF32,
     /// GGML block quantisation (f32 activations): `Q8_0` and `Q4_0` on this crate's AVX512-VNNI
-    /// kernels where the CPU has them, `Q4K` on this crate's kernel on any CPU (AVX512-VNNI or
+    /// or AVX2 kernels where the CPU has them, `Q4K` on this crate's kernel on any CPU (AVX512-VNNI or
     /// portable), everything else on candle's.
     Quantized(GgmlDType),
 }
@@ -41,7 +44,8 @@ pub enum Linear {
         weight: Tensor,
     },
     PackedBf16(Arc<PackedBf16>),
-    /// 8/4-bit blocks packed for the AVX512-VNNI kernels.
+    PackedF32(Arc<PackedF32>),
+    /// 8/4-bit blocks packed for this crate's AVX512-VNNI and AVX2 kernels.
     PackedQ(Arc<PackedQ>),
     /// `Q4_K` super-blocks packed for this crate's kernels.
     PackedQ4K(Arc<PackedQ4K>),
@@ -63,6 +67,7 @@ impl Linear {
         let y = match self {
             Linear::Dense { weight } => dense_matmul(&x2, weight)?,
             Linear::PackedBf16(w) => packed_forward(&x2, w)?,
+            Linear::PackedF32(w) => packed_forward(&x2, w)?,
             Linear::PackedQ(w) => packed_forward(&x2, w)?,
             Linear::PackedQ4K(w) => packed_forward(&x2, w)?,
             Linear::Quantized { weight, .. } => weight.forward(&x2.to_dtype(DType::F32)?)?,
@@ -76,6 +81,7 @@ impl Linear {
         match self {
             Linear::Dense { weight } => weight.dims()[0],
             Linear::PackedBf16(w) => w.out_features(),
+            Linear::PackedF32(w) => w.out_features(),
             Linear::PackedQ(w) => w.out_features(),
             Linear::PackedQ4K(w) => w.out_features(),
             Linear::Quantized { out, .. } => *out,
@@ -87,6 +93,7 @@ impl Linear {
         match self {
             Linear::Dense { weight } => weight.elem_count() * weight.dtype().size_in_bytes(),
             Linear::PackedBf16(w) => w.bytes(),
+            Linear::PackedF32(w) => w.bytes(),
             Linear::PackedQ(w) => w.bytes(),
             Linear::PackedQ4K(w) => w.bytes(),
             Linear::Quantized { weight, .. } => match weight {
@@ -129,6 +136,16 @@ trait PackedMatmul: Send + Sync + 'static {
 
 impl PackedMatmul for PackedBf16 {
     const NAME: &'static str = "packed-bf16-linear";
+    fn dims(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+impl PackedMatmul for PackedF32 {
+    const NAME: &'static str = "packed-f32-linear";
     fn dims(&self) -> (usize, usize) {
         (self.in_features(), self.out_features())
     }
@@ -214,6 +231,7 @@ pub fn load(
             Some(cache) => load_packed_bf16_cached(ckpt, names, outs, in_features, cache),
             None => load_packed_bf16(ckpt, names, outs, in_features),
         },
+        WeightFormat::PackedF32 => load_packed_f32(ckpt, names, outs, in_features),
         WeightFormat::Quantized(want) => {
             let Some(dtype) = quant::format_for(want, in_features, device.is_cpu()) else {
                 // Too narrow for any block format: stays exact.
@@ -230,7 +248,7 @@ pub fn load(
                 GgmlDType::Q4_0 => Some(QFormat::Q4),
                 _ => None,
             }
-            .filter(|_| device.is_cpu() && int8::vnni_available());
+            .filter(|_| device.is_cpu() && int8::own_kernel_available());
             let own_q4k = dtype == GgmlDType::Q4K && device.is_cpu();
             let mut make = |sink: &mut quant::RowSink<'_>| {
                 quant::quantize_rows(ckpt, names, outs, in_features, dtype, sink)
@@ -414,6 +432,57 @@ pub fn load_packed_bf16(
         row0 += out;
     }
     Ok(Linear::PackedBf16(Arc::new(packed)))
+}
+
+/// Loads the named weights into one packed f32 projection, one part at a time, converting
+/// row by row so that no part is held twice.
+pub fn load_packed_f32(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+) -> Result<Linear, ModelError> {
+    let rows: usize = outs.iter().sum();
+    let mut packed = PackedF32::zeroed(rows, in_features);
+    let mut row0 = 0;
+    let k = in_features;
+    for (name, &out) in names.iter().zip(outs) {
+        let part = ckpt.get_stored(name, &[out, in_features])?;
+        let (storage, layout) = part.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Err(ModelError::Device("packed weights live on the CPU".into()));
+        };
+        let (a, b) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| ModelError::Input("non-contiguous weight".into()))?;
+        match cpu {
+            CpuStorage::F32(v) => {
+                let v = &v[a..b];
+                packed.fill_rows(row0, out, |i, dst| {
+                    dst.copy_from_slice(&v[i * k..(i + 1) * k])
+                })
+            }
+            CpuStorage::BF16(v) => {
+                let v = &v[a..b];
+                packed.fill_rows(row0, out, |i, dst| {
+                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                        *d = s.to_f32();
+                    }
+                })
+            }
+            CpuStorage::F16(v) => {
+                let v = &v[a..b];
+                packed.fill_rows(row0, out, |i, dst| {
+                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                        *d = s.to_f32();
+                    }
+                })
+            }
+            _ => return Err(ModelError::Input("unexpected weight dtype".into())),
+        }
+        row0 += out;
+    }
+    Ok(Linear::PackedF32(Arc::new(packed)))
 }
 
 #[cfg(test)]

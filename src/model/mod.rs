@@ -430,6 +430,7 @@ pub fn device_name(d: &Device) -> String {
 pub fn mode_name(choice: DTypeChoice, plan: ComputePlan) -> String {
     match plan.weights {
         WeightFormat::Dense(d) => dtype_name(d).to_string(),
+        WeightFormat::PackedF32 => "f32".to_string(),
         WeightFormat::PackedBf16 => {
             format!("bf16 ({})", kernels::bf16::PackedBf16::best_isa().name())
         }
@@ -465,8 +466,8 @@ mod tests {
             DTypeChoice::BF16
         );
         // The 4-bit modes do not keep the ranking on trained weights: never picked unasked; q8_0 does
-        // with the VNNI kernel's 16-bit activations only.
-        let small = if kernels::int8::vnni_available() {
+        // with this crate's kernels' 16-bit activations only.
+        let small = if kernels::int8::own_kernel_available() {
             DTypeChoice::Q8_0
         } else {
             DTypeChoice::BF16

@@ -148,6 +148,12 @@ impl DTypeChoice {
             weights,
         };
         match self {
+            DTypeChoice::F32 | DTypeChoice::Auto
+                if device.is_cpu()
+                    && kernels::f32::PackedF32::best_isa() != kernels::Isa::Scalar =>
+            {
+                f32_with(WeightFormat::PackedF32)
+            }
             DTypeChoice::F32 => dense(DType::F32),
             DTypeChoice::F16 => dense(DType::F16),
             DTypeChoice::BF16
@@ -208,9 +214,10 @@ impl DTypeChoice {
             DTypeChoice::Auto => None,
             DTypeChoice::F32 => Some(1.0),
             DTypeChoice::BF16 | DTypeChoice::F16 => Some(0.978),
-            // 16-bit activations in the AVX512-VNNI kernel; candle's kernel, used elsewhere,
-            // quantises activations to 8 bits as GGML does, which measured 0.855.
-            DTypeChoice::Q8_0 if kernels::int8::vnni_available() => Some(0.964),
+            // 16-bit activations in this crate's kernels (AVX512-VNNI, AVX2: the same integer
+            // sums); candle's kernel, used elsewhere, quantises activations to 8 bits as GGML
+            // does, which measured 0.855.
+            DTypeChoice::Q8_0 if kernels::int8::own_kernel_available() => Some(0.964),
             DTypeChoice::Q8_0 => Some(0.855),
             DTypeChoice::Q4_0 => Some(0.522),
             DTypeChoice::Q4K => Some(Q4K_MEASURED),
@@ -294,6 +301,7 @@ pub fn check_fits(
     let bytes_per_weight = match format {
         WeightFormat::Dense(d) => d.size_in_bytes() as f64,
         WeightFormat::PackedBf16 => 2.0,
+        WeightFormat::PackedF32 => 4.0,
         WeightFormat::Quantized(q) => q.type_size() as f64 / q.block_size() as f64,
     };
     let need = parameters as f64 * bytes_per_weight;

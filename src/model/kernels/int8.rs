@@ -204,6 +204,8 @@ impl PackedQ {
     pub fn best_isa() -> Isa {
         if vnni_available() {
             Isa::Avx512Vnni
+        } else if avx2_available() {
+            Isa::Avx2
         } else {
             Isa::Scalar
         }
@@ -214,7 +216,8 @@ impl PackedQ {
         self.matmul_with(Self::best_isa(), x, m, out)
     }
 
-    /// As [`PackedQ::matmul`] with a chosen kernel: `Avx512Vnni` (where available) or `Scalar`.
+    /// As [`PackedQ::matmul`] with a chosen kernel: `Avx512Vnni` or `Avx2` (where available),
+    /// or `Scalar`.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
         let (n, k, nb) = (self.n, self.k, self.nb);
         super::assert_matmul_shapes(x, out, m, n, k);
@@ -231,17 +234,28 @@ impl PackedQ {
         let bb = self.format.block_bytes();
         let (mr_max, np_max) = match isa {
             Isa::Avx512Vnni => (6, 2),
+            Isa::Avx2 => (avx2::MR, 1),
             _ => (4, 1),
         };
         assert!(
-            isa != Isa::Avx512Vnni || vnni_available(),
-            "AVX512-VNNI is not available"
+            match isa {
+                Isa::Avx512Vnni => vnni_available(),
+                Isa::Avx2 => avx2_available(),
+                _ => true,
+            },
+            "{isa:?} is not available"
         );
-        super::drive(
+        // The AVX2 kernel's rows in blocks whose activations for one k chunk (60 rows: 120 KiB
+        // at 16 bits) stay in L2; the VNNI kernel, tuned on a CPU with twice the L2, as before.
+        let mc = match isa {
+            Isa::Avx2 => 60,
+            _ => usize::MAX,
+        };
+        super::drive_blocked(
             self.panels,
             nb,
             KCB,
-            m,
+            (m, mc),
             mr_max,
             np_max,
             parallel,
@@ -272,6 +286,25 @@ impl PackedQ {
                             )
                         }
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => {
+                        // SAFETY: AVX2, FMA and F16C checked above; pointers as for VNNI.
+                        unsafe {
+                            avx2::tile_any(
+                                self.format,
+                                mr,
+                                &acts,
+                                r0,
+                                b0,
+                                nbk,
+                                w.as_ptr(),
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
+                        }
+                    }
                     _ => scalar_tile(
                         self.format,
                         &acts,
@@ -294,6 +327,23 @@ impl PackedQ {
 
 pub fn vnni_available() -> bool {
     Isa::Avx512Vnni.is_available()
+}
+
+/// Whether the AVX2 kernel runs here (AVX2 and FMA, with F16C for the block scales).
+pub fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Isa::Avx2.is_available() && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether a vector kernel of this crate runs the 8- and 4-bit products here (the integer
+/// scheme with 16-bit activations for 8-bit weights, which keeps the ranking); without one,
+/// candle's kernels run them, with 8-bit activations.
+pub fn own_kernel_available() -> bool {
+    PackedQ::best_isa() != Isa::Scalar
 }
 
 /// Where value `j` of a block of 32 activations is stored for 8-bit weights: each quad as
@@ -612,6 +662,134 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{QFormat, QuantizedActs, NR, QK};
+
+    /// Rows per tile: each row keeps its 16 float sums in two registers and one half's integer
+    /// sums in a third, within AVX2's sixteen.
+    pub const MR: usize = 3;
+
+    /// One `MR × 16` tile over `nbk` blocks: the integer scheme of the VNNI kernel, with
+    /// `vpmaddwd` for 16-bit pairs (8-bit weights) and `vpmaddubsw` then `vpmaddwd` for 8-bit
+    /// quads (4-bit weights), so that every block's integer sum is the same exact value.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile<const R: usize, const Q4: bool>(
+        acts: &QuantizedActs,
+        r0: usize,
+        b0: usize,
+        nbk: usize,
+        w: *const u8,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        let fmt = if Q4 { QFormat::Q4 } else { QFormat::Q8 };
+        let bb = fmt.block_bytes();
+        let low = _mm256_set1_epi8(0x0f);
+        let even_bytes = _mm256_set1_epi16(0x00ff);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..nbk {
+            let blk = b0 + b;
+            let base = w.add(b * bb);
+            // One half (8 columns) at a time, so that few registers hold integer sums.
+            for h in 0..2 {
+                let q = base.add(2 * NR + h * 32);
+                let mut iacc = [_mm256_setzero_si256(); R];
+                let mut qd = 0;
+                while qd < QK / 4 {
+                    if Q4 {
+                        let raw = _mm256_loadu_si256(q.add((qd / 2) * 64) as *const __m256i);
+                        let lo = _mm256_and_si256(raw, low);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+                        for (r, sum) in iacc.iter_mut().enumerate() {
+                            let a = acts.q8.as_ptr().add((r0 + r) * acts.k + blk * QK + qd * 4);
+                            let a0 = _mm256_set1_epi32((a as *const i32).read_unaligned());
+                            let a1 = _mm256_set1_epi32((a.add(4) as *const i32).read_unaligned());
+                            // u8 ≤ 15 times i8: pair sums ≤ 3810, two quads ≤ 7620, no saturation.
+                            let p = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(lo, a0),
+                                _mm256_maddubs_epi16(hi, a1),
+                            );
+                            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, ones));
+                        }
+                        qd += 2;
+                    } else {
+                        let raw = _mm256_loadu_si256(q.add(qd * 64) as *const __m256i);
+                        let even = _mm256_and_si256(raw, even_bytes);
+                        let odd = _mm256_srli_epi16(raw, 8);
+                        for (r, sum) in iacc.iter_mut().enumerate() {
+                            let a = acts.q16.as_ptr().add((r0 + r) * acts.k + blk * QK + qd * 4);
+                            let ae = _mm256_set1_epi32((a as *const i32).read_unaligned());
+                            let ao = _mm256_set1_epi32((a.add(2) as *const i32).read_unaligned());
+                            let p = _mm256_add_epi32(
+                                _mm256_madd_epi16(even, ae),
+                                _mm256_madd_epi16(odd, ao),
+                            );
+                            *sum = _mm256_add_epi32(*sum, p);
+                        }
+                        qd += 1;
+                    }
+                }
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(16 * h) as *const __m128i));
+                for (r, (row, sum)) in acc.iter_mut().zip(&iacc).enumerate() {
+                    let i = (r0 + r) * acts.nb + blk;
+                    let corr = _mm256_set1_epi32(*acts.corr.get_unchecked(i));
+                    let da = _mm256_set1_ps(*acts.d.get_unchecked(i));
+                    let t = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, corr));
+                    row[h] = _mm256_fmadd_ps(t, _mm256_mul_ps(dw, da), row[h]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let dst = c.add(r * ldc);
+            let mut v = [0f32; NR];
+            _mm256_storeu_ps(v.as_mut_ptr(), row[0]);
+            _mm256_storeu_ps(v.as_mut_ptr().add(8), row[1]);
+            for (j, &x) in v.iter().enumerate().take(ncols) {
+                let d = dst.add(j);
+                *d = if accumulate { *d + x } else { x };
+            }
+        }
+    }
+
+    /// [`tile`] for run-time `mr ≤ MR`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_any(
+        fmt: QFormat,
+        mr: usize,
+        acts: &QuantizedActs,
+        r0: usize,
+        b0: usize,
+        nbk: usize,
+        w: *const u8,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        macro_rules! go {
+            ($q4:literal) => {
+                match mr {
+                    1 => tile::<1, $q4>(acts, r0, b0, nbk, w, c, ldc, ncols, accumulate),
+                    2 => tile::<2, $q4>(acts, r0, b0, nbk, w, c, ldc, ncols, accumulate),
+                    3 => tile::<3, $q4>(acts, r0, b0, nbk, w, c, ldc, ncols, accumulate),
+                    _ => unreachable!("row block of {mr}"),
+                }
+            };
+        }
+        match fmt {
+            QFormat::Q8 => go!(false),
+            QFormat::Q4 => go!(true),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,12 +873,20 @@ mod tests {
         assert!(err <= tol, "{fmt:?}: error {err} vs exact");
     }
 
+    fn available_isas() -> Vec<Isa> {
+        [Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar]
+            .into_iter()
+            .filter(|&i| match i {
+                Isa::Avx512Vnni => vnni_available(),
+                Isa::Avx2 => avx2_available(),
+                _ => true,
+            })
+            .collect()
+    }
+
     #[test]
     fn every_available_kernel_matches_the_integer_reference() {
-        let isas: Vec<Isa> = [Isa::Avx512Vnni, Isa::Scalar]
-            .into_iter()
-            .filter(|&i| i == Isa::Scalar || vnni_available())
-            .collect();
+        let isas = available_isas();
         for fmt in [QFormat::Q8, QFormat::Q4] {
             for &isa in &isas {
                 for &(m, n, k) in &[
@@ -725,10 +911,7 @@ mod tests {
         let w = values(n * k, 5);
         let mut x: Vec<f32> = values(k, 6).iter().map(|v| v * 0.3).collect();
         x[3] = 100.0;
-        let isas: Vec<Isa> = [Isa::Avx512Vnni, Isa::Scalar]
-            .into_iter()
-            .filter(|&i| i == Isa::Scalar || vnni_available())
-            .collect();
+        let isas = available_isas();
         let (p, deq) = packed(QFormat::Q8, &w, n, k);
         for isa in isas {
             let mut got = vec![0f32; n];

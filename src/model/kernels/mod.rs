@@ -4,6 +4,7 @@
 
 pub mod bf16;
 pub mod bytes;
+pub mod f32;
 pub mod int8;
 pub mod q4k;
 
@@ -218,26 +219,70 @@ pub(crate) fn drive(
     parallel: bool,
     tile: impl Fn(usize, usize, usize, usize, usize, usize, bool) + Sync,
 ) {
+    drive_blocked(
+        panels,
+        kblocks,
+        kc,
+        (m, usize::MAX),
+        mr_max,
+        np_max,
+        parallel,
+        tile,
+    )
+}
+
+/// [`drive`] with the rows in blocks of `mc`: a thread takes several panel groups, and for
+/// each k chunk passes one block of rows over all of them before the next block, so that a
+/// block's activations stay in L2 while the groups' weights are read from a nearer cache than
+/// memory; with all `m` rows at once (`mc ≥ m`), many rows' activations for one chunk
+/// outgrow L2 and are fetched again for every panel group.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn drive_blocked(
+    panels: usize,
+    kblocks: usize,
+    kc: usize,
+    (m, mc): (usize, usize),
+    mr_max: usize,
+    np_max: usize,
+    parallel: bool,
+    tile: impl Fn(usize, usize, usize, usize, usize, usize, bool) + Sync,
+) {
     use rayon::prelude::*;
     let groups = panels.div_ceil(np_max);
-    let work = |g: usize| {
-        let p0 = g * np_max;
-        let np = np_max.min(panels - p0);
+    // Groups per unit of work: one when all rows go at once (each group's chunk stays in L1
+    // for every row); else enough for several units per thread, at most 8.
+    let per = if mc >= m {
+        1
+    } else {
+        (groups / (8 * rayon::current_num_threads().max(1))).clamp(1, 8)
+    };
+    let work = |u: usize| {
+        let (g0, g1) = (u * per, ((u + 1) * per).min(groups));
         let mut k0 = 0;
         while k0 < kblocks {
             let kn = kc.min(kblocks - k0);
-            let mut r0 = 0;
-            while r0 < m {
-                let mr = mr_max.min(m - r0);
-                tile(r0, mr, p0, np, k0, kn, k0 > 0);
-                r0 += mr;
+            let mut m0 = 0;
+            while m0 < m {
+                let m1 = m0 + mc.min(m - m0);
+                for g in g0..g1 {
+                    let p0 = g * np_max;
+                    let np = np_max.min(panels - p0);
+                    let mut r0 = m0;
+                    while r0 < m1 {
+                        let mr = mr_max.min(m1 - r0);
+                        tile(r0, mr, p0, np, k0, kn, k0 > 0);
+                        r0 += mr;
+                    }
+                }
+                m0 = m1;
             }
             k0 += kn;
         }
     };
+    let units = groups.div_ceil(per);
     if parallel {
-        (0..groups).into_par_iter().for_each(work);
+        (0..units).into_par_iter().for_each(work);
     } else {
-        (0..groups).for_each(work);
+        (0..units).for_each(work);
     }
 }
