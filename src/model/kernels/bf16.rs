@@ -228,11 +228,13 @@ impl PackedBf16 {
                     &padded
                 };
                 let a_ptr = a.as_ptr() as usize;
-                super::drive(
+                // Rows in blocks whose f32 activations for one k block (60 rows: 240 KiB)
+                // stay in L2.
+                super::drive_blocked(
                     self.panels,
                     self.kp,
                     KC,
-                    m,
+                    (m, 60),
                     4,
                     1,
                     parallel,
@@ -562,6 +564,8 @@ mod tests {
             (13, 100, 2 * KC + 7),
             (1, 4096 / 64, 4096),
             (17, 35, 2 * KC * 2 + 2),
+            // More rows than the AVX2 kernel's row block, many panels.
+            (67, 16 * 40, 70),
         ];
         for isa in [Isa::Avx512Bf16, Isa::Avx2, Isa::Scalar] {
             if !isa.is_available() {

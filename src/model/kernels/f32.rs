@@ -301,6 +301,8 @@ mod tests {
             (1, 4096 / 64, 4096),
             (17, 35, 3 * KC + 2),
             (37, 200, 300),
+            // More rows than a row block, and enough panels for several per unit of work.
+            (MC + 10, 16 * 40, 64),
         ];
         for isa in [Isa::Avx2, Isa::Scalar] {
             if !isa.is_available() {

@@ -895,6 +895,8 @@ mod tests {
                     (7, 40, 96),
                     (13, 33, 32 * (KCB + 3)),
                     (6, 32, 256),
+                    // More rows than the AVX2 kernel's row block, many panels.
+                    (67, 16 * 40, 64),
                 ] {
                     check(fmt, isa, m, n, k);
                 }

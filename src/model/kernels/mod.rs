@@ -286,3 +286,49 @@ pub(crate) fn drive_blocked(
         (0..units).for_each(work);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    /// Every (row, panel) is visited once per k chunk, chunks in order, the first one storing
+    /// and the rest adding: whatever the row blocks, panel groups and threads.
+    #[test]
+    fn drive_blocked_covers_every_tile_once_per_chunk_in_order() {
+        for &(panels, kblocks, kc, m, mc, mr, np, parallel) in &[
+            (40, 10, 3, 130, 60, 6, 1, true),
+            (40, 10, 3, 130, usize::MAX, 6, 1, true),
+            (7, 5, 5, 9, 4, 3, 2, false),
+            (64, 4, 1, 61, 60, 3, 3, true),
+            (1, 1, 1, 1, 1, 1, 1, false),
+        ] {
+            let seen = Mutex::new(vec![Vec::new(); m * panels]);
+            super::drive_blocked(
+                panels,
+                kblocks,
+                kc,
+                (m, mc),
+                mr,
+                np,
+                parallel,
+                |r0, rows, p0, nps, k0, kn, acc| {
+                    assert!(rows >= 1 && rows <= mr && nps >= 1 && nps <= np);
+                    assert_eq!(acc, k0 > 0);
+                    let mut seen = seen.lock().unwrap();
+                    for r in r0..r0 + rows {
+                        for p in p0..p0 + nps {
+                            seen[r * panels + p].push((k0, kn));
+                        }
+                    }
+                },
+            );
+            let want: Vec<(usize, usize)> = (0..kblocks)
+                .step_by(kc)
+                .map(|k0| (k0, kc.min(kblocks - k0)))
+                .collect();
+            for (i, chunks) in seen.into_inner().unwrap().iter().enumerate() {
+                assert_eq!(chunks, &want, "row {} panel {}", i / panels, i % panels);
+            }
+        }
+    }
+}
