@@ -134,44 +134,26 @@ trait PackedMatmul: Send + Sync + 'static {
     fn run(&self, x: &[f32], m: usize, out: &mut [f32]);
 }
 
-impl PackedMatmul for PackedBf16 {
-    const NAME: &'static str = "packed-bf16-linear";
-    fn dims(&self) -> (usize, usize) {
-        (self.in_features(), self.out_features())
-    }
-    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
+/// Each packed weight's `PackedMatmul`: its own shape and `matmul`, under `name`.
+macro_rules! packed_matmul {
+    ($($ty:ty => $name:literal),* $(,)?) => {$(
+        impl PackedMatmul for $ty {
+            const NAME: &'static str = $name;
+            fn dims(&self) -> (usize, usize) {
+                (self.in_features(), self.out_features())
+            }
+            fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
+                self.matmul(x, m, out)
+            }
+        }
+    )*};
 }
 
-impl PackedMatmul for PackedF32 {
-    const NAME: &'static str = "packed-f32-linear";
-    fn dims(&self) -> (usize, usize) {
-        (self.in_features(), self.out_features())
-    }
-    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
-}
-
-impl PackedMatmul for PackedQ {
-    const NAME: &'static str = "packed-q-linear";
-    fn dims(&self) -> (usize, usize) {
-        (self.in_features(), self.out_features())
-    }
-    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
-}
-
-impl PackedMatmul for PackedQ4K {
-    const NAME: &'static str = "packed-q4k-linear";
-    fn dims(&self) -> (usize, usize) {
-        (self.in_features(), self.out_features())
-    }
-    fn run(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
+packed_matmul! {
+    PackedBf16 => "packed-bf16-linear",
+    PackedF32 => "packed-f32-linear",
+    PackedQ => "packed-q-linear",
+    PackedQ4K => "packed-q4k-linear",
 }
 
 /// A packed product as a candle operation on a contiguous `[rows, in]` f32 tensor.
@@ -394,43 +376,31 @@ pub fn load_packed_bf16(
 ) -> Result<Linear, ModelError> {
     let rows: usize = outs.iter().sum();
     let mut packed = PackedBf16::zeroed(rows, in_features);
-    let mut row0 = 0;
-    for (name, &out) in names.iter().zip(outs) {
-        let part = ckpt.get_stored(name, &[out, in_features])?;
-        let part = match part.dtype() {
-            DType::BF16 => part,
-            // An f32 or f16 checkpoint: round once, here.
-            _ => part.to_dtype(DType::F32)?,
-        };
-        let (storage, layout) = part.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            return Err(ModelError::Device("packed weights live on the CPU".into()));
-        };
-        let (a, b) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| ModelError::Input("non-contiguous weight".into()))?;
-        let k = in_features;
-        match cpu {
-            CpuStorage::BF16(v) => {
-                let v = &v[a..b];
-                packed.fill_rows(row0, out, |i, dst| {
-                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                        *d = s.to_bits();
-                    }
-                })
-            }
-            CpuStorage::F32(v) => {
-                let v = &v[a..b];
-                packed.fill_rows(row0, out, |i, dst| {
-                    for (d, &s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                        *d = f32_to_bf16(s);
-                    }
-                })
-            }
-            _ => return Err(ModelError::Input("unexpected weight dtype".into())),
-        }
-        row0 += out;
-    }
+    let k = in_features;
+    // An f32 or f16 checkpoint is rounded once, here.
+    for_each_part(
+        ckpt,
+        names,
+        outs,
+        in_features,
+        |row0, out, part| match part {
+            Part::BF16(v) => packed.fill_rows(row0, out, |i, dst| {
+                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                    *d = s.to_bits();
+                }
+            }),
+            Part::F32(v) => packed.fill_rows(row0, out, |i, dst| {
+                for (d, &s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                    *d = f32_to_bf16(s);
+                }
+            }),
+            Part::F16(v) => packed.fill_rows(row0, out, |i, dst| {
+                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                    *d = f32_to_bf16(s.to_f32());
+                }
+            }),
+        },
+    )?;
     Ok(Linear::PackedBf16(Arc::new(packed)))
 }
 
@@ -444,10 +414,55 @@ pub fn load_packed_f32(
 ) -> Result<Linear, ModelError> {
     let rows: usize = outs.iter().sum();
     let mut packed = PackedF32::zeroed(rows, in_features);
-    let mut row0 = 0;
     let k = in_features;
+    for_each_part(
+        ckpt,
+        names,
+        outs,
+        in_features,
+        |row0, out, part| match part {
+            Part::F32(v) => packed.fill_rows(row0, out, |i, dst| {
+                dst.copy_from_slice(&v[i * k..(i + 1) * k])
+            }),
+            Part::BF16(v) => packed.fill_rows(row0, out, |i, dst| {
+                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                    *d = s.to_f32();
+                }
+            }),
+            Part::F16(v) => packed.fill_rows(row0, out, |i, dst| {
+                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+                    *d = s.to_f32();
+                }
+            }),
+        },
+    )?;
+    Ok(Linear::PackedF32(Arc::new(packed)))
+}
+
+/// The values of one stored weight, in its stored dtype.
+enum Part<'a> {
+    F32(&'a [f32]),
+    BF16(&'a [half::bf16]),
+    F16(&'a [half::f16]),
+}
+
+/// Calls `fill(row0, rows, part)` for each named `[out_i, in_features]` weight in turn, as
+/// stored, read on the CPU; each is dropped before the next is read.
+fn for_each_part(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    mut fill: impl FnMut(usize, usize, Part<'_>),
+) -> Result<(), ModelError> {
+    let mut row0 = 0;
     for (name, &out) in names.iter().zip(outs) {
         let part = ckpt.get_stored(name, &[out, in_features])?;
+        let part = match part.dtype() {
+            DType::F32 | DType::BF16 | DType::F16 => part,
+            // Any other float dtype (f64) is widened or rounded to f32 first.
+            _ => part.to_dtype(DType::F32)?,
+        };
         let (storage, layout) = part.storage_and_layout();
         let candle_core::Storage::Cpu(cpu) = &*storage else {
             return Err(ModelError::Device("packed weights live on the CPU".into()));
@@ -455,34 +470,16 @@ pub fn load_packed_f32(
         let (a, b) = layout
             .contiguous_offsets()
             .ok_or_else(|| ModelError::Input("non-contiguous weight".into()))?;
-        match cpu {
-            CpuStorage::F32(v) => {
-                let v = &v[a..b];
-                packed.fill_rows(row0, out, |i, dst| {
-                    dst.copy_from_slice(&v[i * k..(i + 1) * k])
-                })
-            }
-            CpuStorage::BF16(v) => {
-                let v = &v[a..b];
-                packed.fill_rows(row0, out, |i, dst| {
-                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                        *d = s.to_f32();
-                    }
-                })
-            }
-            CpuStorage::F16(v) => {
-                let v = &v[a..b];
-                packed.fill_rows(row0, out, |i, dst| {
-                    for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                        *d = s.to_f32();
-                    }
-                })
-            }
+        let values = match cpu {
+            CpuStorage::F32(v) => Part::F32(&v[a..b]),
+            CpuStorage::BF16(v) => Part::BF16(&v[a..b]),
+            CpuStorage::F16(v) => Part::F16(&v[a..b]),
             _ => return Err(ModelError::Input("unexpected weight dtype".into())),
-        }
+        };
+        fill(row0, out, values);
         row0 += out;
     }
-    Ok(Linear::PackedF32(Arc::new(packed)))
+    Ok(())
 }
 
 #[cfg(test)]

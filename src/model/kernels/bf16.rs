@@ -464,28 +464,7 @@ mod avx2 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = c.add(r * ldc);
-            if ncols == super::NR {
-                for (h, &v) in row.iter().enumerate() {
-                    let d = dst.add(8 * h);
-                    let v = if accumulate {
-                        _mm256_add_ps(v, _mm256_loadu_ps(d))
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_ps(d, v);
-                }
-            } else {
-                let mut tmp = [0f32; super::NR];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), row[1]);
-                for (i, &v) in tmp.iter().enumerate().take(ncols) {
-                    let d = dst.add(i);
-                    *d = if accumulate { *d + v } else { v };
-                }
-            }
-        }
+        crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
     /// [`tile`] for run-time `mr ≤ 4`.

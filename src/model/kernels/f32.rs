@@ -212,28 +212,7 @@ mod avx2 {
                 row[1] = _mm256_fmadd_ps(av, w1, row[1]);
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = c.add(r * ldc);
-            if ncols == NR {
-                for (h, &v) in row.iter().enumerate() {
-                    let d = dst.add(8 * h);
-                    let v = if accumulate {
-                        _mm256_add_ps(v, _mm256_loadu_ps(d))
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_ps(d, v);
-                }
-            } else {
-                let mut tmp = [0f32; NR];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), row[1]);
-                for (j, &v) in tmp.iter().enumerate().take(ncols) {
-                    let d = dst.add(j);
-                    *d = if accumulate { *d + v } else { v };
-                }
-            }
-        }
+        crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
     /// [`tile`] for run-time `mr ≤ MR`.

@@ -746,16 +746,7 @@ mod avx2 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = c.add(r * ldc);
-            let mut v = [0f32; NR];
-            _mm256_storeu_ps(v.as_mut_ptr(), row[0]);
-            _mm256_storeu_ps(v.as_mut_ptr().add(8), row[1]);
-            for (j, &x) in v.iter().enumerate().take(ncols) {
-                let d = dst.add(j);
-                *d = if accumulate { *d + x } else { x };
-            }
-        }
+        crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
     /// [`tile`] for run-time `mr ≤ MR`.

@@ -136,6 +136,47 @@ unsafe fn avx512_store_tile<const MR: usize, const NP: usize>(
     }
 }
 
+/// Writes (or, with `accumulate`, adds) an `MR × 16` block of f32 sums, each row in two
+/// 256-bit registers, to `c` (row stride `ldc`), keeping only the first `ncols` columns: the
+/// epilogue of the AVX2 tile kernels.
+///
+/// # Safety
+/// The processor must support AVX, and `c` must be valid for `MR` rows of `ncols` values.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn avx2_store_tile<const MR: usize>(
+    acc: &[[std::arch::x86_64::__m256; 2]; MR],
+    c: *mut f32,
+    ldc: usize,
+    ncols: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    for (r, row) in acc.iter().enumerate() {
+        let dst = c.add(r * ldc);
+        if ncols == NR {
+            for (h, &v) in row.iter().enumerate() {
+                let d = dst.add(8 * h);
+                let v = if accumulate {
+                    _mm256_add_ps(v, _mm256_loadu_ps(d))
+                } else {
+                    v
+                };
+                _mm256_storeu_ps(d, v);
+            }
+        } else {
+            let mut tmp = [0f32; NR];
+            _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
+            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), row[1]);
+            for (j, &v) in tmp.iter().enumerate().take(ncols) {
+                let d = dst.add(j);
+                *d = if accumulate { *d + v } else { v };
+            }
+        }
+    }
+}
+
 /// `acc + Σ pairs a·b` (`vpdpwssd`), kept one instruction: LLVM otherwise rewrites the
 /// intrinsic as `vpmaddwd` + `vpaddd`, two instructions where the 16-bit kernels are bound by
 /// instruction count.
