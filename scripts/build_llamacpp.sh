@@ -33,7 +33,16 @@ if [[ -z "$version" ]]; then
     done
 fi
 
-sdist() { ls "$BASE"/dl/llama_cpp_python-"${1:-}"*.tar.gz 2>/dev/null | sort -V | tail -1; }
+CMAKE=$(command -v cmake || true)
+if [[ -z "$CMAKE" ]]; then
+    "$PYTHON" -m pip install --quiet cmake >&2
+    CMAKE=$("$PYTHON" -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, "cmake"))')
+fi
+# pip reads the sdist's metadata through its build backend, which wants CMake on PATH.
+export PATH="$(dirname "$CMAKE"):$PATH"
+
+# `|| true`: with no sdist yet, ls fails, and pipefail would end the script silently.
+sdist() { { ls "$BASE"/dl/llama_cpp_python-"${1:-}"*.tar.gz 2>/dev/null || true; } | sort -V | tail -1; }
 tarball=$(sdist "$version")
 if [[ -z "$tarball" ]]; then
     # --no-build-isolation: pip would otherwise build the sdist's build dependencies (cmake,
@@ -60,12 +69,6 @@ if [[ ! -f "$dir/src/CMakeLists.txt" ]]; then
     tar -xzf "$tarball" -C "$dir/unpack" "llama_cpp_python-$version/vendor/llama.cpp"
     mv "$dir/unpack/llama_cpp_python-$version/vendor/llama.cpp" "$dir/src"
     rm -rf "$dir/unpack"
-fi
-
-CMAKE=$(command -v cmake || true)
-if [[ -z "$CMAKE" ]]; then
-    "$PYTHON" -m pip install --quiet cmake >&2
-    CMAKE=$("$PYTHON" -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, "cmake"))')
 fi
 
 "$CMAKE" -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
