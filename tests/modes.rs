@@ -196,9 +196,13 @@ fn modes_below_their_rank_bar_say_so_with_every_result() {
         .filter(|m| !m.meets_rank_bar())
         .collect();
     assert!(below.contains(&DTypeChoice::Q4_0));
+    assert!(
+        below.contains(&DTypeChoice::Q8_0),
+        "0.944 on a trained body, bar 0.95"
+    );
     for mode in below {
         let model = load_mode(&fixture("tiny-mha"), mode, cache.path());
-        let says = |w: &String| w.contains(mode.name()) && w.contains("does not keep the ranking");
+        let says = |w: &String| w.contains(mode.name()) && w.contains("may not keep the ranking");
         assert!(model.warnings().iter().any(says), "{:?}", model.warnings());
         let s = model.score(&[("p", "r")]).unwrap().remove(0);
         assert!(s.warnings.iter().any(says), "travels with each result");
