@@ -370,7 +370,11 @@ fn overlay(app: &App, area: Rect, buf: &mut ratatui::buffer::Buffer) {
         return;
     };
     match o {
-        Overlay::Help { scroll } => Help { scroll: *scroll }.render(area, buf),
+        Overlay::Help { scroll } => Help {
+            scroll: *scroll,
+            warnings: &app.model_warnings,
+        }
+        .render(area, buf),
         Overlay::Presets { selected } => {
             let list = app.preset_list();
             let h = list.len() as u16 + 5;

@@ -93,6 +93,27 @@ pub fn clip(s: &str, width: usize) -> String {
     out
 }
 
+/// `text` broken at spaces into lines of at most `width` characters, each as full as it can be
+/// (a word longer than `width` keeps a line of its own).
+pub fn wrap_at_spaces(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let need = line.chars().count() + 1 + word.chars().count();
+        if !line.is_empty() && need > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
 /// Cuts `s` from the left to at most `width` columns, starting with `…` when cut.
 pub fn clip_left(s: &str, width: usize) -> String {
     let n = s.chars().count();

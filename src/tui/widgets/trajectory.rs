@@ -10,8 +10,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use super::candidate_color;
 use super::theme::change_color;
+use super::{candidate_color, wrap_at_spaces};
 use crate::tui::state::{Move, TrajectoryShown, TrajectoryView, TRAJECTORY_LABEL};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -92,30 +92,11 @@ fn wrap_words(text: &str, width: usize) -> Vec<String> {
 /// `text` in the fewest lines of at most `width`, the longest line as short as it can be.
 fn balanced(text: &str, width: usize) -> Vec<String> {
     let len = text.chars().count();
-    let fewest = greedy(text, width).len();
+    let fewest = wrap_at_spaces(text, width).len();
     (len.div_ceil(fewest.max(1))..width)
-        .map(|w| greedy(text, w))
+        .map(|w| wrap_at_spaces(text, w))
         .find(|lines| lines.len() == fewest)
-        .unwrap_or_else(|| greedy(text, width))
-}
-
-fn greedy(text: &str, width: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let need = line.chars().count() + 1 + word.chars().count();
-        if !line.is_empty() && need > width {
-            out.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        out.push(line);
-    }
-    out
+        .unwrap_or_else(|| wrap_at_spaces(text, width))
 }
 
 fn ready(
