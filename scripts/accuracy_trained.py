@@ -353,12 +353,7 @@ def main():
         gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     body, tok = load_body(gguf)
     src = body.config
-    bos = src.bos_token_id if src.bos_token_id is not None else 1
-    eos = src.eos_token_id if src.eos_token_id is not None else 2
-    pad = src.pad_token_id if src.pad_token_id is not None else eos
-    # As the Rust encoder does: BOS, then the text's tokens without special tokens.
-    ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
-                for p, r in pairs()]
+    bos, eos, pad, ids_list = encoded(src, tok)
     sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
     score = head(src.hidden_size)
 
@@ -374,13 +369,20 @@ def main():
     write_slice(src, sd, score, ids_list, pad, bos, eos)
 
 
-def write_full(full: Path, src, sd, tok):
-    """The whole model as a classifier, its tokenizer and its f32/bf16 reference scores."""
+def encoded(src, tok):
+    """The body's BOS, EOS and pad ids, and every pair's token ids as the Rust encoder makes
+    them: BOS, then the text's tokens without special tokens."""
     bos = src.bos_token_id if src.bos_token_id is not None else 1
     eos = src.eos_token_id if src.eos_token_id is not None else 2
     pad = src.pad_token_id if src.pad_token_id is not None else eos
     ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
                 for p, r in pairs()]
+    return bos, eos, pad, ids_list
+
+
+def write_full(full: Path, src, sd, tok):
+    """The whole model as a classifier, its tokenizer and its f32/bf16 reference scores."""
+    bos, eos, pad, ids_list = encoded(src, tok)
     score = head(src.hidden_size)
     full.mkdir(parents=True, exist_ok=True)
     cfg = classifier_config(src, layers=src.num_hidden_layers, intermediate=src.intermediate_size,

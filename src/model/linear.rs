@@ -378,29 +378,9 @@ pub fn load_packed_bf16(
     let mut packed = PackedBf16::zeroed(rows, in_features);
     let k = in_features;
     // An f32 or f16 checkpoint is rounded once, here.
-    for_each_part(
-        ckpt,
-        names,
-        outs,
-        in_features,
-        |row0, out, part| match part {
-            Part::BF16(v) => packed.fill_rows(row0, out, |i, dst| {
-                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                    *d = s.to_bits();
-                }
-            }),
-            Part::F32(v) => packed.fill_rows(row0, out, |i, dst| {
-                for (d, &s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                    *d = f32_to_bf16(s);
-                }
-            }),
-            Part::F16(v) => packed.fill_rows(row0, out, |i, dst| {
-                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                    *d = f32_to_bf16(s.to_f32());
-                }
-            }),
-        },
-    )?;
+    for_each_part(ckpt, names, outs, in_features, |row0, out, part| {
+        packed.fill_rows(row0, out, |i, dst| part.row_into(i, k, dst))
+    })?;
     Ok(Linear::PackedBf16(Arc::new(packed)))
 }
 
@@ -415,27 +395,9 @@ pub fn load_packed_f32(
     let rows: usize = outs.iter().sum();
     let mut packed = PackedF32::zeroed(rows, in_features);
     let k = in_features;
-    for_each_part(
-        ckpt,
-        names,
-        outs,
-        in_features,
-        |row0, out, part| match part {
-            Part::F32(v) => packed.fill_rows(row0, out, |i, dst| {
-                dst.copy_from_slice(&v[i * k..(i + 1) * k])
-            }),
-            Part::BF16(v) => packed.fill_rows(row0, out, |i, dst| {
-                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                    *d = s.to_f32();
-                }
-            }),
-            Part::F16(v) => packed.fill_rows(row0, out, |i, dst| {
-                for (d, s) in dst.iter_mut().zip(&v[i * k..(i + 1) * k]) {
-                    *d = s.to_f32();
-                }
-            }),
-        },
-    )?;
+    for_each_part(ckpt, names, outs, in_features, |row0, out, part| {
+        packed.fill_rows(row0, out, |i, dst| part.row_into(i, k, dst))
+    })?;
     Ok(Linear::PackedF32(Arc::new(packed)))
 }
 
@@ -444,6 +406,59 @@ enum Part<'a> {
     F32(&'a [f32]),
     BF16(&'a [half::bf16]),
     F16(&'a [half::f16]),
+}
+
+impl Part<'_> {
+    /// Row `i` (of `k` values) into `dst`, converted to the packed form's element.
+    fn row_into<T: FromStored>(&self, i: usize, k: usize, dst: &mut [T]) {
+        let span = i * k..(i + 1) * k;
+        match self {
+            Part::F32(v) => dst
+                .iter_mut()
+                .zip(&v[span])
+                .for_each(|(d, &s)| *d = T::from_f32(s)),
+            Part::BF16(v) => dst
+                .iter_mut()
+                .zip(&v[span])
+                .for_each(|(d, &s)| *d = T::from_bf16(s)),
+            Part::F16(v) => dst
+                .iter_mut()
+                .zip(&v[span])
+                .for_each(|(d, &s)| *d = T::from_f16(s)),
+        }
+    }
+}
+
+/// An element of a packed weight, made from a stored value.
+trait FromStored {
+    fn from_f32(v: f32) -> Self;
+    fn from_bf16(v: half::bf16) -> Self;
+    fn from_f16(v: half::f16) -> Self;
+}
+
+/// bf16 bits: a bf16 value as it is, any other rounded once.
+impl FromStored for u16 {
+    fn from_f32(v: f32) -> Self {
+        f32_to_bf16(v)
+    }
+    fn from_bf16(v: half::bf16) -> Self {
+        v.to_bits()
+    }
+    fn from_f16(v: half::f16) -> Self {
+        f32_to_bf16(v.to_f32())
+    }
+}
+
+impl FromStored for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn from_bf16(v: half::bf16) -> Self {
+        v.to_f32()
+    }
+    fn from_f16(v: half::f16) -> Self {
+        v.to_f32()
+    }
 }
 
 /// Calls `fill(row0, rows, part)` for each named `[out_i, in_features]` weight in turn, as
