@@ -685,6 +685,24 @@ mod avx2 {
     /// integer sums in a third.
     pub const MR_Q4: usize = 3;
 
+    /// `acc` plus one block's integer sums for 8 columns, scaled: `sum` less the activations'
+    /// offset correction, times the weights' scales `dw` and the activations' scale, where `i`
+    /// is the block's index among all rows' blocks. Both tiles' epilogue.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add_block(
+        acts: &QuantizedActs,
+        i: usize,
+        sum: __m256i,
+        dw: __m256,
+        acc: __m256,
+    ) -> __m256 {
+        let corr = _mm256_set1_epi32(*acts.corr.get_unchecked(i));
+        let da = _mm256_set1_ps(*acts.d.get_unchecked(i));
+        let t = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, corr));
+        _mm256_fmadd_ps(t, _mm256_mul_ps(dw, da), acc)
+    }
+
     /// One `R × 16` tile of 8-bit weights over `nbk` blocks: `vpmaddwd` on the 16-bit pairs of
     /// the VNNI kernel's scheme, so that every block's integer sum is the same exact value.
     #[allow(clippy::too_many_arguments)]
@@ -731,11 +749,7 @@ mod avx2 {
             for h in 0..2 {
                 let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(16 * h) as *const __m128i));
                 for (r, (row, sums)) in acc.iter_mut().zip(&iacc).enumerate() {
-                    let i = (r0 + r) * acts.nb + blk;
-                    let corr = _mm256_set1_epi32(*acts.corr.get_unchecked(i));
-                    let da = _mm256_set1_ps(*acts.d.get_unchecked(i));
-                    let t = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums[h], corr));
-                    row[h] = _mm256_fmadd_ps(t, _mm256_mul_ps(dw, da), row[h]);
+                    row[h] = add_block(acts, (r0 + r) * acts.nb + blk, sums[h], dw, row[h]);
                 }
             }
         }
@@ -785,12 +799,8 @@ mod avx2 {
                     }
                 }
                 let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(16 * h) as *const __m128i));
-                for (r, (row, sum)) in acc.iter_mut().zip(&iacc).enumerate() {
-                    let i = (r0 + r) * acts.nb + blk;
-                    let corr = _mm256_set1_epi32(*acts.corr.get_unchecked(i));
-                    let da = _mm256_set1_ps(*acts.d.get_unchecked(i));
-                    let t = _mm256_cvtepi32_ps(_mm256_sub_epi32(*sum, corr));
-                    row[h] = _mm256_fmadd_ps(t, _mm256_mul_ps(dw, da), row[h]);
+                for (r, (row, &sum)) in acc.iter_mut().zip(&iacc).enumerate() {
+                    row[h] = add_block(acts, (r0 + r) * acts.nb + blk, sum, dw, row[h]);
                 }
             }
         }
