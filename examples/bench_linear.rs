@@ -97,6 +97,11 @@ fn linear(mode: &str, w: Vec<f32>, n: usize, k: usize) -> anyhow::Result<Linear>
                 out: n,
             }
         }
+        "q12" => {
+            let mut p = PackedQ::zeroed(QFormat::Q12, n, k);
+            p.fill_ggml_rows(0, n, &dpa_explorer::model::kernels::int8::quantize_q12(&w));
+            Linear::PackedQ(Arc::new(p))
+        }
         "q4_k" => {
             anyhow::ensure!(
                 k.is_multiple_of(256),

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 # dpa-explorer's modes that keep the ranking on every trained body measured (BENCHMARKS.md,
-# accuracy; DTypeChoice::meets_rank_bar): q8_0 left them on 2026-12-02, at 0.944 on one body.
-ACCURATE = ("f32", "bf16")
+# accuracy; DTypeChoice::meets_rank_bar): q8_0 left them on 2026-12-02, at 0.944 on one body;
+# q12 (12-bit integer weights) joined them on 2026-12-03.
+ACCURATE = ("f32", "q12", "bf16", "f16")
 # Modes whose first start quantises the weights and writes them to the cache.
-QUANTISED = ("q8_0", "q4_0", "q4_k", "q4k")
+QUANTISED = ("q12", "q8_0", "q4_0", "q4_k", "q4k")
 
 
 def flops(cfg: dict, tokens: int) -> float:
@@ -233,7 +234,7 @@ def targets(runs: list[dict], keys, llama: dict) -> str:
                     f"{'yes' if q <= 0.8 else '**no**'}")
         else:
             fast = "-"
-        lines.append(f"| {tokens} | {'; '.join(same)} | {fast} |")
+        lines.append(f"| {tokens} | {'; '.join(same) or '-'} | {fast} |")
     return "\n".join(lines)
 
 

@@ -171,8 +171,10 @@ fn mode_names_parse_and_show() {
         // Asking for 4 bits gets the 4-bit mode that keeps the ranking best.
         ("q4", DTypeChoice::Q4K),
         ("bf16", DTypeChoice::BF16),
+        ("Q12", DTypeChoice::Q12),
     ] {
         assert_eq!(text.parse::<DTypeChoice>().unwrap(), mode);
+        assert_eq!(mode.name().parse::<DTypeChoice>().unwrap(), mode);
     }
     let err = "q3".parse::<DTypeChoice>().unwrap_err();
     assert!(err.contains("q8_0") && err.contains("q4_0"), "{err}");
@@ -241,8 +243,8 @@ fn a_second_start_warns_only_when_true_in_every_mode() {
     }
     assert_eq!(
         std::fs::read_dir(cache.path()).unwrap().count(),
-        3 + usize::from(bf16_packed()),
-        "the second starts of bf16, q8_0, q4_k and q4_0 read their cache files"
+        4 + usize::from(bf16_packed()),
+        "the second starts of bf16, q12, q8_0, q4_k and q4_0 read their cache files"
     );
 }
 
@@ -259,6 +261,7 @@ fn a_warm_start_uses_the_cached_weights_in_place() {
     let vnni = dpa_explorer::model::kernels::int8::own_kernel_available();
     for (mode, own) in [
         (DTypeChoice::BF16, bf16_packed()),
+        (DTypeChoice::Q12, true),
         (DTypeChoice::Q8_0, vnni),
         (DTypeChoice::Q4K, true),
         (DTypeChoice::Q4_0, vnni),
@@ -319,6 +322,8 @@ fn loads_report_each_layer_and_what_they_do() {
     assert_eq!(load(DTypeChoice::F32), LoadPhase::Reading);
     assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::Quantising);
     assert_eq!(load(DTypeChoice::Q8_0), LoadPhase::ReadingCache);
+    assert_eq!(load(DTypeChoice::Q12), LoadPhase::Quantising);
+    assert_eq!(load(DTypeChoice::Q12), LoadPhase::ReadingCache);
     // bf16 packs (no quantising) and keeps the packed form too.
     if bf16_packed() {
         assert_eq!(load(DTypeChoice::BF16), LoadPhase::Reading);

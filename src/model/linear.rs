@@ -27,6 +27,9 @@ pub enum WeightFormat {
     PackedBf16,
     /// f32, packed for this crate's AVX2 kernel.
     PackedF32,
+    /// 12-bit blocks of 32 in 16-bit words ([`QFormat::Q12`]), packed for this crate's integer
+    /// kernels (f32 activations in and out, 16-bit inside the products).
+    PackedQ12,
     /// GGML block quantisation (f32 activations): `Q8_0` and `Q4_0` on this crate's AVX512-VNNI
     /// or AVX2 kernels where the CPU has them, `Q4K` on this crate's kernel on any CPU (AVX512-VNNI or
     /// portable), everything else on candle's.
@@ -214,6 +217,11 @@ pub fn load(
             None => load_packed_bf16(ckpt, names, outs, in_features),
         },
         WeightFormat::PackedF32 => load_packed_f32(ckpt, names, outs, in_features),
+        WeightFormat::PackedQ12 if !in_features.is_multiple_of(int8::QK) => {
+            // Too narrow for a block: stays exact.
+            load_dense(ckpt, names, outs, in_features, DType::F32, device)
+        }
+        WeightFormat::PackedQ12 => load_packed_q12(ckpt, names, outs, in_features, cache),
         WeightFormat::Quantized(want) => {
             let Some(dtype) = quant::format_for(want, in_features, device.is_cpu()) else {
                 // Too narrow for any block format: stays exact.
@@ -382,6 +390,39 @@ pub fn load_packed_bf16(
         packed.fill_rows(row0, out, |i, dst| part.row_into(i, k, dst))
     })?;
     Ok(Linear::PackedBf16(Arc::new(packed)))
+}
+
+/// Loads the named weights into one `Q12` projection, quantising row by row straight into the
+/// packed form; through `cache` a warm start uses a kept packed form in place.
+fn load_packed_q12(
+    ckpt: &mut Checkpoint,
+    names: &[&str],
+    outs: &[usize],
+    in_features: usize,
+    mut cache: Option<&mut QuantCache>,
+) -> Result<Linear, ModelError> {
+    // A warm cache stands in for these tensors: they are used even when none of their bytes is.
+    for (name, &out) in names.iter().zip(outs) {
+        ckpt.mark_taken(name, &[out, in_features])?;
+    }
+    let (key, rows, k) = (names.join("+"), outs.iter().sum::<usize>(), in_features);
+    let shape = (rows, k);
+    let len = PackedQ::packed_len(QFormat::Q12, rows, k);
+    let kept = cache
+        .as_deref_mut()
+        .and_then(|c| c.packed(&key, shape, quant::Q12_CACHE_TYPE, len))
+        .and_then(|b| PackedQ::with_bytes(QFormat::Q12, rows, k, b));
+    if let Some(p) = kept {
+        return Ok(Linear::PackedQ(Arc::new(p)));
+    }
+    let mut packed = PackedQ::zeroed(QFormat::Q12, rows, k);
+    for_each_part(ckpt, names, outs, k, |row0, out, part| {
+        packed.fill_q12_rows(row0, out, |i, dst| part.row_into(i, k, dst))
+    })?;
+    if let Some(cache) = cache {
+        cache.keep_packed(&key, shape, quant::Q12_CACHE_TYPE, packed.packed());
+    }
+    Ok(Linear::PackedQ(Arc::new(packed)))
 }
 
 /// Loads the named weights into one packed f32 projection, one part at a time, converting
@@ -556,6 +597,7 @@ mod tests {
         // Tolerances: bf16 rounding of activations; 8-bit blocks; 4-bit blocks.
         for (format, tol) in [
             (WeightFormat::PackedBf16, 1e-2),
+            (WeightFormat::PackedQ12, 1e-3),
             (WeightFormat::Quantized(GgmlDType::Q8_0), 2e-2),
             (WeightFormat::Quantized(GgmlDType::Q4_0), 0.2),
             (WeightFormat::Quantized(GgmlDType::Q4K), 0.15),
@@ -580,6 +622,7 @@ mod tests {
         let dev = Device::Cpu;
         let want = x.matmul(&w.t().unwrap()).unwrap();
         for (format, tol) in [
+            (WeightFormat::PackedQ12, 1e-3),
             (WeightFormat::Quantized(GgmlDType::Q8_0), 2e-2),
             (WeightFormat::Quantized(GgmlDType::Q4K), 0.15),
         ] {

@@ -271,11 +271,24 @@ impl RewardModel {
                     candle_core::quantized::GgmlDType::BF16,
                     true,
                 ))),
+                WeightFormat::PackedQ12 => Some(std::cell::RefCell::new(quant::QuantCache::open(
+                    quant_cache,
+                    &files.weights,
+                    quant::Q12_CACHE_TYPE,
+                    true,
+                ))),
                 _ => None,
             };
         let phase = match &cache {
             Some(c) if c.borrow().is_warm() => LoadPhase::ReadingCache,
-            Some(_) if matches!(plan.weights, WeightFormat::Quantized(_)) => LoadPhase::Quantising,
+            Some(_)
+                if matches!(
+                    plan.weights,
+                    WeightFormat::Quantized(_) | WeightFormat::PackedQ12
+                ) =>
+            {
+                LoadPhase::Quantising
+            }
             _ => LoadPhase::Reading,
         };
         let layers = cfg.num_hidden_layers;
@@ -438,7 +451,7 @@ pub fn mode_name(choice: DTypeChoice, plan: ComputePlan) -> String {
         WeightFormat::PackedBf16 => {
             format!("bf16 ({})", kernels::bf16::PackedBf16::best_isa().name())
         }
-        WeightFormat::Quantized(_) => choice.name().to_string(),
+        WeightFormat::Quantized(_) | WeightFormat::PackedQ12 => choice.name().to_string(),
     }
 }
 
@@ -465,8 +478,16 @@ mod tests {
             DTypeChoice::for_memory(seven_b, Some(64 * gib)),
             DTypeChoice::F32
         );
+        // Where bf16 has no instruction of its own, q12 is faster and more precise, at 3 % more
+        // memory (16.0 GiB against 15.5 with the margin).
+        let sixteen = if modes::q12_beats_bf16() {
+            DTypeChoice::Q12
+        } else {
+            DTypeChoice::BF16
+        };
+        assert_eq!(DTypeChoice::for_memory(seven_b, Some(24 * gib)), sixteen);
         assert_eq!(
-            DTypeChoice::for_memory(seven_b, Some(24 * gib)),
+            DTypeChoice::for_memory(seven_b, Some(gib * 31 / 2 + gib / 4)),
             DTypeChoice::BF16
         );
         // The quantised modes fall below their bars on some trained body (q8_0: 0.944 against

@@ -657,6 +657,11 @@ const HEADER_ROOM: u64 = 1 << 20;
 /// GGUF's data alignment: a cache line, written as `general.alignment` (GGUF's default is 32).
 const ALIGN: u64 = 64;
 
+/// The type a cache file records for `Q12`'s packed form, which GGUF has no type for: GGML's
+/// f16, which no mode keeps in a cache (its length is the packed length the header states, and
+/// the file's name and mode entry say `q12`).
+pub const Q12_CACHE_TYPE: GgmlDType = GgmlDType::F16;
+
 /// GGML's type ids for the formats made here.
 fn ggml_type_id(d: GgmlDType) -> Option<u32> {
     Some(match d {
@@ -665,6 +670,7 @@ fn ggml_type_id(d: GgmlDType) -> Option<u32> {
         GgmlDType::Q4K => 12,
         GgmlDType::Q6K => 14,
         GgmlDType::BF16 => 30,
+        Q12_CACHE_TYPE => 1,
         _ => return None,
     })
 }
@@ -789,6 +795,7 @@ pub fn mode_name(dtype: GgmlDType) -> &'static str {
         GgmlDType::Q5K => "q5k",
         GgmlDType::Q4_0 => "q4_0",
         GgmlDType::BF16 => "bf16",
+        Q12_CACHE_TYPE => "q12",
         _ => "other",
     }
 }

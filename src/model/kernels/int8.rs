@@ -14,6 +14,11 @@
 //! the sum of the block's activations. For `vpdpwssd` (i16 × i16, two products per lane) the
 //! same quad's even and odd bytes are zero-extended in registers into the pairs (w0, w2) and
 //! (w1, w3), and the activations are stored in that order. Only the packed form is kept.
+//!
+//! A third format, `Q12` (12-bit values in 16-bit words), is this crate's own: a mode more
+//! precise than bf16 whose products run on AVX2's integer pairs (`vpmaddwd`, 16 multiply-adds an
+//! instruction) where bf16 would run on f32 FMA (8). Its values are stored as the pairs
+//! (w0, w1) that instruction multiplies, with 16-bit activations in order.
 
 use rayon::prelude::*;
 
@@ -34,7 +39,16 @@ pub enum QFormat {
     Q8,
     /// 4-bit: `w = (q - 8) · d`, q in 0..=15 (GGML `Q4_0`).
     Q4,
+    /// 12-bit in 16-bit words: `w = q · d`, q in -2047..=2047 (this crate's own; see
+    /// [`quantize_q12`]). Sixteen times finer steps than `Q8`, as many bytes as bf16, and on
+    /// AVX2 the products run as `Q8`'s do, on integer pairs (`vpmaddwd`): twice the
+    /// multiply-adds per instruction of the f32 FMA a bf16 weight needs there.
+    Q12,
 }
+
+/// The largest 12-bit value: 32 products with 16-bit activations (≤ 32767) sum to at most
+/// 2 146 369 568, inside an `i32`, so a block's integer sum never overflows.
+pub const Q12_MAX: i32 = 2047;
 
 impl QFormat {
     /// Bytes of quantised values per block of one column.
@@ -42,6 +56,7 @@ impl QFormat {
         match self {
             QFormat::Q8 => QK,
             QFormat::Q4 => QK / 2,
+            QFormat::Q12 => 2 * QK,
         }
     }
 
@@ -50,6 +65,7 @@ impl QFormat {
         match self {
             QFormat::Q8 => 128,
             QFormat::Q4 => 8,
+            QFormat::Q12 => 0,
         }
     }
 
@@ -58,7 +74,8 @@ impl QFormat {
         2 * NR + NR * self.q_bytes()
     }
 
-    /// Bytes of GGML's own block (`Q8_0`: 34, `Q4_0`: 18).
+    /// Bytes of GGML's own block (`Q8_0`: 34, `Q4_0`: 18; `Q12`, as [`quantize_q12`] writes
+    /// it: 66).
     pub const fn ggml_block_bytes(self) -> usize {
         2 + self.q_bytes()
     }
@@ -129,8 +146,8 @@ impl PackedQ {
         self.data.is_mapped()
     }
 
-    /// Packs rows `row0..row0 + rows` from GGML blocks (`Q8_0` or `Q4_0` as `format` says),
-    /// row-major: `rows × k / 32` blocks.
+    /// Packs rows `row0..row0 + rows` from GGML blocks (`Q8_0` or `Q4_0` as `format` says, or
+    /// [`quantize_q12`]'s), row-major: `rows × k / 32` blocks.
     pub fn fill_ggml_rows(&mut self, row0: usize, rows: usize, ggml: &[u8]) {
         let (nb, fmt) = (self.nb, self.format);
         let gb = fmt.ggml_block_bytes();
@@ -144,42 +161,31 @@ impl PackedQ {
             row0,
             rows,
             || (),
-            |_, panel, c, i| {
-                let src_row = &ggml[i * nb * gb..(i + 1) * nb * gb];
-                for b in 0..nb {
-                    let src = &src_row[b * gb..(b + 1) * gb];
-                    let dst = &mut panel[b * bb..(b + 1) * bb];
-                    dst[2 * c..2 * c + 2].copy_from_slice(&src[..2]);
-                    let q = &mut dst[2 * NR..];
-                    match fmt {
-                        QFormat::Q8 => {
-                            // value j goes to quad j / 4, lane c, byte j % 4
-                            for j in 0..QK {
-                                let v = (src[2 + j] as i8 as i32 + 128) as u8;
-                                q[(j / 4) * 64 + c * 4 + j % 4] = v;
-                            }
-                        }
-                        QFormat::Q4 => {
-                            // GGML: byte j holds value j (low nibble) and j + 16 (high).
-                            let nib = |j: usize| {
-                                let byte = src[2 + j % 16];
-                                if j < 16 {
-                                    byte & 0x0f
-                                } else {
-                                    byte >> 4
-                                }
-                            };
-                            // Here: 64-byte group g holds quad 2g (low) and 2g + 1 (high).
-                            for g in 0..4 {
-                                for e in 0..4 {
-                                    let lo = nib(8 * g + e);
-                                    let hi = nib(8 * g + 4 + e);
-                                    q[g * 64 + c * 4 + e] = lo | (hi << 4);
-                                }
-                            }
-                        }
-                    }
-                }
+            |_, panel, c, i| put_row(fmt, &ggml[i * nb * gb..(i + 1) * nb * gb], panel, c),
+        );
+    }
+
+    /// Quantises rows `row0..row0 + rows` to `Q12` and packs them: `row(i, dst)` writes row
+    /// `i`'s `k` values. Nothing but one row per thread is held beside the packed form.
+    pub fn fill_q12_rows(
+        &mut self,
+        row0: usize,
+        rows: usize,
+        row: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
+        assert_eq!(self.format, QFormat::Q12, "a Q12 matrix");
+        assert!(row0 + rows <= self.n);
+        let (k, bb) = (self.k, self.format.block_bytes());
+        let data = self.data.owned_mut();
+        super::fill_panel_rows(
+            data,
+            self.nb * bb,
+            row0,
+            rows,
+            || vec![0f32; k],
+            |buf, panel, c, i| {
+                row(i, buf);
+                put_row(QFormat::Q12, &quantize_q12(buf), panel, c);
             },
         );
     }
@@ -228,6 +234,11 @@ impl PackedQ {
             out.fill(0.0);
             return;
         }
+        // `Q12` has no AVX512 kernel of its own: a VNNI CPU runs its AVX2 one.
+        let isa = match (self.format, isa) {
+            (QFormat::Q12, Isa::Avx512Vnni) => Isa::Avx2,
+            (_, isa) => isa,
+        };
         let acts = QuantizedActs::new(x, m, k, self.format);
         let parallel = m * n * k >= PARALLEL_MIN;
         let c = SendPtr(out.as_mut_ptr());
@@ -354,8 +365,10 @@ pub(super) const fn q16_slot(j: usize) -> usize {
 }
 
 /// Activations quantised per row and block of 32: `x ≈ q · d`; 8-bit for 4-bit weights
-/// (`q8`, in order), 16-bit for 8-bit weights (`q16`, quads in [`q16_slot`] order).
+/// (`q8`, in order), 16-bit for 8-bit weights (`q16`, quads in [`q16_slot`] order) and for
+/// 12-bit ones (`q16`, in order).
 struct QuantizedActs {
+    fmt: QFormat,
     /// `[m, k]` (empty for 8-bit weights)
     q8: Vec<i8>,
     /// `[m, k]` (empty for 4-bit weights)
@@ -376,6 +389,7 @@ impl QuantizedActs {
             QFormat::Q4 => {
                 let (q8, d, corr) = quantise(x, m, k, 127.0, offset, |j| j, |r| r as i8);
                 Self {
+                    fmt,
                     q8,
                     q16: Vec::new(),
                     d,
@@ -387,6 +401,19 @@ impl QuantizedActs {
             QFormat::Q8 => {
                 let (q16, d, corr) = quantise(x, m, k, 32767.0, offset, q16_slot, |r| r as i16);
                 Self {
+                    fmt,
+                    q8: Vec::new(),
+                    q16,
+                    d,
+                    corr,
+                    k,
+                    nb,
+                }
+            }
+            QFormat::Q12 => {
+                let (q16, d, corr) = quantise(x, m, k, 32767.0, offset, |j| j, |r| r as i16);
+                Self {
+                    fmt,
                     q8: Vec::new(),
                     q16,
                     d,
@@ -401,10 +428,10 @@ impl QuantizedActs {
     /// Activation `j` of row `row` as an integer (for the portable kernel and the tests).
     fn value(&self, row: usize, j: usize) -> i32 {
         let base = row * self.k + (j / QK) * QK;
-        if self.q16.is_empty() {
-            self.q8[base + j % QK] as i32
-        } else {
-            self.q16[base + q16_slot(j % QK)] as i32
+        match self.fmt {
+            QFormat::Q4 => self.q8[base + j % QK] as i32,
+            QFormat::Q8 => self.q16[base + q16_slot(j % QK)] as i32,
+            QFormat::Q12 => self.q16[base + j % QK] as i32,
         }
     }
 }
@@ -466,6 +493,93 @@ pub(super) fn quantise<T: Copy + Send + Sync>(
     (q, d, corr)
 }
 
+/// Puts one row's GGML blocks (`fmt`'s) as column `c` of its panel.
+fn put_row(fmt: QFormat, src_row: &[u8], panel: &mut [u8], c: usize) {
+    let (gb, bb) = (fmt.ggml_block_bytes(), fmt.block_bytes());
+    for (src, dst) in src_row.chunks_exact(gb).zip(panel.chunks_exact_mut(bb)) {
+        dst[2 * c..2 * c + 2].copy_from_slice(&src[..2]);
+        let q = &mut dst[2 * NR..];
+        match fmt {
+            QFormat::Q8 => {
+                // value j goes to quad j / 4, lane c, byte j % 4
+                for j in 0..QK {
+                    let v = (src[2 + j] as i8 as i32 + 128) as u8;
+                    q[(j / 4) * 64 + c * 4 + j % 4] = v;
+                }
+            }
+            QFormat::Q4 => {
+                // GGML: byte j holds value j (low nibble) and j + 16 (high).
+                let nib = |j: usize| {
+                    let byte = src[2 + j % 16];
+                    if j < 16 {
+                        byte & 0x0f
+                    } else {
+                        byte >> 4
+                    }
+                };
+                // Here: 64-byte group g holds quad 2g (low) and 2g + 1 (high).
+                for g in 0..4 {
+                    for e in 0..4 {
+                        let lo = nib(8 * g + e);
+                        let hi = nib(8 * g + 4 + e);
+                        q[g * 64 + c * 4 + e] = lo | (hi << 4);
+                    }
+                }
+            }
+            QFormat::Q12 => {
+                // Pair j / 2 of lane c: the operand layout of `vpmaddwd`.
+                for j in 0..QK {
+                    let at = (j / 2) * 64 + c * 4 + (j % 2) * 2;
+                    q[at..at + 2].copy_from_slice(&src[2 + 2 * j..4 + 2 * j]);
+                }
+            }
+        }
+    }
+}
+
+/// Quantises rows of `x` (whole blocks of 32) to `Q12` blocks: an f16 scale `d` (little
+/// endian), then 32 values `q` as little-endian `i16`, `|q| ≤` [`Q12_MAX`]. Each `q` is rounded
+/// against the scale as stored, so the f16's rounding costs nothing but a step a little off
+/// `absmax / 2047`; a scale below f16's range is held at its smallest step rather than zero.
+/// Non-finite weights give zeros, not a panic.
+pub fn quantize_q12(x: &[f32]) -> Vec<u8> {
+    assert!(x.len().is_multiple_of(QK), "whole blocks of {QK}");
+    let gb = QFormat::Q12.ggml_block_bytes();
+    let mut out = vec![0u8; x.len() / QK * gb];
+    for (xb, ob) in x.chunks_exact(QK).zip(out.chunks_exact_mut(gb)) {
+        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let mut d = half::f16::from_f32(amax / Q12_MAX as f32);
+        if !d.is_finite() || amax.is_nan() {
+            d = half::f16::ZERO;
+        } else if d == half::f16::ZERO && amax > 0.0 {
+            d = half::f16::from_bits(1);
+        }
+        ob[..2].copy_from_slice(&d.to_le_bytes());
+        let inv = if d == half::f16::ZERO {
+            0.0
+        } else {
+            1.0 / d.to_f32()
+        };
+        for (j, &v) in xb.iter().enumerate() {
+            let q = (v * inv).round().clamp(-Q12_MAX as f32, Q12_MAX as f32) as i16;
+            ob[2 + 2 * j..4 + 2 * j].copy_from_slice(&q.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The values `Q12` blocks stand for (the tests' and the accuracy tools' reference).
+pub fn dequantize_q12(bytes: &[u8]) -> Vec<f32> {
+    let gb = QFormat::Q12.ggml_block_bytes();
+    bytes
+        .chunks_exact(gb)
+        .flat_map(|b| {
+            let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+            (0..QK).map(move |j| i16::from_le_bytes([b[2 + 2 * j], b[3 + 2 * j]]) as f32 * d)
+        })
+        .collect()
+}
+
 /// The portable kernel: the same integer arithmetic, one output at a time.
 #[allow(clippy::too_many_arguments)]
 fn scalar_tile(
@@ -495,17 +609,17 @@ fn scalar_tile(
                 for j in 0..QK {
                     let av = acts.value(row, (b0 + b) * QK + j);
                     let wq = match fmt {
-                        QFormat::Q8 => q[(j / 4) * 64 + col * 4 + j % 4],
+                        QFormat::Q8 => q[(j / 4) * 64 + col * 4 + j % 4] as i32,
                         QFormat::Q4 => {
                             let byte = q[(j / 8) * 64 + col * 4 + j % 4];
-                            if j % 8 < 4 {
-                                byte & 0x0f
-                            } else {
-                                byte >> 4
-                            }
+                            (if j % 8 < 4 { byte & 0x0f } else { byte >> 4 }) as i32
+                        }
+                        QFormat::Q12 => {
+                            let at = (j / 2) * 64 + col * 4 + (j % 2) * 2;
+                            i16::from_le_bytes([q[at], q[at + 1]]) as i32
                         }
                     };
-                    dot += wq as i32 * av;
+                    dot += wq * av;
                 }
                 let t = dot - acts.corr[row * acts.nb + b0 + b];
                 s += t as f32 * (dw * acts.d[row * acts.nb + b0 + b]);
@@ -663,6 +777,7 @@ mod vnni {
             (QFormat::Q8, 2) => go!(false, 2),
             (QFormat::Q4, 1) => go!(true, 1),
             (QFormat::Q4, 2) => go!(true, 2),
+            (QFormat::Q12, _) => unreachable!("Q12 runs the AVX2 kernel"),
             _ => unreachable!("panel group of {np}"),
         }
     }
@@ -701,6 +816,26 @@ mod avx2 {
         let da = _mm256_set1_ps(*acts.d.get_unchecked(i));
         let t = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, corr));
         _mm256_fmadd_ps(t, _mm256_mul_ps(dw, da), acc)
+    }
+
+    /// [`add_block`] for both halves of an `R`-row tile whose 16 columns' integer sums are in
+    /// `iacc`, the weights' scales at the start of the block at `base`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn add_blocks<const R: usize>(
+        acts: &QuantizedActs,
+        r0: usize,
+        blk: usize,
+        base: *const u8,
+        iacc: &[[__m256i; 2]; R],
+        acc: &mut [[__m256; 2]; R],
+    ) {
+        for h in 0..2 {
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(16 * h) as *const __m128i));
+            for (r, (row, sums)) in acc.iter_mut().zip(iacc).enumerate() {
+                row[h] = add_block(acts, (r0 + r) * acts.nb + blk, sums[h], dw, row[h]);
+            }
+        }
     }
 
     /// One `R × 16` tile of 8-bit weights over `nbk` blocks: `vpmaddwd` on the 16-bit pairs of
@@ -746,12 +881,7 @@ mod avx2 {
                     }
                 }
             }
-            for h in 0..2 {
-                let dw = _mm256_cvtph_ps(_mm_loadu_si128(base.add(16 * h) as *const __m128i));
-                for (r, (row, sums)) in acc.iter_mut().zip(&iacc).enumerate() {
-                    row[h] = add_block(acts, (r0 + r) * acts.nb + blk, sums[h], dw, row[h]);
-                }
-            }
+            add_blocks(acts, r0, blk, base, &iacc, &mut acc);
         }
         crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
@@ -807,10 +937,53 @@ mod avx2 {
         crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
+    /// One `R × 16` tile of 12-bit weights over `nbk` blocks: `vpmaddwd` on the stored pairs,
+    /// as [`tile_q8`] without its widening of bytes.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile_q12<const R: usize>(
+        acts: &QuantizedActs,
+        r0: usize,
+        b0: usize,
+        nbk: usize,
+        w: *const u8,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        let bb = QFormat::Q12.block_bytes();
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..nbk {
+            let blk = b0 + b;
+            let base = w.add(b * bb);
+            let mut iacc = [[_mm256_setzero_si256(); 2]; R];
+            for pair in 0..QK / 2 {
+                let at = base.add(2 * NR + pair * 64);
+                let wv = [
+                    _mm256_loadu_si256(at as *const __m256i),
+                    _mm256_loadu_si256(at.add(32) as *const __m256i),
+                ];
+                for (r, sums) in iacc.iter_mut().enumerate() {
+                    let a = acts
+                        .q16
+                        .as_ptr()
+                        .add((r0 + r) * acts.k + blk * QK + 2 * pair);
+                    let av = _mm256_set1_epi32((a as *const i32).read_unaligned());
+                    for h in 0..2 {
+                        sums[h] = _mm256_add_epi32(sums[h], _mm256_madd_epi16(wv[h], av));
+                    }
+                }
+            }
+            add_blocks(acts, r0, blk, base, &iacc, &mut acc);
+        }
+        crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
+    }
+
     /// The rows per tile for `fmt`.
     pub const fn mr(fmt: QFormat) -> usize {
         match fmt {
-            QFormat::Q8 => MR_Q8,
+            QFormat::Q8 | QFormat::Q12 => MR_Q8,
             QFormat::Q4 => MR_Q4,
         }
     }
@@ -841,188 +1014,11 @@ mod avx2 {
         match fmt {
             QFormat::Q8 => go!(tile_q8, 1, 2, 3, 4),
             QFormat::Q4 => go!(tile_q4, 1, 2, 3),
+            QFormat::Q12 => go!(tile_q12, 1, 2, 3, 4),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::quantized::{GgmlDType, QTensor};
-    use candle_core::{Device, Tensor};
-
-    use crate::model::kernels::test_values as values;
-
-    fn packed(fmt: QFormat, w: &[f32], n: usize, k: usize) -> (PackedQ, Vec<f32>) {
-        let t = Tensor::from_vec(w.to_vec(), (n, k), &Device::Cpu).unwrap();
-        let g = match fmt {
-            QFormat::Q8 => GgmlDType::Q8_0,
-            QFormat::Q4 => GgmlDType::Q4_0,
-        };
-        let q = QTensor::quantize(&t, g).unwrap();
-        let deq = q
-            .dequantize(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let mut p = PackedQ::zeroed(fmt, n, k);
-        // Fill in two parts, as a fused projection is.
-        let split = n / 3;
-        let bytes = q.data().unwrap();
-        let row_bytes = k / QK * fmt.ggml_block_bytes();
-        p.fill_ggml_rows(0, split, &bytes[..split * row_bytes]);
-        p.fill_ggml_rows(split, n - split, &bytes[split * row_bytes..]);
-        (p, deq)
-    }
-
-    /// The exact result of the integer scheme, in f64, from the dequantised weights and the
-    /// activations quantised as the kernels do.
-    fn reference(fmt: QFormat, x: &[f32], deq: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
-        let acts = QuantizedActs::new(x, m, k, fmt);
-        let mut out = vec![0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = 0f64;
-                for t in 0..k {
-                    let a = acts.value(i, t) as f64 * acts.d[i * (k / QK) + t / QK] as f64;
-                    s += a * deq[j * k + t] as f64;
-                }
-                out[i * n + j] = s as f32;
-            }
-        }
-        out
-    }
-
-    fn check(fmt: QFormat, isa: Isa, m: usize, n: usize, k: usize) {
-        let w = values(n * k, 11);
-        let x = values(m * k, 12);
-        let (p, deq) = packed(fmt, &w, n, k);
-        let mut got = vec![f32::NAN; m * n];
-        p.matmul_with(isa, &x, m, &mut got);
-        let want = reference(fmt, &x, &deq, m, n, k);
-        let scale = (k as f32).sqrt();
-        for (i, (g, r)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (g - r).abs() <= 2e-5 * scale * (1.0 + r.abs()),
-                "{fmt:?} {isa:?} {m}×{n}×{k}: element {i}: {g} vs {r}"
-            );
-        }
-        // And the whole scheme stays near the exact f32 product.
-        let exact: Vec<f32> = (0..m * n)
-            .map(|e| {
-                let (i, j) = (e / n, e % n);
-                (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum()
-            })
-            .collect();
-        let err = got
-            .iter()
-            .zip(&exact)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        let tol = match fmt {
-            QFormat::Q8 => 0.02,
-            QFormat::Q4 => 0.25,
-        } * scale;
-        assert!(err <= tol, "{fmt:?}: error {err} vs exact");
-    }
-
-    fn available_isas() -> Vec<Isa> {
-        [Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar]
-            .into_iter()
-            .filter(|&i| match i {
-                Isa::Avx512Vnni => vnni_available(),
-                Isa::Avx2 => avx2_available(),
-                _ => true,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn every_available_kernel_matches_the_integer_reference() {
-        let isas = available_isas();
-        for fmt in [QFormat::Q8, QFormat::Q4] {
-            for &isa in &isas {
-                for &(m, n, k) in &[
-                    (1, 1, 32),
-                    (3, 17, 64),
-                    (7, 40, 96),
-                    (13, 33, 32 * (KCB + 3)),
-                    (6, 32, 256),
-                    // More rows than the AVX2 kernel's row block, many panels.
-                    (67, 16 * 40, 64),
-                ] {
-                    check(fmt, isa, m, n, k);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn an_activation_outlier_leaves_its_block_exact_enough_for_8_bit_weights() {
-        // One large activation beside small ones: 8-bit steps of 100/127 would round the
-        // small values to a step or two (an error of ~20 % of their part); 16-bit steps keep
-        // them to well under 1 %.
-        let (n, k) = (16, 64);
-        let w = values(n * k, 5);
-        let mut x: Vec<f32> = values(k, 6).iter().map(|v| v * 0.3).collect();
-        x[3] = 100.0;
-        let isas = available_isas();
-        let (p, deq) = packed(QFormat::Q8, &w, n, k);
-        for isa in isas {
-            let mut got = vec![0f32; n];
-            p.matmul_with(isa, &x, 1, &mut got);
-            for j in 0..n {
-                let row = &deq[j * k..(j + 1) * k];
-                let exact: f64 = row.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
-                let small: f64 = row
-                    .iter()
-                    .zip(&x)
-                    .skip(4)
-                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
-                    .sum();
-                assert!(
-                    (got[j] as f64 - exact).abs() <= 0.01 * small,
-                    "{isa:?} column {j}: {} vs {exact} (small part {small})",
-                    got[j]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn activations_round_half_away_from_zero_as_f32_round_does() {
-        // A block whose largest value is 127 has step 1, so each value is rounded as it is.
-        let edges = [
-            0.5f32,
-            1.5,
-            2.5,
-            63.5,
-            126.5,
-            0.499_999_97,
-            1.499_999_9,
-            2.500_000_2,
-            1e-30,
-        ];
-        let mut probes: Vec<f32> = edges.iter().flat_map(|&v| [v, -v]).collect();
-        probes.extend((0..2000).map(|i| (i as f32 * 0.618).sin() * 126.9));
-        for chunk in probes.chunks(QK - 1) {
-            let mut x = vec![127f32; QK];
-            x[1..=chunk.len()].copy_from_slice(chunk);
-            let (q, d, _) = quantise(&x, 1, QK, 127.0, 0, |j| j, |r| r);
-            assert_eq!(d[0], 1.0);
-            for (&v, &r) in x.iter().zip(&q) {
-                assert_eq!(r, v.round() as i32, "{v}");
-            }
-        }
-    }
-
-    #[test]
-    fn zero_rows_quantise_to_zero() {
-        let (p, _) = packed(QFormat::Q8, &values(16 * 32, 3), 16, 32);
-        let mut out = vec![1f32; 2 * 16];
-        p.matmul(&[0f32; 64], 2, &mut out);
-        assert!(out.iter().all(|&v| v == 0.0));
-    }
-}
+#[path = "int8_tests.rs"]
+mod tests;

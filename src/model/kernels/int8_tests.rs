@@ -1,0 +1,232 @@
+//! Every 8-, 4- and 12-bit kernel against an f64 reference of the same integer scheme
+//! (dequantised weights times the activations as quantised), on random and edge-case shapes.
+
+use super::*;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use crate::model::kernels::test_values as values;
+
+fn packed(fmt: QFormat, w: &[f32], n: usize, k: usize) -> (PackedQ, Vec<f32>) {
+    let t = Tensor::from_vec(w.to_vec(), (n, k), &Device::Cpu).unwrap();
+    let (bytes, deq) = match fmt {
+        QFormat::Q12 => {
+            let b = quantize_q12(w);
+            let deq = dequantize_q12(&b);
+            (b, deq)
+        }
+        QFormat::Q8 | QFormat::Q4 => {
+            let g = if fmt == QFormat::Q8 {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::Q4_0
+            };
+            let q = QTensor::quantize(&t, g).unwrap();
+            let deq = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (q.data().unwrap().into_owned(), deq)
+        }
+    };
+    let mut p = PackedQ::zeroed(fmt, n, k);
+    // Fill in two parts, as a fused projection is.
+    let split = n / 3;
+    let row_bytes = k / QK * fmt.ggml_block_bytes();
+    p.fill_ggml_rows(0, split, &bytes[..split * row_bytes]);
+    p.fill_ggml_rows(split, n - split, &bytes[split * row_bytes..]);
+    (p, deq)
+}
+
+/// The exact result of the integer scheme, in f64, from the dequantised weights and the
+/// activations quantised as the kernels do.
+fn reference(fmt: QFormat, x: &[f32], deq: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let acts = QuantizedActs::new(x, m, k, fmt);
+    let mut out = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for t in 0..k {
+                let a = acts.value(i, t) as f64 * acts.d[i * (k / QK) + t / QK] as f64;
+                s += a * deq[j * k + t] as f64;
+            }
+            out[i * n + j] = s as f32;
+        }
+    }
+    out
+}
+
+fn check(fmt: QFormat, isa: Isa, m: usize, n: usize, k: usize) {
+    let w = values(n * k, 11);
+    let x = values(m * k, 12);
+    let (p, deq) = packed(fmt, &w, n, k);
+    let mut got = vec![f32::NAN; m * n];
+    p.matmul_with(isa, &x, m, &mut got);
+    let want = reference(fmt, &x, &deq, m, n, k);
+    let scale = (k as f32).sqrt();
+    for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - r).abs() <= 2e-5 * scale * (1.0 + r.abs()),
+            "{fmt:?} {isa:?} {m}×{n}×{k}: element {i}: {g} vs {r}"
+        );
+    }
+    // And the whole scheme stays near the exact f32 product.
+    let exact: Vec<f32> = (0..m * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum()
+        })
+        .collect();
+    let err = got
+        .iter()
+        .zip(&exact)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let tol = match fmt {
+        QFormat::Q8 => 0.02,
+        QFormat::Q4 => 0.25,
+        QFormat::Q12 => 0.002,
+    } * scale;
+    assert!(err <= tol, "{fmt:?}: error {err} vs exact");
+}
+
+fn available_isas() -> Vec<Isa> {
+    [Isa::Avx512Vnni, Isa::Avx2, Isa::Scalar]
+        .into_iter()
+        .filter(|&i| match i {
+            Isa::Avx512Vnni => vnni_available(),
+            Isa::Avx2 => avx2_available(),
+            _ => true,
+        })
+        .collect()
+}
+
+#[test]
+fn every_available_kernel_matches_the_integer_reference() {
+    let isas = available_isas();
+    for fmt in [QFormat::Q8, QFormat::Q4, QFormat::Q12] {
+        for &isa in &isas {
+            for &(m, n, k) in &[
+                (1, 1, 32),
+                (3, 17, 64),
+                (7, 40, 96),
+                (13, 33, 32 * (KCB + 3)),
+                (6, 32, 256),
+                // More rows than the AVX2 kernel's row block, many panels.
+                (67, 16 * 40, 64),
+            ] {
+                check(fmt, isa, m, n, k);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_activation_outlier_leaves_its_block_exact_enough_for_8_bit_weights() {
+    // One large activation beside small ones: 8-bit steps of 100/127 would round the
+    // small values to a step or two (an error of ~20 % of their part); 16-bit steps keep
+    // them to well under 1 %.
+    let (n, k) = (16, 64);
+    let w = values(n * k, 5);
+    let mut x: Vec<f32> = values(k, 6).iter().map(|v| v * 0.3).collect();
+    x[3] = 100.0;
+    let isas = available_isas();
+    let (p, deq) = packed(QFormat::Q8, &w, n, k);
+    for isa in isas {
+        let mut got = vec![0f32; n];
+        p.matmul_with(isa, &x, 1, &mut got);
+        for j in 0..n {
+            let row = &deq[j * k..(j + 1) * k];
+            let exact: f64 = row.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let small: f64 = row
+                .iter()
+                .zip(&x)
+                .skip(4)
+                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                .sum();
+            assert!(
+                (got[j] as f64 - exact).abs() <= 0.01 * small,
+                "{isa:?} column {j}: {} vs {exact} (small part {small})",
+                got[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn activations_round_half_away_from_zero_as_f32_round_does() {
+    // A block whose largest value is 127 has step 1, so each value is rounded as it is.
+    let edges = [
+        0.5f32,
+        1.5,
+        2.5,
+        63.5,
+        126.5,
+        0.499_999_97,
+        1.499_999_9,
+        2.500_000_2,
+        1e-30,
+    ];
+    let mut probes: Vec<f32> = edges.iter().flat_map(|&v| [v, -v]).collect();
+    probes.extend((0..2000).map(|i| (i as f32 * 0.618).sin() * 126.9));
+    for chunk in probes.chunks(QK - 1) {
+        let mut x = vec![127f32; QK];
+        x[1..=chunk.len()].copy_from_slice(chunk);
+        let (q, d, _) = quantise(&x, 1, QK, 127.0, 0, |j| j, |r| r);
+        assert_eq!(d[0], 1.0);
+        for (&v, &r) in x.iter().zip(&q) {
+            assert_eq!(r, v.round() as i32, "{v}");
+        }
+    }
+}
+
+#[test]
+fn q12_blocks_keep_every_scale_and_bound_their_integer_sums() {
+    // Tiny (below f16's normal range), ordinary, huge and non-finite blocks.
+    let mut w = Vec::new();
+    for scale in [1e-9f32, 3e-6, 0.02, 1.0, 3e4] {
+        w.extend(values(QK, 9).iter().map(|v| v * scale));
+    }
+    let bytes = quantize_q12(&w);
+    let deq = dequantize_q12(&bytes);
+    for (b, (wb, db)) in w.chunks(QK).zip(deq.chunks(QK)).enumerate() {
+        let amax = wb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (x, y) in wb.iter().zip(db) {
+            // Half a step of amax / 2047, and f16's smallest step for the tiniest block.
+            let step = (amax / Q12_MAX as f32).max(6e-8);
+            assert!((x - y).abs() <= 0.5 * step * 1.01, "block {b}: {x} vs {y}");
+        }
+    }
+    let odd = quantize_q12(&[f32::NAN; QK]);
+    assert!(dequantize_q12(&odd).iter().all(|&v| v == 0.0));
+    let inf = quantize_q12(&[f32::INFINITY; QK]);
+    assert!(dequantize_q12(&inf).iter().all(|v| v.is_finite()));
+    // The largest block sum: every weight at ±2047 and every activation at ±32767.
+    let (n, k) = (16, 2 * QK);
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| if i % k % 3 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    let x: Vec<f32> = (0..k)
+        .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    let mut p = PackedQ::zeroed(QFormat::Q12, n, k);
+    p.fill_ggml_rows(0, n, &quantize_q12(&w));
+    for isa in available_isas() {
+        let mut got = vec![0f32; n];
+        p.matmul_with(isa, &x, 1, &mut got);
+        for g in got {
+            assert!((g - k as f32).abs() < 1e-3, "{isa:?}: {g}");
+        }
+    }
+}
+
+#[test]
+fn zero_rows_quantise_to_zero() {
+    let (p, _) = packed(QFormat::Q8, &values(16 * 32, 3), 16, 32);
+    let mut out = vec![1f32; 2 * 16];
+    p.matmul(&[0f32; 64], 2, &mut out);
+    assert!(out.iter().all(|&v| v == 0.0));
+}
