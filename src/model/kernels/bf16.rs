@@ -244,6 +244,7 @@ impl PackedBf16 {
                         unsafe {
                             avx2::tile_any(
                                 mr,
+                                r0 == 0,
                                 (a_ptr as *const f32).add(r0 * 2 * kp + 2 * j0),
                                 2 * kp,
                                 self.data.as_ptr().add((p0 * kp + j0) * PAIR),
@@ -428,10 +429,13 @@ mod avx512 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// One `MR × 16` tile over `nj` k-pairs: bf16 weights widened to f32, f32 FMA.
+    /// One `MR × 16` tile over `nj` k-pairs: bf16 weights widened to f32, f32 FMA. `first`:
+    /// the first rows' tile, which reads the weights from memory (the others find them in
+    /// cache) and so prefetches them, as the 12-bit kernel does.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const MR: usize>(
+        first: bool,
         a: *const f32,
         lda: usize,
         b: *const u16,
@@ -442,8 +446,12 @@ mod avx2 {
         accumulate: bool,
     ) {
         let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
+        let stream = first && MR >= 2;
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for j in 0..nj {
+            if stream {
+                _mm_prefetch::<_MM_HINT_T0>(b.add(j * super::PAIR + PREFETCH) as *const i8);
+            }
             let lo = _mm256_loadu_si256(b.add(j * super::PAIR) as *const __m256i);
             let hi = _mm256_loadu_si256(b.add(j * super::PAIR + 16) as *const __m256i);
             // Each 32-bit lane holds (W[col][2j], W[col][2j+1]); a bf16 is the top half of an f32.
@@ -467,10 +475,14 @@ mod avx2 {
         crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
+    /// Weights ahead of the loop, in `u16`s (4 KiB).
+    const PREFETCH: usize = 2048;
+
     /// [`tile`] for run-time `mr ≤ 4`.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_any(
         mr: usize,
+        first: bool,
         a: *const f32,
         lda: usize,
         b: *const u16,
@@ -481,10 +493,10 @@ mod avx2 {
         accumulate: bool,
     ) {
         match mr {
-            1 => tile::<1>(a, lda, b, nj, c, ldc, ncols, accumulate),
-            2 => tile::<2>(a, lda, b, nj, c, ldc, ncols, accumulate),
-            3 => tile::<3>(a, lda, b, nj, c, ldc, ncols, accumulate),
-            4 => tile::<4>(a, lda, b, nj, c, ldc, ncols, accumulate),
+            1 => tile::<1>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
+            2 => tile::<2>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
+            3 => tile::<3>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
+            4 => tile::<4>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
             _ => unreachable!("row block of {mr}"),
         }
     }

@@ -113,6 +113,11 @@ fn every_available_kernel_matches_the_integer_reference() {
                 (1, 1, 32),
                 (3, 17, 64),
                 (7, 40, 96),
+                // Every tile height up to the widest kernel's (six rows; 11 = 6 + 5).
+                (2, 16, 32),
+                (4, 48, 64),
+                (5, 24, 96),
+                (11, 16, 64),
                 (13, 33, 32 * (KCB + 3)),
                 (6, 32, 256),
                 // More rows than the AVX2 kernel's row block, many panels.
