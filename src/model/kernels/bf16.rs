@@ -235,7 +235,7 @@ impl PackedBf16 {
                     self.kp,
                     KC,
                     (m, 60),
-                    4,
+                    avx2::MR,
                     1,
                     parallel,
                     |r0, mr, p0, _np, j0, nj, acc| {
@@ -454,20 +454,26 @@ mod avx2 {
             }
             let lo = _mm256_loadu_si256(b.add(j * super::PAIR) as *const __m256i);
             let hi = _mm256_loadu_si256(b.add(j * super::PAIR + 16) as *const __m256i);
-            // Each 32-bit lane holds (W[col][2j], W[col][2j+1]); a bf16 is the top half of an f32.
+            // Each 32-bit lane holds (W[col][2j], W[col][2j+1]); a bf16 is the top half of an
+            // f32. The even weights for every row, then the odd ones: two weight registers
+            // live at a time, so that six rows' sums fit beside them.
             let even = [
                 _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)),
                 _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)),
             ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a0 = _mm256_broadcast_ss(&*a.add(r * lda + 2 * j));
+                for h in 0..2 {
+                    row[h] = _mm256_fmadd_ps(a0, even[h], row[h]);
+                }
+            }
             let odd = [
                 _mm256_castsi256_ps(_mm256_and_si256(lo, high)),
                 _mm256_castsi256_ps(_mm256_and_si256(hi, high)),
             ];
             for (r, row) in acc.iter_mut().enumerate() {
-                let a0 = _mm256_broadcast_ss(&*a.add(r * lda + 2 * j));
                 let a1 = _mm256_broadcast_ss(&*a.add(r * lda + 2 * j + 1));
                 for h in 0..2 {
-                    row[h] = _mm256_fmadd_ps(a0, even[h], row[h]);
                     row[h] = _mm256_fmadd_ps(a1, odd[h], row[h]);
                 }
             }
@@ -475,10 +481,13 @@ mod avx2 {
         crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
     }
 
+    /// Rows per tile: 2·MR sums, two weight registers and a broadcast within sixteen.
+    pub const MR: usize = 6;
+
     /// Weights ahead of the loop, in `u16`s (4 KiB).
     const PREFETCH: usize = 2048;
 
-    /// [`tile`] for run-time `mr ≤ 4`.
+    /// [`tile`] for run-time `mr ≤` [`MR`].
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn tile_any(
         mr: usize,
@@ -497,6 +506,8 @@ mod avx2 {
             2 => tile::<2>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
             3 => tile::<3>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
             4 => tile::<4>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
+            5 => tile::<5>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
+            6 => tile::<6>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
             _ => unreachable!("row block of {mr}"),
         }
     }
@@ -552,6 +563,10 @@ mod tests {
             (3, 17, 5),
             (9, 50, 33),
             (8, 48, 64),
+            // Every AVX2 tile height (six rows at most): 4, 5, 6 + 5.
+            (4, 20, 40),
+            (5, 16, 66),
+            (11, 33, 18),
             (13, 100, 2 * KC + 7),
             (1, 4096 / 64, 4096),
             (17, 35, 2 * KC * 2 + 2),
