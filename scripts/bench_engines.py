@@ -238,10 +238,11 @@ def gemm_rates(r: dict) -> dict:
 
 
 # Which reference each of our modes is held against (issue 13: bf16 products against the bf16
-# GEMM rate, integer products against the int8 rate; q8_0 multiplies 16-bit activations with
-# vpdpwssd, which does half the multiply-adds of vpdpbusd per instruction, so it is also shown
-# against half the int8 rate).
+# GEMM rate, integer products against the int8 rate; q8_0 and q12 multiply 16-bit activations
+# with vpdpwssd, which does half the multiply-adds of vpdpbusd per instruction, so they are also
+# shown against half the int8 rate).
 REFERENCE = {"f32": [("f32", 1.0)], "bf16": [("bf16", 1.0)],
+             "q12": [("int8", 1.0), ("int8", 0.5)],
              "q8_0": [("int8", 1.0), ("int8", 0.5)], "q4_0": [("int8", 1.0)]}
 
 
@@ -251,7 +252,8 @@ def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[i
         return ""
     med = {k: statistics.median(p[k] for p in peaks)
            for k in ["vpdpbusd_gops", "vpdpwssd_gops", "vdpbf16ps_gflops", "vfmadd_gflops"]}
-    uses = {"f32": "vfmadd_gflops", "bf16": "vdpbf16ps_gflops", "q8_0": "vpdpwssd_gops",
+    uses = {"f32": "vfmadd_gflops", "bf16": "vdpbf16ps_gflops", "q12": "vpdpwssd_gops",
+            "q8_0": "vpdpwssd_gops",
             "q4_0": "vpdpbusd_gops"}
     shares = []
     for t in tokens:
