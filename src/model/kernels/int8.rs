@@ -182,10 +182,16 @@ impl PackedQ {
             self.nb * bb,
             row0,
             rows,
-            || vec![0f32; k],
-            |buf, panel, c, i| {
+            || {
+                (
+                    vec![0f32; k],
+                    vec![0u8; k / QK * QFormat::Q12.ggml_block_bytes()],
+                )
+            },
+            |(buf, blocks), panel, c, i| {
                 row(i, buf);
-                put_row(QFormat::Q12, &quantize_q12(buf), panel, c);
+                quantize_q12_into(buf, blocks);
+                put_row(QFormat::Q12, blocks, panel, c);
             },
         );
     }
@@ -442,10 +448,6 @@ pub(super) fn quantise<T: Copy + Send + Sync>(
     slot: impl Fn(usize) -> usize + Sync,
     cast: impl Fn(i32) -> T + Sync,
 ) -> (Vec<T>, Vec<f32>, Vec<i32>) {
-    // Rounds half away from zero as `f32::round` does, without its library call (the baseline
-    // x86-64 target has no rounding instruction): the largest float below 0.5 is added with
-    // the value's sign and the sum truncated.
-    const BELOW_HALF: f32 = 0.499_999_97;
     let nb = k / QK;
     let mut q = vec![cast(0); m * k];
     let mut d = vec![0f32; m * nb];
@@ -462,8 +464,7 @@ pub(super) fn quantise<T: Copy + Send + Sync>(
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             let mut r = [0i32; QK];
             for (r, &v) in r.iter_mut().zip(xb) {
-                let t = v * inv;
-                *r = (t + BELOW_HALF.copysign(t)) as i32;
+                *r = round_half_away(v * inv);
             }
             for (j, &r) in r.iter().enumerate() {
                 qb[slot(j)] = cast(r);
@@ -522,10 +523,10 @@ fn put_row(fmt: QFormat, src_row: &[u8], panel: &mut [u8], c: usize) {
                 }
             }
             QFormat::Q12 => {
-                // Pair j / 2 of lane c: the operand layout of `vpmaddwd`.
-                for j in 0..QK {
-                    let at = (j / 2) * 64 + c * 4 + (j % 2) * 2;
-                    q[at..at + 2].copy_from_slice(&src[2 + 2 * j..4 + 2 * j]);
+                // Pair p of lane c, its two values as stored: the operand layout of `vpmaddwd`.
+                for p in 0..QK / 2 {
+                    let at = p * 64 + c * 4;
+                    q[at..at + 4].copy_from_slice(&src[2 + 4 * p..6 + 4 * p]);
                 }
             }
         }
@@ -539,8 +540,22 @@ fn put_row(fmt: QFormat, src_row: &[u8], panel: &mut [u8], c: usize) {
 /// Non-finite weights give zeros, not a panic.
 pub fn quantize_q12(x: &[f32]) -> Vec<u8> {
     assert!(x.len().is_multiple_of(QK), "whole blocks of {QK}");
+    let mut out = vec![0u8; x.len() / QK * QFormat::Q12.ggml_block_bytes()];
+    quantize_q12_into(x, &mut out);
+    out
+}
+
+/// [`quantize_q12`] into `out`, which holds exactly the blocks' bytes (a load quantises row
+/// after row into one buffer).
+pub fn quantize_q12_into(x: &[f32], out: &mut [u8]) {
     let gb = QFormat::Q12.ggml_block_bytes();
-    let mut out = vec![0u8; x.len() / QK * gb];
+    assert!(x.len().is_multiple_of(QK), "whole blocks of {QK}");
+    assert_eq!(
+        out.len(),
+        x.len() / QK * gb,
+        "bytes for {} blocks",
+        x.len() / QK
+    );
     for (xb, ob) in x.chunks_exact(QK).zip(out.chunks_exact_mut(gb)) {
         let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
         let mut d = half::f16::from_f32(amax / Q12_MAX as f32);
@@ -555,12 +570,22 @@ pub fn quantize_q12(x: &[f32]) -> Vec<u8> {
         } else {
             1.0 / d.to_f32()
         };
-        for (j, &v) in xb.iter().enumerate() {
-            let q = (v * inv).round().clamp(-Q12_MAX as f32, Q12_MAX as f32) as i16;
-            ob[2 + 2 * j..4 + 2 * j].copy_from_slice(&q.to_le_bytes());
+        for (dst, &v) in ob[2..].chunks_exact_mut(2).zip(xb) {
+            // |v · inv| stays near 2047 (the scale is absmax / 2047, or the smallest step above
+            // it); NaN, from a non-finite block, becomes 0.
+            let q = round_half_away(v * inv).clamp(-Q12_MAX, Q12_MAX) as i16;
+            dst.copy_from_slice(&q.to_le_bytes());
         }
     }
-    out
+}
+
+/// `t` rounded half away from zero, as `f32::round` rounds it, for `|t| < 2²³` (NaN gives 0),
+/// without its library call: the baseline x86-64 target has no rounding instruction. The
+/// largest float below 0.5 is added with `t`'s sign and the sum truncated.
+#[inline]
+pub(super) fn round_half_away(t: f32) -> i32 {
+    const BELOW_HALF: f32 = 0.499_999_97;
+    (t + BELOW_HALF.copysign(t)) as i32
 }
 
 /// The values `Q12` blocks stand for (the tests' and the accuracy tools' reference).

@@ -235,3 +235,56 @@ fn zero_rows_quantise_to_zero() {
     p.matmul(&[0f32; 64], 2, &mut out);
     assert!(out.iter().all(|&v| v == 0.0));
 }
+
+#[test]
+fn q12_quantising_matches_its_definition_byte_for_byte() {
+    // The definition, with the library's rounding: an f16 scale absmax / 2047 (zero for a
+    // non-finite block, at least the smallest step for a tiny one), each value rounded half
+    // away from zero against the scale as stored and clamped.
+    fn reference(x: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for xb in x.chunks_exact(QK) {
+            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let mut d = half::f16::from_f32(amax / Q12_MAX as f32);
+            if !d.is_finite() {
+                d = half::f16::ZERO;
+            } else if d == half::f16::ZERO && amax > 0.0 {
+                d = half::f16::from_bits(1);
+            }
+            out.extend(d.to_le_bytes());
+            let inv = if d == half::f16::ZERO {
+                0.0
+            } else {
+                1.0 / d.to_f32()
+            };
+            for &v in xb {
+                let q = (v * inv).round().clamp(-2047.0, 2047.0) as i16;
+                out.extend(q.to_le_bytes());
+            }
+        }
+        out
+    }
+    let mut x = Vec::new();
+    for scale in [1e-9f32, 3e-6, 0.02, 1.0, 3e4, 1e9] {
+        x.extend(values(4 * QK, 21).iter().map(|v| v * scale));
+    }
+    // Exact halves: with absmax 2047 the scale is 1, so these land on ties.
+    let mut ties: Vec<f32> = (0..QK - 1).map(|i| i as f32 * 37.0 - 1000.5).collect();
+    ties.push(2047.0);
+    x.extend(ties.iter().map(|v| -v));
+    x.extend(ties);
+    x.extend([f32::NAN; QK]);
+    let mut mixed = values(QK, 22);
+    mixed[5] = f32::INFINITY;
+    mixed[9] = f32::NAN;
+    x.extend(mixed);
+    assert_eq!(quantize_q12(&x), reference(&x));
+    // Loading row by row into the packed form equals packing the quantised rows.
+    let (n, k) = (19, 3 * QK);
+    let w = values(n * k, 23);
+    let mut direct = PackedQ::zeroed(QFormat::Q12, n, k);
+    direct.fill_q12_rows(0, n, |i, dst| dst.copy_from_slice(&w[i * k..(i + 1) * k]));
+    let mut via = PackedQ::zeroed(QFormat::Q12, n, k);
+    via.fill_ggml_rows(0, n, &quantize_q12(&w));
+    assert_eq!(direct.packed(), via.packed());
+}
