@@ -266,10 +266,11 @@ pub fn load(
                 // Rows go straight into the packed form: no second copy of the weight.
                 let made = match own {
                     Some(fmt) => {
+                        // Quantised as GGML's quantisers do, on all threads, one row each.
                         let mut p = PackedQ::zeroed(fmt, rows, in_features);
-                        make(&mut |r0, n, b| {
-                            p.fill_ggml_rows(r0, n, b);
-                            Ok(())
+                        let k = in_features;
+                        for_each_part(ckpt, names, outs, k, |row0, out, part| {
+                            p.fill_rows(row0, out, |i, dst| part.row_into(i, k, dst))
                         })?;
                         Linear::PackedQ(Arc::new(p))
                     }
@@ -417,7 +418,7 @@ fn load_packed_q12(
     }
     let mut packed = PackedQ::zeroed(QFormat::Q12, rows, k);
     for_each_part(ckpt, names, outs, k, |row0, out, part| {
-        packed.fill_q12_rows(row0, out, |i, dst| part.row_into(i, k, dst))
+        packed.fill_rows(row0, out, |i, dst| part.row_into(i, k, dst))
     })?;
     if let Some(cache) = cache {
         cache.keep_packed(&key, shape, quant::Q12_CACHE_TYPE, packed.packed());

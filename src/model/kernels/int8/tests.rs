@@ -283,8 +283,58 @@ fn q12_quantising_matches_its_definition_byte_for_byte() {
     let (n, k) = (19, 3 * QK);
     let w = values(n * k, 23);
     let mut direct = PackedQ::zeroed(QFormat::Q12, n, k);
-    direct.fill_q12_rows(0, n, |i, dst| dst.copy_from_slice(&w[i * k..(i + 1) * k]));
+    direct.fill_rows(0, n, |i, dst| dst.copy_from_slice(&w[i * k..(i + 1) * k]));
     let mut via = PackedQ::zeroed(QFormat::Q12, n, k);
     via.fill_ggml_rows(0, n, &quantize_q12(&w));
     assert_eq!(direct.packed(), via.packed());
+}
+
+#[test]
+fn q8_and_q4_quantise_as_ggml_does_byte_for_byte() {
+    // candle's quantisers are GGML's reference ones: a first load quantising rows itself must
+    // make the blocks a checkpoint's `Q8_0` / `Q4_0` would hold, tiny, huge and odd blocks too.
+    let mut x = Vec::new();
+    for scale in [1e-40f32, 1e-30, 3e-6, 0.02, 1.0, 3e4, 1e30] {
+        x.extend(values(4 * QK, 31).iter().map(|v| v * scale));
+    }
+    // Ties: with absmax 127 the 8-bit step is 1; with the largest value -8 the 4-bit one is 1.
+    let mut ties: Vec<f32> = (0..QK - 1).map(|i| i as f32 * 7.0 - 100.5).collect();
+    ties.push(127.0);
+    x.extend(ties.iter().map(|v| -v));
+    x.extend(&ties);
+    let mut ties4: Vec<f32> = (0..QK - 1).map(|i| (i % 16) as f32 * 0.5 - 3.5).collect();
+    ties4.push(-8.0);
+    x.extend(&ties4);
+    x.extend([0f32; QK]);
+    x.extend([f32::NAN; QK]);
+    let mut mixed = values(QK, 32);
+    mixed[5] = f32::INFINITY;
+    mixed[9] = f32::NAN;
+    mixed[12] = f32::NEG_INFINITY;
+    x.extend(mixed);
+    for (fmt, g) in [
+        (QFormat::Q8, GgmlDType::Q8_0),
+        (QFormat::Q4, GgmlDType::Q4_0),
+    ] {
+        let t = Tensor::from_vec(x.clone(), (x.len() / QK, QK), &Device::Cpu).unwrap();
+        let want = QTensor::quantize(&t, g).unwrap().data().unwrap().to_vec();
+        let mut got = vec![0u8; want.len()];
+        quantize_into(fmt, &x, &mut got);
+        for (b, (g, w)) in got
+            .chunks(fmt.ggml_block_bytes())
+            .zip(want.chunks(fmt.ggml_block_bytes()))
+            .enumerate()
+        {
+            assert_eq!(g, w, "{fmt:?} block {b}");
+        }
+        // Rows quantised while loading pack as the checkpoint's blocks would.
+        let (n, k) = (21, 3 * QK);
+        let w = values(n * k, 33);
+        let mut direct = PackedQ::zeroed(fmt, n, k);
+        direct.fill_rows(0, n, |i, dst| dst.copy_from_slice(&w[i * k..(i + 1) * k]));
+        let t = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap();
+        let mut via = PackedQ::zeroed(fmt, n, k);
+        via.fill_ggml_rows(0, n, &QTensor::quantize(&t, g).unwrap().data().unwrap());
+        assert_eq!(direct.packed(), via.packed(), "{fmt:?}");
+    }
 }
