@@ -3,6 +3,7 @@
 //! mode means on a device (`ComputePlan`), and whether a model fits in this machine's memory.
 
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
@@ -82,7 +83,7 @@ impl DeviceChoice {
 pub enum DTypeChoice {
     /// On a GPU bf16. On the CPU the most precise mode that keeps the ranking (see
     /// [`DTypeChoice::measured_rank`]) and fits in the memory available: f32, else `q12` where
-    /// it is faster than bf16 ([`q12_beats_bf16`]), else bf16; see
+    /// it is faster than bf16 on this CPU ([`q12_beats_bf16`]), else bf16; see
     /// [`DTypeChoice::for_memory`].
     #[default]
     Auto,
@@ -94,7 +95,7 @@ pub enum DTypeChoice {
     /// 12-bit blocks of 32 in 16-bit words, f32 activations (16-bit inside the products): about
     /// 2.06 bytes per weight, more precise than bf16, and on CPUs without bf16 instructions
     /// faster, its integer products taking twice the multiply-adds per instruction of the f32
-    /// FMA a bf16 weight needs there.
+    /// FMA a bf16 weight needs there; faster too on CPUs whose bf16 instruction is slow.
     Q12,
     /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations: about 1.06 bytes per weight.
     Q8_0,
@@ -319,12 +320,74 @@ const Q12_MEASURED: f64 = 0.995;
 const Q12_BYTES: f64 = 66.0 / 32.0;
 
 /// Whether `Q12` is worth choosing over bf16 here: its integer kernel runs (AVX2, or
-/// AVX512-VNNI) and bf16 has no dot-product instruction of its own (AVX512-BF16), so that bf16
-/// does f32 FMA work. Where bf16 has one, bf16 is about 1.2× faster (`vdpbf16ps` does as many
-/// multiply-adds as `vpdpwssd`, without `Q12`'s per-block scaling) and `Q12` only more precise.
+/// AVX512-VNNI), and either bf16 has no dot-product instruction of its own (AVX512-BF16), so
+/// that bf16 does f32 FMA work (`Q12` measured 1.3× faster on AVX2), or both have one and
+/// `Q12` measures clearly faster on this CPU ([`Q12_MARGIN`]). The rates of the two
+/// instructions differ by CPU: on a Zen 4 bf16 ran about 1.2× faster, on an Intel Xeon
+/// (Emerald Rapids) `Q12` 2.3×. Measured once per process.
 pub fn q12_beats_bf16() -> bool {
-    kernels::int8::avx2_available()
-        && kernels::bf16::PackedBf16::best_isa() != kernels::Isa::Avx512Bf16
+    static BEATS: OnceLock<bool> = OnceLock::new();
+    *BEATS.get_or_init(|| {
+        if !kernels::int8::avx2_available() {
+            return false;
+        }
+        if kernels::bf16::PackedBf16::best_isa() != kernels::Isa::Avx512Bf16 {
+            return true;
+        }
+        let (q12, bf16) = product_times();
+        let beats = q12 < Q12_MARGIN * bf16;
+        tracing::info!(
+            "q12 against bf16 on this CPU: {:.0} against {:.0} µs for the same product; \
+             --dtype auto prefers {}",
+            q12 * 1e6,
+            bf16 * 1e6,
+            if beats { "q12" } else { "bf16" }
+        );
+        beats
+    })
+}
+
+/// How much faster `Q12` must measure to be chosen over bf16, which is 3 % smaller: far enough
+/// from 1 that timing noise does not flip the choice between starts (each mode keeps its own
+/// cache file, made at its first load).
+const Q12_MARGIN: f64 = 0.85;
+
+/// The best of a few timings of one compute-bound product (128 rows against a 1024 × 2048
+/// weight, 4 MiB in bf16; smaller products measure mostly the threads' hand-offs) in `Q12` and
+/// in bf16, alternating: seconds each. About 40 ms where bf16 is slow.
+fn product_times() -> (f64, f64) {
+    use kernels::bf16::{f32_to_bf16, PackedBf16};
+    use kernels::int8::{PackedQ, QFormat};
+    let (m, n, k) = (128, 1024, 2048);
+    // Values of a trained layer's size; what is timed does not depend on them.
+    let value = |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 * 1e-5 - 0.01;
+    let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
+    let bf16 = PackedBf16::from_rows(&bits, n, k);
+    let mut q12 = PackedQ::zeroed(QFormat::Q12, n, k);
+    q12.fill_rows(0, n, |i, dst| {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = value(i * k + j);
+        }
+    });
+    let x: Vec<f32> = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
+    let mut out = vec![0f32; m * n];
+    let time = |f: &dyn Fn(&mut [f32]), out: &mut [f32]| {
+        let t = std::time::Instant::now();
+        f(out);
+        t.elapsed().as_secs_f64()
+    };
+    let run_q12 = |o: &mut [f32]| q12.matmul(&x, m, o);
+    let run_bf16 = |o: &mut [f32]| bf16.matmul(&x, m, o);
+    let (mut best_q12, mut best_bf16) = (f64::MAX, f64::MAX);
+    // The first round warms the caches and the threads.
+    for round in 0..6 {
+        let (a, b) = (time(&run_q12, &mut out), time(&run_bf16, &mut out));
+        if round > 0 {
+            best_q12 = best_q12.min(a);
+            best_bf16 = best_bf16.min(b);
+        }
+    }
+    (best_q12, best_bf16)
 }
 
 /// The CPU modes `auto` chooses among, from the most precise to the smallest, with their bytes
@@ -400,5 +463,16 @@ pub fn check_fits(
             )))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_q12_and_bf16_products_are_timed() {
+        let (q12, bf16) = super::product_times();
+        assert!(q12.is_finite() && q12 > 0.0, "{q12}");
+        assert!(bf16.is_finite() && bf16 > 0.0, "{bf16}");
+        eprintln!("q12 {:.0} µs, bf16 {:.0} µs", q12 * 1e6, bf16 * 1e6);
     }
 }

@@ -97,11 +97,10 @@ impl PackedF32 {
 
     /// The kernel [`PackedF32::matmul`] uses on this processor.
     pub fn best_isa() -> Isa {
-        if Isa::Avx2.is_available() {
-            Isa::Avx2
-        } else {
-            Isa::Scalar
-        }
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.is_available())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// `out[m, n] = x[m, k] · Wᵀ` with the best kernel this processor has.
@@ -109,7 +108,8 @@ impl PackedF32 {
         self.matmul_with(Self::best_isa(), x, m, out)
     }
 
-    /// As [`PackedF32::matmul`] with a chosen kernel: `Avx2` (where available) or `Scalar`.
+    /// As [`PackedF32::matmul`] with a chosen kernel: `Avx512` or `Avx2` (where available), or
+    /// `Scalar`.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
         let (n, k) = (self.n, self.k);
         super::assert_matmul_shapes(x, out, m, n, k);
@@ -123,9 +123,10 @@ impl PackedF32 {
         }
         let parallel = m * n * k >= PARALLEL_MIN;
         let c = SendPtr(out.as_mut_ptr());
-        let mr_max = match isa {
-            Isa::Avx2 => avx2::MR,
-            _ => 4,
+        let (mr_max, np_max) = match isa {
+            Isa::Avx512 => (avx512::MR, avx512::NP),
+            Isa::Avx2 => (avx2::MR, 1),
+            _ => (4, 1),
         };
         super::drive_blocked(
             self.panels,
@@ -133,11 +134,32 @@ impl PackedF32 {
             KC,
             (m, MC),
             mr_max,
-            1,
+            np_max,
             parallel,
-            |r0, mr, p0, _np, k0, kn, acc| {
-                let ncols = (n - p0 * NR).min(NR);
+            |r0, mr, p0, np, k0, kn, acc| {
+                let ncols = (n - p0 * NR).min(np * NR);
                 match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => {
+                        // SAFETY: AVX-512 F checked above; the kernel reads rows r0..r0+mr of
+                        // `x` at k0..k0+kn and the same k of panels p0..p0+np, all inside the
+                        // buffers, and writes only its own tile of `out`.
+                        unsafe {
+                            avx512::tile_any(
+                                mr,
+                                np,
+                                x.as_ptr().add(r0 * k + k0),
+                                k,
+                                self.data.as_ptr().add((p0 * k + k0) * NR),
+                                k * NR,
+                                kn,
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
+                        }
+                    }
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => {
                         // SAFETY: AVX2 and FMA checked above; the kernel reads rows r0..r0+mr
@@ -177,6 +199,85 @@ impl PackedF32 {
                 }
             },
         );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::NR;
+
+    /// Rows and panels per tile: 24 sums, three weight registers and a broadcast within 32.
+    pub const MR: usize = 8;
+    pub const NP: usize = 3;
+
+    /// One `R × P·16` tile of the product over `kn` values of k; panels `w_panel` values apart.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const P: usize>(
+        a: *const f32,
+        lda: usize,
+        w: *const f32,
+        w_panel: usize,
+        kn: usize,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        for t in 0..kn {
+            let mut wv = [_mm512_setzero_ps(); P];
+            for (p, v) in wv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(w.add(p * w_panel + t * NR));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * lda + t));
+                for (s, &v) in row.iter_mut().zip(&wv) {
+                    *s = _mm512_fmadd_ps(av, v, *s);
+                }
+            }
+        }
+        crate::model::kernels::avx512_store_tile(&acc, c, ldc, ncols, accumulate);
+    }
+
+    /// [`tile`] for run-time `mr ≤ MR`, `np ≤ NP`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_any(
+        mr: usize,
+        np: usize,
+        a: *const f32,
+        lda: usize,
+        w: *const f32,
+        w_panel: usize,
+        kn: usize,
+        c: *mut f32,
+        ldc: usize,
+        ncols: usize,
+        accumulate: bool,
+    ) {
+        macro_rules! rows {
+            ($p:literal) => {
+                match mr {
+                    1 => tile::<1, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    2 => tile::<2, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    3 => tile::<3, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    4 => tile::<4, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    5 => tile::<5, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    6 => tile::<6, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    7 => tile::<7, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    8 => tile::<8, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
+                    _ => unreachable!("row block of {mr}"),
+                }
+            };
+        }
+        match np {
+            1 => rows!(1),
+            2 => rows!(2),
+            3 => rows!(3),
+            _ => unreachable!("panel group of {np}"),
+        }
     }
 }
 
@@ -283,7 +384,7 @@ mod tests {
             // More rows than a row block, and enough panels for several per unit of work.
             (MC + 10, 16 * 40, 64),
         ];
-        for isa in [Isa::Avx2, Isa::Scalar] {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
             if !isa.is_available() {
                 continue;
             }
