@@ -401,27 +401,12 @@ mod avx512 {
         ncols: usize,
         accumulate: bool,
     ) {
-        macro_rules! rows {
-            ($np:literal) => {
-                match mr {
-                    1 => tile::<1, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    2 => tile::<2, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    3 => tile::<3, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    4 => tile::<4, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    5 => tile::<5, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    6 => tile::<6, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    7 => tile::<7, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    8 => tile::<8, $np>(a, lda, b, b_panel, nj, c, ldc, ncols, accumulate),
-                    _ => unreachable!("row block of {mr}"),
-                }
-            };
-        }
-        match np {
-            1 => rows!(1),
-            2 => rows!(2),
-            3 => rows!(3),
-            _ => unreachable!("panel group of {np}"),
-        }
+        crate::model::kernels::tile_8x3!(
+            tile,
+            mr,
+            np,
+            (a, lda, b, b_panel, nj, c, ldc, ncols, accumulate)
+        )
     }
 }
 

@@ -257,27 +257,12 @@ mod avx512 {
         ncols: usize,
         accumulate: bool,
     ) {
-        macro_rules! rows {
-            ($p:literal) => {
-                match mr {
-                    1 => tile::<1, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    2 => tile::<2, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    3 => tile::<3, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    4 => tile::<4, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    5 => tile::<5, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    6 => tile::<6, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    7 => tile::<7, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    8 => tile::<8, $p>(a, lda, w, w_panel, kn, c, ldc, ncols, accumulate),
-                    _ => unreachable!("row block of {mr}"),
-                }
-            };
-        }
-        match np {
-            1 => rows!(1),
-            2 => rows!(2),
-            3 => rows!(3),
-            _ => unreachable!("panel group of {np}"),
-        }
+        crate::model::kernels::tile_8x3!(
+            tile,
+            mr,
+            np,
+            (a, lda, w, w_panel, kn, c, ldc, ncols, accumulate)
+        )
     }
 }
 

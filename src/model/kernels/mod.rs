@@ -105,6 +105,33 @@ impl Isa {
 /// Output columns per panel: one 512-bit register of f32 (two 256-bit ones for AVX2).
 pub const NR: usize = 16;
 
+/// Calls `tile::<R, P>(args…)` for a run-time row count `mr ≤ 8` and panel count `np ≤ 3`: the
+/// dispatch of the AVX-512 tiles of up to 8 rows × 3 panels (f32's and bf16's).
+macro_rules! tile_8x3 {
+    ($tile:ident, $mr:expr, $np:expr, ($($arg:expr),*)) => {
+        match $np {
+            1 => $crate::model::kernels::tile_8x3!(@rows $tile, 1, $mr, ($($arg),*)),
+            2 => $crate::model::kernels::tile_8x3!(@rows $tile, 2, $mr, ($($arg),*)),
+            3 => $crate::model::kernels::tile_8x3!(@rows $tile, 3, $mr, ($($arg),*)),
+            np => unreachable!("panel group of {np}"),
+        }
+    };
+    (@rows $tile:ident, $p:literal, $mr:expr, ($($arg:expr),*)) => {
+        match $mr {
+            1 => $tile::<1, $p>($($arg),*),
+            2 => $tile::<2, $p>($($arg),*),
+            3 => $tile::<3, $p>($($arg),*),
+            4 => $tile::<4, $p>($($arg),*),
+            5 => $tile::<5, $p>($($arg),*),
+            6 => $tile::<6, $p>($($arg),*),
+            7 => $tile::<7, $p>($($arg),*),
+            8 => $tile::<8, $p>($($arg),*),
+            mr => unreachable!("row block of {mr}"),
+        }
+    };
+}
+pub(crate) use tile_8x3;
+
 /// Writes (or, with `accumulate`, adds) an `MR × NP·16` block of f32 accumulators to `c`
 /// (row stride `ldc`), keeping only the first `ncols` columns: the epilogue of the AVX-512
 /// tile kernels.
