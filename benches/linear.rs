@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
         // The packed kernel on every instruction set this processor has, for comparison.
         let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let mut out = vec![0f32; m * n];
-        for isa in [Isa::Avx512Bf16, Isa::Avx2] {
+        for isa in [Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2] {
             if !isa.is_available() {
                 continue;
             }

@@ -117,6 +117,17 @@ fn linear(mode: &str, w: Vec<f32>, n: usize, k: usize) -> anyhow::Result<Linear>
     })
 }
 
+/// The instruction set a mode's own kernel runs on here ("" for candle's products).
+fn kernel(mode: &str) -> &'static str {
+    match mode {
+        "f32" => PackedF32::best_isa().name(),
+        "bf16" => PackedBf16::best_isa().name(),
+        "q8_0" | "q4_0" | "q12" => PackedQ::best_isa().name(),
+        "q4_k" => PackedQ4K::best_isa().name(),
+        _ => "",
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (h, i) = (args.hidden, args.intermediate);
@@ -151,7 +162,7 @@ fn main() -> anyhow::Result<()> {
                 }));
             }
         }
-        modes.push(serde_json::json!({ "mode": mode, "shapes": rows }));
+        modes.push(serde_json::json!({ "mode": mode, "kernel": kernel(mode), "shapes": rows }));
     }
     let out = serde_json::json!({
         "engine": "dpa-explorer",

@@ -246,15 +246,18 @@ REFERENCE = {"f32": [("f32", 1.0)], "bf16": [("bf16", 1.0)],
              "q8_0": [("int8", 1.0), ("int8", 0.5)], "q4_0": [("int8", 1.0)]}
 
 
-def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[int]) -> str:
-    """The instructions' peak rates, and our projections as a share of the one each uses."""
+def peak_line(peaks: list[dict], rounds: list[tuple[dict, dict]], tokens: list[int],
+              kernels: dict | None = None) -> str:
+    """The instructions' peak rates, and our projections as a share of the one each uses
+    (kernels: our mode -> the instruction set its kernel ran on, as bench_linear reports it)."""
     if not peaks:
         return ""
     med = {k: statistics.median(p[k] for p in peaks)
            for k in ["vpdpbusd_gops", "vpdpwssd_gops", "vdpbf16ps_gflops", "vfmadd_gflops"]}
-    uses = {"f32": "vfmadd_gflops", "bf16": "vdpbf16ps_gflops", "q12": "vpdpwssd_gops",
-            "q8_0": "vpdpwssd_gops",
-            "q4_0": "vpdpbusd_gops"}
+    # bf16 runs on its dot product, or widened to f32 on FMA where that measured faster.
+    bf16_dot = (kernels or {}).get("bf16", "AVX512-BF16") == "AVX512-BF16"
+    uses = {"f32": "vfmadd_gflops", "bf16": "vdpbf16ps_gflops" if bf16_dot else "vfmadd_gflops",
+            "q12": "vpdpwssd_gops", "q8_0": "vpdpwssd_gops", "q4_0": "vpdpbusd_gops"}
     shares = []
     for t in tokens:
         for mode, k in uses.items():

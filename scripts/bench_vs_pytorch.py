@@ -429,6 +429,7 @@ def main() -> None:
     first_loads: dict = {}
     merged: dict = {}
     gemm_rounds: dict = {}
+    linear_kernels: dict = {}  # our mode -> the instruction set its kernel ran on
 
     # Each worker's result as it comes, so that a later failure loses none of it.
     partial = Path(args.dir) / f"partial-{args.device}.jsonl"
@@ -440,6 +441,8 @@ def main() -> None:
         if key[0] == "gemm":
             gemm_rounds.setdefault(rnd, {})[key[1]] = (r if key[1] == "peak"
                                                       else bench_engines.gemm_rates(r))
+            if key[1] == "dpa-explorer":
+                linear_kernels.update({m["mode"]: m.get("kernel", "") for m in r["modes"]})
             return
         for x in r["results"]:
             x["round_medians"] = [x["median_s"]]
@@ -520,7 +523,8 @@ def main() -> None:
                    "layer's four products, GFLOP/s, median and range over the rounds)\n\n"
                    + bench_engines.gemm_table(pairs, lengths)
                    + bench_engines.peak_line([g["peak"] for g in gemm_rounds.values()
-                                              if "peak" in g], pairs, lengths))
+                                              if "peak" in g], pairs, lengths,
+                                             linear_kernels))
     if llama_modes:
         info = merged[("llama.cpp", llama_modes[0])]
         report += (f"\n\nllama.cpp: {info['build']}, flash attention "

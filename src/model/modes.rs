@@ -320,9 +320,12 @@ const Q12_MEASURED: f64 = 0.995;
 const Q12_BYTES: f64 = 66.0 / 32.0;
 
 /// Whether `Q12` is worth choosing over bf16 here: its integer kernel runs (AVX2, or
-/// AVX512-VNNI), and either bf16 has no dot-product instruction of its own (AVX512-BF16), so
-/// that bf16 does f32 FMA work (`Q12` measured 1.3× faster on AVX2), or both have one and
-/// `Q12` measures clearly faster on this CPU ([`Q12_MARGIN`]). The rates of the two
+/// AVX512-VNNI), and either bf16 runs on f32 FMA, with half the multiply-adds per
+/// instruction of `Q12`'s integer ones (on AVX2, where `Q12` measured 1.3× faster, or on
+/// AVX-512 where bf16's own dot product measured slower than FMA: `Q12` 1.4× faster over a pass
+/// on an Intel Xeon, and a timing of the two products there sat near [`Q12_MARGIN`], so would
+/// flip between starts), or both use a dot-product instruction and `Q12` measures clearly
+/// faster on this CPU ([`Q12_MARGIN`]). The rates of the two
 /// instructions differ by CPU: on a Zen 4 bf16 ran about 1.2× faster, on an Intel Xeon
 /// (Emerald Rapids) `Q12` 2.3×. Measured once per process.
 pub fn q12_beats_bf16() -> bool {
@@ -365,8 +368,7 @@ fn product_times() -> (f64, f64) {
     use kernels::bf16::{f32_to_bf16, PackedBf16};
     use kernels::int8::{PackedQ, QFormat};
     let (m, n, k) = (128, 1024, 2048);
-    // Values of a trained layer's size; what is timed does not depend on them.
-    let value = |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 * 1e-5 - 0.01;
+    let value = kernels::timing_value;
     let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
     let bf16 = PackedBf16::from_rows(&bits, n, k);
     let mut q12 = PackedQ::zeroed(QFormat::Q12, n, k);
@@ -377,23 +379,10 @@ fn product_times() -> (f64, f64) {
     });
     let x: Vec<f32> = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
     let mut out = vec![0f32; m * n];
-    let time = |f: &dyn Fn(&mut [f32]), out: &mut [f32]| {
-        let t = std::time::Instant::now();
-        f(out);
-        t.elapsed().as_secs_f64()
-    };
-    let run_q12 = |o: &mut [f32]| q12.matmul(&x, m, o);
-    let run_bf16 = |o: &mut [f32]| bf16.matmul(&x, m, o);
-    let (mut best_q12, mut best_bf16) = (f64::MAX, f64::MAX);
-    // The first round warms the caches and the threads.
-    for round in 0..6 {
-        let (a, b) = (time(&run_q12, &mut out), time(&run_bf16, &mut out));
-        if round > 0 {
-            best_q12 = best_q12.min(a);
-            best_bf16 = best_bf16.min(b);
-        }
-    }
-    (best_q12, best_bf16)
+    let mut run_q12 = || q12.matmul(&x, m, &mut out);
+    let mut out2 = vec![0f32; m * n];
+    let mut run_bf16 = || bf16.matmul(&x, m, &mut out2);
+    kernels::best_times(&mut run_q12, &mut run_bf16)
 }
 
 /// The CPU modes `auto` chooses among, from the most precise to the smallest, with their bytes

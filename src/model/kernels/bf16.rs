@@ -156,9 +156,14 @@ impl PackedBf16 {
         self.data.len() * 2
     }
 
-    /// The kernel [`PackedBf16::matmul`] uses on this processor.
+    /// The kernel [`PackedBf16::matmul`] uses on this processor: the AVX512-BF16 dot product
+    /// unless widening to f32 and 512-bit FMA measures clearly faster (on an Intel Xeon whose
+    /// `vdpbf16ps` runs at half the FMA rate), else widening on AVX-512 or AVX2.
     pub fn best_isa() -> Isa {
-        [Isa::Avx512Bf16, Isa::Avx2]
+        if Isa::Avx512Bf16.is_available() && !widening_is_faster() {
+            return Isa::Avx512Bf16;
+        }
+        [Isa::Avx512, Isa::Avx2]
             .into_iter()
             .find(|i| i.is_available())
             .unwrap_or(Isa::Scalar)
@@ -204,6 +209,7 @@ impl PackedBf16 {
                             avx512::tile_any(
                                 mr,
                                 np,
+                                r0 == 0,
                                 (a_ptr as *const u32).add(r0 * kp + j0),
                                 kp,
                                 self.data.as_ptr().add((p0 * kp + j0) * PAIR),
@@ -219,14 +225,42 @@ impl PackedBf16 {
                 );
             }
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                let a = in_pairs(x, m, k, kp);
+                let a_ptr = a.as_ptr() as usize;
+                super::drive_blocked(
+                    self.panels,
+                    self.kp,
+                    KC,
+                    (m, 60),
+                    8,
+                    3,
+                    parallel,
+                    |r0, mr, p0, np, j0, nj, acc| {
+                        let ncols = (n - p0 * NR).min(np * NR);
+                        // SAFETY: as above.
+                        unsafe {
+                            avx512::widen_tile_any(
+                                mr,
+                                np,
+                                r0 == 0,
+                                (a_ptr as *const f32).add(r0 * 2 * kp + 2 * j0),
+                                2 * kp,
+                                self.data.as_ptr().add((p0 * kp + j0) * PAIR),
+                                kp * PAIR,
+                                nj,
+                                c.get().add(r0 * n + p0 * NR),
+                                n,
+                                ncols,
+                                acc,
+                            )
+                        }
+                    },
+                );
+            }
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                let padded;
-                let a: &[f32] = if k == 2 * kp {
-                    x
-                } else {
-                    padded = pad_rows(x, m, k, 2 * kp);
-                    &padded
-                };
+                let a = in_pairs(x, m, k, kp);
                 let a_ptr = a.as_ptr() as usize;
                 // Rows in blocks whose f32 activations for one k block (60 rows: 240 KiB)
                 // stay in L2.
@@ -305,6 +339,52 @@ pub fn f32_to_bf16(x: f32) -> u16 {
     half::bf16::from_f32(x).to_bits()
 }
 
+/// Whether widening the weights to f32 for 512-bit FMA measures clearly faster than the
+/// AVX512-BF16 dot product on this CPU. The dot product does two multiply-adds per lane where
+/// FMA does one, but its rate differs by CPU: on a Zen 4 it ran the faster of the two, on an
+/// Intel Xeon (Emerald Rapids) at half the FMA rate. Measured once per process, on one
+/// compute-bound product (60–80 ms there with its set-up), only where AVX512-BF16 exists.
+fn widening_is_faster() -> bool {
+    static FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FASTER.get_or_init(|| {
+        let (m, n, k) = (128, 1024, 2048);
+        let value = super::timing_value;
+        let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
+        let w = PackedBf16::from_rows(&bits, n, k);
+        let x: Vec<f32> = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
+        let (mut out, mut out2) = (vec![0f32; m * n], vec![0f32; m * n]);
+        let (dot, widen) = super::best_times(
+            &mut || w.matmul_with(Isa::Avx512Bf16, &x, m, &mut out),
+            &mut || w.matmul_with(Isa::Avx512, &x, m, &mut out2),
+        );
+        let faster = clearly_faster(widen, dot);
+        tracing::info!(
+            "bf16 on this CPU: {:.0} µs widened to f32, {:.0} µs with the dot product; using {}",
+            widen * 1e6,
+            dot * 1e6,
+            if faster { "f32 FMA" } else { "the dot product" }
+        );
+        faster
+    })
+}
+
+/// Whether a product taking `widen` seconds is clearly faster than one taking `dot`: the
+/// margin keeps timing noise from switching kernels between starts (a failed timing, not
+/// finite, keeps the dot product).
+fn clearly_faster(widen: f64, dot: f64) -> bool {
+    widen.is_finite() && dot.is_finite() && widen < 0.85 * dot
+}
+
+/// The f32 activations with each row a whole number (`kp`) of k-pairs: as they are when `k` is
+/// even, else copied with a zero after each row.
+fn in_pairs(x: &[f32], m: usize, k: usize, kp: usize) -> std::borrow::Cow<'_, [f32]> {
+    if k == 2 * kp {
+        std::borrow::Cow::Borrowed(x)
+    } else {
+        std::borrow::Cow::Owned(pad_rows(x, m, k, 2 * kp))
+    }
+}
+
 /// Rows of `k` values copied into rows of `width ≥ k`, zero-filled.
 fn pad_rows(x: &[f32], m: usize, k: usize, width: usize) -> Vec<f32> {
     let mut a = vec![0f32; m * width];
@@ -315,283 +395,10 @@ fn pad_rows(x: &[f32], m: usize, k: usize, width: usize) -> Vec<f32> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    /// Activations rounded to bf16, each row padded to `kp` pairs, as 32-bit pairs.
-    pub fn to_bf16_pairs(x: &[f32], m: usize, k: usize, kp: usize) -> Vec<u32> {
-        use rayon::prelude::*;
-        let mut a = vec![0u32; m * kp];
-        let convert = |(src, row): (&[f32], &mut [u32])| {
-            // SAFETY: `row` holds 2·kp ≥ k u16 values; the caller checked avx512bf16.
-            unsafe { convert_row(src, row.as_mut_ptr() as *mut u16) }
-        };
-        if m * k >= super::PARALLEL_MIN {
-            x.par_chunks_exact(k)
-                .zip(a.par_chunks_exact_mut(kp))
-                .for_each(convert);
-        } else {
-            x.chunks_exact(k)
-                .zip(a.chunks_exact_mut(kp))
-                .for_each(convert);
-        }
-        a
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    unsafe fn convert_row(src: &[f32], dst: *mut u16) {
-        let mut i = 0;
-        while i + 16 <= src.len() {
-            let v = _mm512_loadu_ps(src.as_ptr().add(i));
-            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
-            _mm256_storeu_si256(dst.add(i) as *mut __m256i, h);
-            i += 16;
-        }
-        for (j, &v) in src.iter().enumerate().skip(i) {
-            *dst.add(j) = super::f32_to_bf16(v);
-        }
-    }
-
-    /// One `MR × NP·16` tile of the product over `nj` k-pairs.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    unsafe fn tile<const MR: usize, const NP: usize>(
-        a: *const u32,
-        lda: usize,
-        b: *const u16,
-        b_panel: usize,
-        nj: usize,
-        c: *mut f32,
-        ldc: usize,
-        ncols: usize,
-        accumulate: bool,
-    ) {
-        let mut acc = [[_mm512_setzero_ps(); NP]; MR];
-        for j in 0..nj {
-            let mut bv = [_mm512_setzero_si512(); NP];
-            for (p, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_loadu_si512(b.add(p * b_panel + j * super::PAIR) as *const _);
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_epi32(*a.add(r * lda + j) as i32);
-                for (p, acc) in row.iter_mut().enumerate() {
-                    *acc = _mm512_dpbf16_ps(
-                        *acc,
-                        std::mem::transmute::<__m512i, __m512bh>(av),
-                        std::mem::transmute::<__m512i, __m512bh>(bv[p]),
-                    );
-                }
-            }
-        }
-        crate::model::kernels::avx512_store_tile(&acc, c, ldc, ncols, accumulate);
-    }
-
-    /// [`tile`] for run-time `mr ≤ 8`, `np ≤ 3`.
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_any(
-        mr: usize,
-        np: usize,
-        a: *const u32,
-        lda: usize,
-        b: *const u16,
-        b_panel: usize,
-        nj: usize,
-        c: *mut f32,
-        ldc: usize,
-        ncols: usize,
-        accumulate: bool,
-    ) {
-        crate::model::kernels::tile_8x3!(
-            tile,
-            mr,
-            np,
-            (a, lda, b, b_panel, nj, c, ldc, ncols, accumulate)
-        )
-    }
-}
+mod avx512;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    /// One `MR × 16` tile over `nj` k-pairs: bf16 weights widened to f32, f32 FMA. `first`:
-    /// the first rows' tile, which reads the weights from memory (the others find them in
-    /// cache) and so prefetches them, as the 12-bit kernel does.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile<const MR: usize>(
-        first: bool,
-        a: *const f32,
-        lda: usize,
-        b: *const u16,
-        nj: usize,
-        c: *mut f32,
-        ldc: usize,
-        ncols: usize,
-        accumulate: bool,
-    ) {
-        let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
-        let stream = first && MR >= 2;
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        for j in 0..nj {
-            if stream {
-                _mm_prefetch::<_MM_HINT_T0>(b.add(j * super::PAIR + PREFETCH) as *const i8);
-            }
-            let lo = _mm256_loadu_si256(b.add(j * super::PAIR) as *const __m256i);
-            let hi = _mm256_loadu_si256(b.add(j * super::PAIR + 16) as *const __m256i);
-            // Each 32-bit lane holds (W[col][2j], W[col][2j+1]); a bf16 is the top half of an
-            // f32. The even weights for every row, then the odd ones: two weight registers
-            // live at a time, so that six rows' sums fit beside them.
-            let even = [
-                _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)),
-                _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a0 = _mm256_broadcast_ss(&*a.add(r * lda + 2 * j));
-                for h in 0..2 {
-                    row[h] = _mm256_fmadd_ps(a0, even[h], row[h]);
-                }
-            }
-            let odd = [
-                _mm256_castsi256_ps(_mm256_and_si256(lo, high)),
-                _mm256_castsi256_ps(_mm256_and_si256(hi, high)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a1 = _mm256_broadcast_ss(&*a.add(r * lda + 2 * j + 1));
-                for h in 0..2 {
-                    row[h] = _mm256_fmadd_ps(a1, odd[h], row[h]);
-                }
-            }
-        }
-        crate::model::kernels::avx2_store_tile(&acc, c, ldc, ncols, accumulate);
-    }
-
-    /// Rows per tile: 2·MR sums, two weight registers and a broadcast within sixteen.
-    pub const MR: usize = 6;
-
-    /// Weights ahead of the loop, in `u16`s (4 KiB).
-    const PREFETCH: usize = 2048;
-
-    /// [`tile`] for run-time `mr ≤` [`MR`].
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile_any(
-        mr: usize,
-        first: bool,
-        a: *const f32,
-        lda: usize,
-        b: *const u16,
-        nj: usize,
-        c: *mut f32,
-        ldc: usize,
-        ncols: usize,
-        accumulate: bool,
-    ) {
-        match mr {
-            1 => tile::<1>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            2 => tile::<2>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            3 => tile::<3>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            4 => tile::<4>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            5 => tile::<5>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            6 => tile::<6>(first, a, lda, b, nj, c, ldc, ncols, accumulate),
-            _ => unreachable!("row block of {mr}"),
-        }
-    }
-}
+mod avx2;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::model::kernels::test_values as values;
-
-    /// `x Wᵀ` in f64 from the values the kernel sees.
-    fn reference(x: &[f32], w: &[u16], m: usize, n: usize, k: usize) -> Vec<f32> {
-        let mut out = vec![0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let s: f64 = (0..k)
-                    .map(|t| x[i * k + t] as f64 * bf16_to_f32(w[j * k + t]) as f64)
-                    .sum();
-                out[i * n + j] = s as f32;
-            }
-        }
-        out
-    }
-
-    fn check(isa: Isa, m: usize, n: usize, k: usize) {
-        let w: Vec<u16> = values(n * k, 1).iter().map(|&v| f32_to_bf16(v)).collect();
-        let x = values(m * k, 2);
-        let packed = PackedBf16::from_rows(&w, n, k);
-        let mut got = vec![f32::NAN; m * n];
-        packed.matmul_with(isa, &x, m, &mut got);
-        // The BF16 kernel rounds the activations to bf16; the others use them as they are.
-        let seen: Vec<f32> = if isa == Isa::Avx512Bf16 {
-            x.iter().map(|&v| bf16_to_f32(f32_to_bf16(v))).collect()
-        } else {
-            x.clone()
-        };
-        let want = reference(&seen, &w, m, n, k);
-        let scale = (k as f32).sqrt();
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-5 * scale * (1.0 + w.abs()),
-                "{isa:?} {m}×{n}×{k}: element {i}: {g} vs {w}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_available_kernel_matches_the_reference() {
-        // Shapes that exercise partial row blocks, partial panels, odd k and several k blocks.
-        let shapes = [
-            (1, 1, 1),
-            (3, 17, 5),
-            (9, 50, 33),
-            (8, 48, 64),
-            // Every AVX2 tile height (six rows at most): 4, 5, 6 + 5.
-            (4, 20, 40),
-            (5, 16, 66),
-            (11, 33, 18),
-            (13, 100, 2 * KC + 7),
-            (1, 4096 / 64, 4096),
-            (17, 35, 2 * KC * 2 + 2),
-            // More rows than the AVX2 kernel's row block, many panels.
-            (67, 16 * 40, 70),
-        ];
-        for isa in [Isa::Avx512Bf16, Isa::Avx2, Isa::Scalar] {
-            if !isa.is_available() {
-                continue;
-            }
-            for &(m, n, k) in &shapes {
-                check(isa, m, n, k);
-            }
-        }
-    }
-
-    #[test]
-    fn large_products_run_in_parallel_and_match() {
-        for isa in [Isa::Avx512Bf16, Isa::Avx2, Isa::Scalar] {
-            if !isa.is_available() {
-                continue;
-            }
-            check(isa, 37, 200, 300);
-        }
-    }
-
-    #[test]
-    fn empty_inner_dimension_gives_zeros() {
-        let packed = PackedBf16::from_rows(&[], 3, 0);
-        let mut out = vec![1f32; 6];
-        packed.matmul(&[], 2, &mut out);
-        assert_eq!(out, vec![0f32; 6]);
-    }
-
-    #[test]
-    fn rounding_to_bf16_is_to_nearest_even() {
-        assert_eq!(f32_to_bf16(1.0), 0x3f80);
-        // 1 + 2^-8 lies halfway between two bf16 values: ties go to the even one.
-        assert_eq!(f32_to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
-        assert_eq!(f32_to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
-        assert_eq!(bf16_to_f32(0xc000), -2.0);
-    }
-}
+mod tests;

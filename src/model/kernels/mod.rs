@@ -106,26 +106,38 @@ impl Isa {
 pub const NR: usize = 16;
 
 /// Calls `tile::<R, P>(args…)` for a run-time row count `mr ≤ 8` and panel count `np ≤ 3`: the
-/// dispatch of the AVX-512 tiles of up to 8 rows × 3 panels (f32's and bf16's).
+/// dispatch of the AVX-512 tiles of up to 8 rows × 3 panels (f32's and bf16's). With
+/// `tile [, X]`, calls `tile::<R, P, X>` (a further const parameter); with `if first`, calls
+/// `tile::<R, P, true>` when `first` holds, else `tile::<R, P, false>`.
 macro_rules! tile_8x3 {
     ($tile:ident, $mr:expr, $np:expr, ($($arg:expr),*)) => {
+        $crate::model::kernels::tile_8x3!($tile [], $mr, $np, ($($arg),*))
+    };
+    ($tile:ident, $mr:expr, $np:expr, if $first:expr, ($($arg:expr),*)) => {
+        if $first {
+            $crate::model::kernels::tile_8x3!($tile [, true], $mr, $np, ($($arg),*))
+        } else {
+            $crate::model::kernels::tile_8x3!($tile [, false], $mr, $np, ($($arg),*))
+        }
+    };
+    ($tile:ident [$($g:tt)*], $mr:expr, $np:expr, ($($arg:expr),*)) => {
         match $np {
-            1 => $crate::model::kernels::tile_8x3!(@rows $tile, 1, $mr, ($($arg),*)),
-            2 => $crate::model::kernels::tile_8x3!(@rows $tile, 2, $mr, ($($arg),*)),
-            3 => $crate::model::kernels::tile_8x3!(@rows $tile, 3, $mr, ($($arg),*)),
+            1 => $crate::model::kernels::tile_8x3!(@rows $tile [$($g)*], 1, $mr, ($($arg),*)),
+            2 => $crate::model::kernels::tile_8x3!(@rows $tile [$($g)*], 2, $mr, ($($arg),*)),
+            3 => $crate::model::kernels::tile_8x3!(@rows $tile [$($g)*], 3, $mr, ($($arg),*)),
             np => unreachable!("panel group of {np}"),
         }
     };
-    (@rows $tile:ident, $p:literal, $mr:expr, ($($arg:expr),*)) => {
+    (@rows $tile:ident [$($g:tt)*], $p:literal, $mr:expr, ($($arg:expr),*)) => {
         match $mr {
-            1 => $tile::<1, $p>($($arg),*),
-            2 => $tile::<2, $p>($($arg),*),
-            3 => $tile::<3, $p>($($arg),*),
-            4 => $tile::<4, $p>($($arg),*),
-            5 => $tile::<5, $p>($($arg),*),
-            6 => $tile::<6, $p>($($arg),*),
-            7 => $tile::<7, $p>($($arg),*),
-            8 => $tile::<8, $p>($($arg),*),
+            1 => $tile::<1, $p $($g)*>($($arg),*),
+            2 => $tile::<2, $p $($g)*>($($arg),*),
+            3 => $tile::<3, $p $($g)*>($($arg),*),
+            4 => $tile::<4, $p $($g)*>($($arg),*),
+            5 => $tile::<5, $p $($g)*>($($arg),*),
+            6 => $tile::<6, $p $($g)*>($($arg),*),
+            7 => $tile::<7, $p $($g)*>($($arg),*),
+            8 => $tile::<8, $p $($g)*>($($arg),*),
             mr => unreachable!("row block of {mr}"),
         }
     };
@@ -278,6 +290,30 @@ impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
     }
+}
+
+/// Values of a trained layer's size for timing products (what is timed does not depend on them).
+pub fn timing_value(i: usize) -> f32 {
+    ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 * 1e-5 - 0.01
+}
+
+/// The best of five timings of each of two computations, alternating, after a round that warms
+/// the caches and the threads: seconds each. For choosing between kernels by measuring them.
+pub fn best_times(a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> (f64, f64) {
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let (mut best_a, mut best_b) = (f64::MAX, f64::MAX);
+    for round in 0..6 {
+        let (ta, tb) = (time(&mut *a), time(&mut *b));
+        if round > 0 {
+            best_a = best_a.min(ta);
+            best_b = best_b.min(tb);
+        }
+    }
+    (best_a, best_b)
 }
 
 /// Runs `tile(row0, rows, panel0, panels, k0, kn, accumulate)` over a packed product of
