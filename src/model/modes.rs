@@ -338,7 +338,7 @@ pub fn q12_beats_bf16() -> bool {
             return true;
         }
         let (q12, bf16) = product_times();
-        let beats = clearly_faster(q12, bf16);
+        let beats = kernels::clearly_faster(q12, bf16, Q12_MARGIN);
         tracing::info!(
             "q12 against bf16 on this CPU: {:.0} against {:.0} µs for the same product; \
              --dtype auto prefers {}",
@@ -355,29 +355,18 @@ pub fn q12_beats_bf16() -> bool {
 /// cache file, made at its first load).
 const Q12_MARGIN: f64 = 0.85;
 
-/// Whether a product taking `q12` seconds is clearly faster than one taking `bf16`; a failed
-/// timing (not finite) keeps bf16.
-fn clearly_faster(q12: f64, bf16: f64) -> bool {
-    q12.is_finite() && bf16.is_finite() && q12 < Q12_MARGIN * bf16
-}
-
-/// The best of a few timings of one compute-bound product (128 rows against a 1024 × 2048
-/// weight, 4 MiB in bf16; smaller products measure mostly the threads' hand-offs) in `Q12` and
-/// in bf16, alternating: seconds each. About 40 ms where bf16 is slow.
+/// The best of a few timings of the kernels' timing product ([`kernels::TIMING_SHAPE`]) in
+/// `Q12` and in bf16, alternating: seconds each. Run only where bf16 uses its dot product.
 fn product_times() -> (f64, f64) {
-    use kernels::bf16::{f32_to_bf16, PackedBf16};
     use kernels::int8::{PackedQ, QFormat};
-    let (m, n, k) = (128, 1024, 2048);
-    let value = kernels::timing_value;
-    let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
-    let bf16 = PackedBf16::from_rows(&bits, n, k);
+    let (m, n, k) = kernels::TIMING_SHAPE;
+    let (bf16, x) = kernels::bf16::timing_operands();
     let mut q12 = PackedQ::zeroed(QFormat::Q12, n, k);
     q12.fill_rows(0, n, |i, dst| {
         for (j, d) in dst.iter_mut().enumerate() {
-            *d = value(i * k + j);
+            *d = kernels::timing_value(i * k + j);
         }
     });
-    let x: Vec<f32> = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
     let mut out = vec![0f32; m * n];
     let mut run_q12 = || q12.matmul(&x, m, &mut out);
     let mut out2 = vec![0f32; m * n];
@@ -473,7 +462,7 @@ mod tests {
 
     #[test]
     fn q12_is_chosen_only_when_clearly_faster() {
-        use super::clearly_faster;
+        let clearly_faster = |q, b| super::kernels::clearly_faster(q, b, super::Q12_MARGIN);
         // The Xeon's 1.9× and the Zen 4's 0.83× (bf16 faster); a near tie keeps bf16.
         assert!(clearly_faster(1.9e-3, 3.7e-3));
         assert!(!clearly_faster(1.2e-3, 1.0e-3));

@@ -347,17 +347,14 @@ pub fn f32_to_bf16(x: f32) -> u16 {
 fn widening_is_faster() -> bool {
     static FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FASTER.get_or_init(|| {
-        let (m, n, k) = (128, 1024, 2048);
-        let value = super::timing_value;
-        let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
-        let w = PackedBf16::from_rows(&bits, n, k);
-        let x: Vec<f32> = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
+        let (m, n, _) = super::TIMING_SHAPE;
+        let (w, x) = timing_operands();
         let (mut out, mut out2) = (vec![0f32; m * n], vec![0f32; m * n]);
         let (dot, widen) = super::best_times(
             &mut || w.matmul_with(Isa::Avx512Bf16, &x, m, &mut out),
             &mut || w.matmul_with(Isa::Avx512, &x, m, &mut out2),
         );
-        let faster = clearly_faster(widen, dot);
+        let faster = super::clearly_faster(widen, dot, WIDEN_MARGIN);
         tracing::info!(
             "bf16 on this CPU: {:.0} µs widened to f32, {:.0} µs with the dot product; using {}",
             widen * 1e6,
@@ -368,11 +365,18 @@ fn widening_is_faster() -> bool {
     })
 }
 
-/// Whether a product taking `widen` seconds is clearly faster than one taking `dot`: the
-/// margin keeps timing noise from switching kernels between starts (a failed timing, not
-/// finite, keeps the dot product).
-fn clearly_faster(widen: f64, dot: f64) -> bool {
-    widen.is_finite() && dot.is_finite() && widen < 0.85 * dot
+/// How much faster widening must measure to be chosen over the dot product: the margin keeps
+/// timing noise from switching kernels, whose roundings differ, between starts.
+const WIDEN_MARGIN: f64 = 0.85;
+
+/// The bf16 operands of the product that choices between kernels time
+/// ([`super::TIMING_SHAPE`]): the weight, packed, and the activations.
+pub fn timing_operands() -> (PackedBf16, Vec<f32>) {
+    let (m, n, k) = super::TIMING_SHAPE;
+    let value = super::timing_value;
+    let bits: Vec<u16> = (0..n * k).map(|i| f32_to_bf16(value(i))).collect();
+    let x = (0..m * k).map(|i| value(i + 7) * 50.0).collect();
+    (PackedBf16::from_rows(&bits, n, k), x)
 }
 
 /// The f32 activations with each row a whole number (`kp`) of k-pairs: as they are when `k` is

@@ -292,9 +292,21 @@ impl SendPtr {
     }
 }
 
+/// The compute-bound product that choices between kernels time: 128 rows against a 1024 × 2048
+/// weight (4 MiB in bf16; smaller products measure mostly the threads' hand-offs), as
+/// `(m, n, k)`.
+pub const TIMING_SHAPE: (usize, usize, usize) = (128, 1024, 2048);
+
 /// Values of a trained layer's size for timing products (what is timed does not depend on them).
 pub fn timing_value(i: usize) -> f32 {
     ((i.wrapping_mul(2_654_435_761) >> 7) % 2001) as f32 * 1e-5 - 0.01
+}
+
+/// Whether a computation timed at `new` seconds is clearly faster than one timed at `old`: it
+/// takes at most `margin` of the time, far enough below 1 that timing noise does not flip the
+/// choice between starts. A failed timing (not finite) keeps `old`.
+pub fn clearly_faster(new: f64, old: f64, margin: f64) -> bool {
+    new.is_finite() && old.is_finite() && new < margin * old
 }
 
 /// The best of five timings of each of two computations, alternating, after a round that warms

@@ -78,6 +78,7 @@ fn large_products_run_in_parallel_and_match() {
 
 #[test]
 fn widening_is_chosen_only_when_clearly_faster() {
+    let clearly_faster = |w, d| crate::model::kernels::clearly_faster(w, d, WIDEN_MARGIN);
     assert!(clearly_faster(1.0, 2.0));
     assert!(!clearly_faster(0.9, 1.0));
     assert!(!clearly_faster(1.0, 1.0));
