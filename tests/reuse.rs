@@ -485,3 +485,72 @@ fn the_engine_rescores_edits_with_the_incremental_backend() {
         assert!(max_abs_diff(&scores, &full.scores) <= TOL, "{response:?}");
     }
 }
+
+/// A cache kept on the CPU grows in place as words are appended, and caches that share its
+/// storage keep their own keys: a second extension of the same cache copies instead of
+/// writing over the first's, a truncation is extended by copy, and when the first extension
+/// goes its room is given back.
+#[test]
+fn extensions_in_place_keep_every_shared_cache_exact() {
+    for name in ["tiny-mha", "tiny-gqa-window"] {
+        let model = load(&fixture(name), 4096);
+        let dec = model.decoder();
+        let ids: Vec<u32> = (0..80).map(|i| 100 + 37 * i).collect();
+        let full = |ids: &[u32]| -> Vec<f32> {
+            let out = dec.forward(None, &[ids], false, &|| false).unwrap();
+            out.logits.to_vec2::<f32>().unwrap().remove(0)
+        };
+        let extend = |cache: &dpa_explorer::model::KvCache, tail: &[u32]| {
+            let out = dec.forward(Some(cache), &[tail], true, &|| false).unwrap();
+            let scores = out.logits.to_vec2::<f32>().unwrap().remove(0);
+            (scores, out.caches.unwrap().remove(0))
+        };
+        let close = |got: &[f32], want: &[f32], what: &str| {
+            let diff = max_abs_diff(got, want);
+            assert!(diff <= TOL, "{name}, {what}: off by {diff}");
+        };
+        let base = dec
+            .forward(None, &[&ids[..30]], true, &|| false)
+            .unwrap()
+            .caches
+            .unwrap()
+            .remove(0);
+        let (a_scores, a) = extend(&base, &ids[30..35]);
+        close(&a_scores, &full(&ids[..35]), "first extension");
+        assert!(
+            a.shares_storage(&base),
+            "{name}: the first word is written in place"
+        );
+        // Another extension of the same cache while the first lives: its own storage.
+        let other: Vec<u32> = [&ids[..30], &[7, 8, 9]].concat();
+        let (b_scores, b) = extend(&base, &other[30..]);
+        close(&b_scores, &full(&other), "second extension");
+        assert!(!b.shares_storage(&base), "{name}: the room was taken");
+        // The first extension still reads its own keys, and grows in place.
+        let (a2_scores, a2) = extend(&a, &ids[35..40]);
+        close(&a2_scores, &full(&ids[..40]), "extension of the first");
+        assert!(a2.shares_storage(&base));
+        // A truncation is extended by copy and leaves the longer cache intact.
+        let cut: Vec<u32> = [&ids[..32], &[11, 12]].concat();
+        let (c_scores, _c) = extend(&a.truncate(32).unwrap(), &cut[32..]);
+        close(&c_scores, &full(&cut), "extension of a truncation");
+        let (a3_scores, _) = extend(&a2, &ids[40..44]);
+        close(
+            &a3_scores,
+            &full(&ids[..44]),
+            "after the truncation's extension",
+        );
+        // With the extensions gone, the room is the base's to give again.
+        drop((a, a2, b));
+        let (d_scores, d) = extend(&base, &ids[30..33]);
+        close(&d_scores, &full(&ids[..33]), "after the room came back");
+        assert!(d.shares_storage(&base), "{name}: the room came back");
+        // Past the room's end (32 positions after 30): a copy, with new room.
+        let (e_scores, e) = extend(&d, &ids[33..70]);
+        close(&e_scores, &full(&ids[..70]), "past the room");
+        assert!(!e.shares_storage(&base));
+        let (f_scores, f) = extend(&e, &ids[70..80]);
+        close(&f_scores, &full(&ids[..80]), "in the new room");
+        assert!(f.shares_storage(&e));
+    }
+}

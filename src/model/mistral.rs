@@ -12,6 +12,9 @@ use super::gpu;
 use super::heads::{Head, Reads};
 use super::linear::{Linear, LinearLoader};
 use super::weights::Checkpoint;
+
+pub use super::kv_cache::KvCache;
+use super::kv_cache::{with_room, Extension};
 use super::ModelError;
 
 type Result<T> = std::result::Result<T, ModelError>;
@@ -107,43 +110,6 @@ impl Rotary {
             self.cos.narrow(0, start, len)?.contiguous()?,
             self.sin.narrow(0, start, len)?.contiguous()?,
         ))
-    }
-}
-
-/// Keys and values of one token prefix for every layer, each `[1, kv_heads, len, head_dim]`
-/// after rotary embedding, as attention consumes them.
-#[derive(Debug, Clone)]
-pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
-    len: usize,
-}
-
-impl KvCache {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The first `len` positions of this cache (no copy).
-    pub fn truncate(&self, len: usize) -> Result<KvCache> {
-        let len = len.min(self.len);
-        let layers = self
-            .layers
-            .iter()
-            .map(|(k, v)| Ok((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len })
-    }
-
-    /// Bytes held by the cache.
-    pub fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
-            .sum()
     }
 }
 
@@ -435,7 +401,7 @@ impl Mistral {
             ));
         }
         let t = *lens.iter().max().unwrap_or(&1);
-        let p = prefix.map_or(0, |c| c.len);
+        let p = prefix.map_or(0, |c| c.len());
         if p + t > self.cfg.max_position_embeddings {
             return Err(ModelError::Input(format!(
                 "{} tokens exceed the model's context of {} positions",
@@ -498,8 +464,20 @@ impl Mistral {
                 .enumerate()
                 .filter_map(|(i, r)| r.gating.map(|g| (i * t + g) as u32)),
         );
+        // One sequence on the CPU writes its keys and values into room after the prefix's
+        // (see `kv_cache`): in place where the prefix's room is free, else into new storage
+        // when its cache is kept. Batches and GPUs concatenate.
+        let extension = match (b == 1 && self.device.is_cpu(), prefix) {
+            (false, _) => None,
+            (true, Some(c)) => match c.claim(t) {
+                Some(e) => Some(e),
+                None => keep_caches.then(|| Extension::fresh(prefix, t, self.layers.len())),
+            },
+            (true, None) => keep_caches.then(|| Extension::fresh(None, t, self.layers.len())),
+        };
         let pass = Pass {
             past: prefix,
+            extension: extension.as_ref(),
             cos: &cos,
             sin: &sin,
             mask: &mask,
@@ -516,10 +494,10 @@ impl Mistral {
         } else {
             Tensor::zeros((b, 0), DType::F32, &self.device)?
         };
-        let caches = if keep_caches {
-            Some(split_caches(prefix, &caches, &lens)?)
-        } else {
-            None
+        let caches = match (keep_caches, extension) {
+            (false, _) => None,
+            (true, Some(e)) => Some(vec![e.into_cache(caches)?]),
+            (true, None) => Some(split_caches(prefix, &caches, &lens)?),
         };
         Ok(ForwardOutput { logits, caches })
     }
@@ -543,7 +521,7 @@ impl Mistral {
                 "continuations are not computed for a gating head".into(),
             ));
         }
-        let p = cache.len;
+        let p = cache.len();
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         let mut pooled = Vec::with_capacity(tails.len());
@@ -627,6 +605,7 @@ impl Mistral {
         let x = self.embed(&ids)?.reshape((1, t, self.cfg.hidden_size))?;
         let pass = Pass {
             past: Some(cache),
+            extension: None,
             cos: &cos,
             sin: &sin,
             mask: &mask,
@@ -703,7 +682,10 @@ impl Mistral {
                 Some(full) if layer.attn.window.is_none() => full,
                 _ => pass.mask,
             };
-            let (attn, k, v) = layer.attn.forward(&h, past, pass.cos, pass.sin, mask)?;
+            let extend = pass.extension.map(|e| (e, li));
+            let (attn, k, v) = layer
+                .attn
+                .forward(&h, past, extend, pass.cos, pass.sin, mask)?;
             // Gemma-2 normalises the attention's output before the residual sum.
             let attn = match &layer.feedforward_norms {
                 Some(_) => layer.post_norm.forward(&attn)?,
@@ -734,6 +716,8 @@ impl Mistral {
 /// What one pass of [`Mistral::run`] reads besides the input.
 struct Pass<'a> {
     past: Option<&'a KvCache>,
+    /// Where the pass's keys and values go after `past`'s, when not concatenated.
+    extension: Option<&'a Extension>,
     cos: &'a Tensor,
     sin: &'a Tensor,
     mask: &'a LazyMask<'a>,
@@ -774,30 +758,36 @@ pub(crate) fn check_layers(n: usize, present: &std::collections::BTreeSet<usize>
     )))
 }
 
-/// Per-sequence caches from a batch's stacked keys and values: prefix + own real tokens.
+/// Per-sequence caches from a batch's stacked keys and values: prefix + own real tokens,
+/// each copied out (a view would keep the whole batch's tensors alive), with room to grow on
+/// the CPU.
 fn split_caches(
     prefix: Option<&KvCache>,
     stacked: &[(Tensor, Tensor)],
     lens: &[usize],
 ) -> Result<Vec<KvCache>> {
-    let p = prefix.map_or(0, |c| c.len);
+    let p = prefix.map_or(0, |c| c.len());
     let mut out = Vec::with_capacity(lens.len());
     for (i, &l) in lens.iter().enumerate() {
-        let mut layers = Vec::with_capacity(stacked.len());
-        for (k, v) in stacked {
-            // `k` and `v` hold prefix + padded batch; keep prefix + this sequence's tokens. In a
-            // batch, a view would keep the whole batch's tensors alive: copy it out.
-            let own = |t: &Tensor| -> Result<Tensor> {
-                let t = t.narrow(0, i, 1)?.narrow(2, 0, p + l)?;
-                Ok(if lens.len() > 1 {
-                    t.force_contiguous()?
-                } else {
-                    t.contiguous()?
-                })
+        let own = |t: &Tensor| t.narrow(0, i, 1)?.narrow(2, 0, p + l);
+        let layers = stacked
+            .iter()
+            .map(|(k, v)| Ok((own(k)?, own(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let on_cpu = layers.first().is_some_and(|(k, _)| k.device().is_cpu());
+        out.push(if on_cpu {
+            with_room(&layers, p + l)?
+        } else {
+            let copy = |t: &Tensor| match lens.len() {
+                1 => t.contiguous(),
+                _ => t.force_contiguous(),
             };
-            layers.push((own(k)?, own(v)?));
-        }
-        out.push(KvCache { layers, len: p + l });
+            let layers = layers
+                .iter()
+                .map(|(k, v)| Ok((copy(k)?, copy(v)?)))
+                .collect::<Result<Vec<_>>>()?;
+            KvCache::new(layers, p + l)
+        });
     }
     Ok(out)
 }
@@ -865,6 +855,7 @@ impl Attention {
         &self,
         x: &Tensor,
         past: Option<&(Tensor, Tensor)>,
+        extend: Option<(&Extension, usize)>,
         cos: &Tensor,
         sin: &Tensor,
         mask: &LazyMask<'_>,
@@ -891,8 +882,9 @@ impl Attention {
                 (q, k, v)
             }
         };
-        let (k, v) = match past {
-            Some((pk, pv)) => {
+        let (k, v) = match (extend, past) {
+            (Some((e, li)), _) => e.write(li, &k, &v)?,
+            (None, Some((pk, pv))) => {
                 let p = pk.dim(2)?;
                 // Contiguous parts make a contiguous concatenation, as the matmuls below need
                 // (a broadcast or truncated prefix is a strided view).
@@ -900,7 +892,7 @@ impl Attention {
                 let pv = pv.broadcast_as((b, kvh, p, d))?.contiguous()?;
                 (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?)
             }
-            None => (k, v),
+            (None, None) => (k, v),
         };
         #[cfg(feature = "flash-attn")]
         if !mask.given && self.softcap.is_none() && self.scale == 1.0 / (d as f64).sqrt() {

@@ -13,6 +13,7 @@ pub mod input;
 pub mod kernels;
 pub mod known;
 pub mod kquant;
+mod kv_cache;
 pub mod linear;
 pub mod mistral;
 mod modes;

@@ -1,0 +1,497 @@
+//! The whole attention for a few query rows, as when a word is appended to a cached input. A
+//! block of query rows shares each key's and value's load, and sums sit in registers across the
+//! head dimension: one row at a time, each dot product waited on its own chain of adds and each
+//! value row was added through memory, which made attention a tenth of an append.
+
+use candle_core::{DType, Result, Tensor};
+use rayon::prelude::*;
+
+use super::{exp_nonpositive, visible};
+
+mod simd;
+use crate::model::gpu::RowPlacement;
+
+/// Query rows (per batch and key head) up to which [`attend_few`] is used.
+pub const FEW_ROWS: usize = 64;
+
+/// Query rows that share each key's load (a grouped head's rows for one token, in Mistral).
+const BLOCK: usize = 4;
+
+/// The whole attention for a few query rows: `softmax(scale × q·kᵀ)·v` over the keys each row
+/// may see, for `q: [b, kv_heads, rows, d]` (rows placed as `at` says, all of a group's rows)
+/// and `k`, `v: [b, kv_heads, keys, d]`, f32 on the CPU; `None` for anything else. The general
+/// path's three small batched products cost more in thread hand-offs than in arithmetic here.
+pub fn attend_few(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    at: RowPlacement,
+) -> Result<Option<Tensor>> {
+    let on_cpu_f32 = [q, k, v]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    if !on_cpu_f32 || !q.is_contiguous() || scale <= 0.0 {
+        return Ok(None);
+    }
+    let (b, heads, rows, d) = q.dims4()?;
+    let (kb, kh, keys, kd) = k.dims4()?;
+    if (kb, kh, kd) != (b, heads, d)
+        || v.dims4()? != (b, heads, keys, d)
+        || rows != at.rows
+        || rows > FEW_ROWS
+        || at.first_row != 0
+        || at.tokens == 0
+        || at.prefix + at.tokens != keys
+    {
+        return Ok(None);
+    }
+    let (qs, ql) = q.storage_and_layout();
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (Some(qv), Some(kg), Some(vg)) = (
+        f32s(&qs).and_then(|all| all.get(ql.start_offset()..ql.start_offset() + q.elem_count())),
+        groups(&ks, kl, keys, d),
+        groups(&vs, vl, keys, d),
+    ) else {
+        return Ok(None);
+    };
+    let mut out = vec![0f32; b * heads * rows * d];
+    let scale = scale as f32;
+    let isa = Isa::detect(d);
+    out.par_chunks_mut(rows * d).enumerate().for_each_init(
+        || vec![0f32; BLOCK * keys],
+        |probs, (g, dst)| {
+            let qg = &qv[g * rows * d..(g + 1) * rows * d];
+            let group = Group {
+                q: qg,
+                k: kg[g],
+                v: vg[g],
+                d,
+                scale,
+                at,
+            };
+            attend_group(isa, group, dst, probs);
+        },
+    );
+    Ok(Some(Tensor::from_vec(
+        out,
+        (b, heads, rows, d),
+        q.device(),
+    )?))
+}
+
+fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
+    match s {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) => Some(all),
+        _ => None,
+    }
+}
+
+/// Each (batch, head) group's `[keys, d]` rows of `[b, heads, keys, d]` in `s` laid out as
+/// `l`: contiguous within a group, groups anywhere (a cache with room to grow spaces its
+/// heads by its capacity).
+fn groups<'a>(
+    s: &'a candle_core::Storage,
+    l: &candle_core::Layout,
+    keys: usize,
+    d: usize,
+) -> Option<Vec<&'a [f32]>> {
+    let all = f32s(s)?;
+    let (dims, stride) = (l.dims(), l.stride());
+    if dims.len() != 4 || (keys > 1 && stride[2] != d) || (d > 1 && stride[3] != 1) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(dims[0] * dims[1]);
+    for bi in 0..dims[0] {
+        for h in 0..dims[1] {
+            let at = l.start_offset() + bi * stride[0] + h * stride[1];
+            out.push(all.get(at..at.checked_add(keys * d)?)?);
+        }
+    }
+    Some(out)
+}
+
+/// One (batch, key head) group's inputs: `q: [rows, d]`, `k` and `v: [keys, d]`.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    d: usize,
+    scale: f32,
+    at: RowPlacement,
+}
+
+/// The vector code a head dimension can run here.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Isa {
+    /// 16 lanes (`d` a multiple of 16).
+    Avx512,
+    /// 8 lanes with FMA (`d` a multiple of 8).
+    Avx2,
+    /// One lane, any `d`, no FMA instruction assumed.
+    Scalar,
+}
+
+impl Isa {
+    /// The widest that runs `d` here.
+    fn detect(d: usize) -> Isa {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.runs(d))
+            .unwrap_or(Isa::Scalar)
+    }
+
+    fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Scalar => 1,
+        }
+    }
+
+    /// The output lanes of the weighted sum where `d` is a multiple of them (else
+    /// [`Isa::lanes`]): four rows' sums of that width fill half the vector registers.
+    fn wide(self) -> usize {
+        match self {
+            Isa::Avx512 => 64,
+            Isa::Avx2 => 16,
+            Isa::Scalar => 1,
+        }
+    }
+
+    /// Whether this processor has the instructions and `d` is whole vectors.
+    fn runs(self, d: usize) -> bool {
+        if !d.is_multiple_of(self.lanes()) {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = super::avx2_fma();
+            match self {
+                Isa::Avx512 => fma && std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => fma,
+                Isa::Scalar => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Scalar
+        }
+    }
+}
+
+/// Runs [`group`] on `isa`, which the caller has detected for `g.d`.
+fn attend_group(isa: Isa, g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F and FMA were detected, and d is a multiple of 16.
+        Isa::Avx512 => unsafe { group_avx512(g, out, probs) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 and FMA were detected, and d is a multiple of 8.
+        Isa::Avx2 => unsafe { group_avx2(g, out, probs) },
+        _ => group::<simd::Scalar, 1>(g, out, probs),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn group_avx512(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
+    if g.d.is_multiple_of(Isa::Avx512.wide()) {
+        group::<simd::Avx512, 4>(g, out, probs)
+    } else {
+        group::<simd::Avx512, 1>(g, out, probs)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn group_avx2(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
+    if g.d.is_multiple_of(Isa::Avx2.wide()) {
+        group::<simd::Avx2, 2>(g, out, probs)
+    } else {
+        group::<simd::Avx2, 1>(g, out, probs)
+    }
+}
+
+/// One group's attention in blocks of [`BLOCK`] query rows; `PV` vectors of each row's output
+/// stay in registers over the values (`d` a multiple of `PV` vectors).
+#[inline(always)]
+fn group<S: simd::Lanes, const PV: usize>(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
+    let d = g.d;
+    let rows = out.len() / d;
+    let keys = g.k.len() / d;
+    assert!(d.is_multiple_of(S::N * PV) && g.q.len() == rows * d && g.v.len() == keys * d);
+    assert!(probs.len() >= BLOCK * keys && rows > 0 && keys > 0);
+    let mut first = 0;
+    while first < rows {
+        let n = BLOCK.min(rows - first);
+        // A short last block repeats its last row; the repeat's output is not written.
+        let row = |r: usize| first + r.min(n - 1);
+        let span: [(usize, usize); BLOCK] = std::array::from_fn(|r| visible(g.at, row(r)));
+        let lo = span.iter().map(|s| s.0).min().unwrap_or(0);
+        let hi = span.iter().map(|s| s.1).max().unwrap_or(0).min(keys - 1);
+        let q: [&[f32]; BLOCK] = std::array::from_fn(|r| &g.q[row(r) * d..][..d]);
+        // SAFETY: rows of q are d long, keys lo..=hi lie in k and v, probs holds BLOCK rows
+        // of keys, and d is whole vectors (all asserted above).
+        unsafe { scores::<S>(q, g.k, lo, hi, d, probs, keys) };
+        let mut inv = [0f32; BLOCK];
+        for (r, &(a, b)) in span.iter().enumerate() {
+            let p = &mut probs[r * keys..(r + 1) * keys];
+            let max = p[a..=b].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for x in &mut p[a..=b] {
+                *x = exp_nonpositive((*x - max) * g.scale);
+            }
+            // Keys the block reads that this row may not see weigh nothing.
+            p[lo..a].fill(0.0);
+            p[b + 1..=hi].fill(0.0);
+            inv[r] = 1.0 / p[a..=b].iter().sum::<f32>();
+        }
+        let dst = &mut out[first * d..(first + n) * d];
+        // SAFETY: as for the scores, and dst holds n ≤ BLOCK rows of d.
+        unsafe { weighted::<S, PV>(probs, keys, g.v, lo, hi, d, &inv, dst) };
+        first += n;
+    }
+}
+
+/// `probs[r·keys + j] = q[r] · k[j]` for `j` in `lo..=hi`, two keys at a time so that eight
+/// sums are in flight.
+///
+/// # Safety
+/// The caller has `S`'s instructions, rows of `q` and `k` are `d` long, `hi < keys`, `probs`
+/// holds [`BLOCK`] rows of `keys` and `d` is a multiple of `S::N`.
+#[inline(always)]
+unsafe fn scores<S: simd::Lanes>(
+    q: [&[f32]; BLOCK],
+    k: &[f32],
+    lo: usize,
+    hi: usize,
+    d: usize,
+    probs: &mut [f32],
+    keys: usize,
+) {
+    let mut j = lo;
+    while j <= hi {
+        let pair = j < hi;
+        let k0 = k.as_ptr().add(j * d);
+        let k1 = if pair { k0.add(d) } else { k0 };
+        let mut a0 = [S::zero(); BLOCK];
+        let mut a1 = [S::zero(); BLOCK];
+        for c in (0..d).step_by(S::N) {
+            let x0 = S::load(k0.add(c));
+            let x1 = S::load(k1.add(c));
+            for r in 0..BLOCK {
+                let y = S::load(q[r].as_ptr().add(c));
+                a0[r] = S::fma(y, x0, a0[r]);
+                a1[r] = S::fma(y, x1, a1[r]);
+            }
+        }
+        for r in 0..BLOCK {
+            *probs.get_unchecked_mut(r * keys + j) = S::sum(a0[r]);
+            if pair {
+                *probs.get_unchecked_mut(r * keys + j + 1) = S::sum(a1[r]);
+            }
+        }
+        j += if pair { 2 } else { 1 };
+    }
+}
+
+/// `out[r] = inv[r] · Σⱼ probs[r·keys + j] · v[j]` over `j` in `lo..=hi`, for the block's `n`
+/// rows (`out: [n, d]`), `PV` vectors of output at a time.
+///
+/// # Safety
+/// As [`scores`], with `out` holding at most [`BLOCK`] rows of `d`, a multiple of `PV` vectors.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weighted<S: simd::Lanes, const PV: usize>(
+    probs: &[f32],
+    keys: usize,
+    v: &[f32],
+    lo: usize,
+    hi: usize,
+    d: usize,
+    inv: &[f32; BLOCK],
+    out: &mut [f32],
+) {
+    let n = out.len() / d;
+    for c in (0..d).step_by(S::N * PV) {
+        let mut acc = [[S::zero(); PV]; BLOCK];
+        for j in lo..=hi {
+            let x = v.as_ptr().add(j * d + c);
+            let x: [S::V; PV] = std::array::from_fn(|i| S::load(x.add(i * S::N)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let w = S::splat(*probs.get_unchecked(r * keys + j));
+                for (a, &x) in acc.iter_mut().zip(&x) {
+                    *a = S::fma(w, x, *a);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(n) {
+            let scale = S::splat(inv[r]);
+            for (i, &a) in acc.iter().enumerate() {
+                S::store(out.as_mut_ptr().add(r * d + c + i * S::N), S::mul(a, scale));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::causal_softmax;
+    use super::super::tests::max_abs_diff;
+    use super::*;
+    use candle_core::Device;
+
+    /// (tokens, prefix, n_rep, window, head dim): appends to long and empty prefixes, grouped
+    /// heads, windows, blocks of rows cut short, and head dims for every lane width.
+    const CASES: [(usize, usize, usize, Option<usize>, usize); 9] = [
+        (5, 364, 4, None, 128),
+        (1, 12, 4, Some(64), 64),
+        (3, 0, 2, None, 8),
+        (6, 9, 1, Some(4), 20),
+        (16, 40, 4, Some(30), 128),
+        (3, 7, 3, None, 80),
+        (2, 33, 1, Some(9), 96),
+        (7, 5, 1, None, 256),
+        (1, 0, 1, None, 16),
+    ];
+
+    fn placement(
+        tokens: usize,
+        prefix: usize,
+        n_rep: usize,
+        window: Option<usize>,
+    ) -> RowPlacement {
+        RowPlacement {
+            rows: n_rep * tokens,
+            first_row: 0,
+            tokens,
+            prefix,
+            window,
+        }
+    }
+
+    /// The few-row attention equals the general path: batched products around the fused
+    /// softmax.
+    #[test]
+    fn few_row_attention_equals_products_and_softmax() {
+        let dev = Device::Cpu;
+        for (tokens, prefix, n_rep, window, d) in CASES {
+            let keys = prefix + tokens;
+            let at = placement(tokens, prefix, n_rep, window);
+            let q = Tensor::randn(0f32, 1.0, (2, 3, at.rows, d), &dev).unwrap();
+            let k = Tensor::randn(0f32, 1.0, (2, 3, keys, d), &dev).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (2, 3, keys, d), &dev).unwrap();
+            let scale = 1.0 / (d as f64).sqrt();
+            let got = attend_few(&q, &k, &v, scale, at)
+                .unwrap()
+                .expect("few rows");
+            let scores = q.matmul(&k.t().unwrap()).unwrap();
+            let probs = causal_softmax(&scores, scale, at).unwrap().unwrap();
+            let want = probs.matmul(&v).unwrap();
+            let diff = max_abs_diff(&got, &want);
+            assert!(
+                diff < 1e-5,
+                "{tokens} {prefix} {n_rep} {window:?} {d}: {diff}"
+            );
+        }
+    }
+
+    /// Every vector path this processor has gives the scalar path's output.
+    #[test]
+    fn every_vector_path_equals_the_scalar_one() {
+        let dev = Device::Cpu;
+        let mut checked = Vec::new();
+        for (tokens, prefix, n_rep, window, d) in CASES {
+            let keys = prefix + tokens;
+            let at = placement(tokens, prefix, n_rep, window);
+            let q = Tensor::randn(0f32, 1.0, (at.rows, d), &dev).unwrap();
+            let k = Tensor::randn(0f32, 1.0, (keys, d), &dev).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (keys, d), &dev).unwrap();
+            let [q, k, v] = [q, k, v].map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let g = Group {
+                q: &q,
+                k: &k,
+                v: &v,
+                d,
+                scale: 0.3,
+                at,
+            };
+            let run = |isa| {
+                let mut out = vec![0f32; at.rows * d];
+                attend_group(isa, g, &mut out, &mut vec![0f32; BLOCK * keys]);
+                out
+            };
+            let want = run(Isa::Scalar);
+            for isa in [Isa::Avx512, Isa::Avx2] {
+                if !isa.runs(d) {
+                    continue;
+                }
+                let got = run(isa);
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-5, "{isa:?} d={d}: {diff}");
+                checked.push((isa, d % isa.wide() == 0));
+            }
+        }
+        // On a processor with the instruction sets, both vector paths ran.
+        #[cfg(target_arch = "x86_64")]
+        if super::super::avx2_fma() {
+            // Each with both widths of its weighted sum.
+            for wide in [false, true] {
+                assert!(checked.contains(&(Isa::Avx2, wide)));
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    assert!(checked.contains(&(Isa::Avx512, wide)));
+                }
+            }
+        }
+    }
+
+    /// Keys and values that view the start of longer storage (a cache with room) give what
+    /// their contiguous copies give.
+    #[test]
+    fn keys_in_roomy_storage_equal_contiguous_ones() {
+        let dev = Device::Cpu;
+        let at = placement(5, 40, 4, None);
+        let keys = 45;
+        let q = Tensor::randn(0f32, 1.0, (1, 2, at.rows, 64), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (1, 2, keys + 19, 64), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (1, 2, keys + 19, 64), &dev).unwrap();
+        let (k, v) = (k.narrow(2, 0, keys).unwrap(), v.narrow(2, 0, keys).unwrap());
+        assert!(!k.is_contiguous());
+        let got = attend_few(&q, &k, &v, 0.125, at).unwrap().expect("views");
+        let (kc, vc) = (k.contiguous().unwrap(), v.contiguous().unwrap());
+        let want = attend_few(&q, &kc, &vc, 0.125, at).unwrap().unwrap();
+        assert_eq!(max_abs_diff(&got, &want), 0.0);
+    }
+
+    #[test]
+    fn other_inputs_take_the_general_path() {
+        let dev = Device::Cpu;
+        // Many rows, a block of rows, or another dtype: the general path's.
+        let q = Tensor::zeros((1, 1, FEW_ROWS + 1, 8), DType::F32, &dev).unwrap();
+        let k = Tensor::zeros((1, 1, FEW_ROWS + 1, 8), DType::F32, &dev).unwrap();
+        let many = placement(FEW_ROWS + 1, 0, 1, None);
+        assert!(attend_few(&q, &k, &k, 1.0, many).unwrap().is_none());
+        let q = Tensor::zeros((1, 1, 2, 8), DType::F32, &dev).unwrap();
+        let k = Tensor::zeros((1, 1, 4, 8), DType::F32, &dev).unwrap();
+        let block = RowPlacement {
+            rows: 2,
+            first_row: 2,
+            tokens: 4,
+            prefix: 0,
+            window: None,
+        };
+        assert!(attend_few(&q, &k, &k, 1.0, block).unwrap().is_none());
+        let at = RowPlacement {
+            first_row: 0,
+            ..block
+        };
+        let kh = k.to_dtype(DType::BF16).unwrap();
+        assert!(attend_few(&q, &kh, &kh, 1.0, at).unwrap().is_none());
+    }
+}
