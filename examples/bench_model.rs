@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench_model --model DIR --dtype q8_0 --inputs inputs.json --runs 5
-//! bench_model --model DIR --dtype bf16 --tokens 364 --runs 3 --append 5 --cold
+//! bench_model --model DIR --dtype bf16 --tokens 364 --runs 3 --append 5 --append-runs 15 --cold
 //!                            # also: one word appended to a cached input, the first pass after
 //!                            # the load, read bandwidth and the weight-reading floor
 //! bench_model --model DIR --dtype q4_0 --load-only   # the load alone (first start: quantising)
@@ -64,6 +64,10 @@ struct Args {
     /// warm-up (0: off). Implies `--bandwidth`.
     #[arg(long, default_value_t = 0)]
     append: usize,
+    /// Timed appends (after one warm-up), when not `--runs`: an append costs a fraction of a
+    /// pass, and on a shared machine a median needs more than a few.
+    #[arg(long)]
+    append_runs: Option<usize>,
     /// Report the very first pass after the load (the first input's warm-up pass, timed) as
     /// `cold_s`: what a user waits for while the weights are first touched.
     #[arg(long)]
@@ -171,7 +175,8 @@ fn main() -> anyhow::Result<()> {
                 "scores": scores,
             });
             if let Some(cache) = cache {
-                let times = time_append(decoder, &cache, &extra, args.runs)?;
+                let runs = args.append_runs.unwrap_or(args.runs);
+                let times = time_append(decoder, &cache, &extra, runs)?;
                 let (median_s, min_s) = median_min(&times);
                 result["append_tokens"] = extra.len().into();
                 result["append_median_s"] = median_s.into();

@@ -341,6 +341,9 @@ def main() -> None:
                          "kept key/value cache, times its first pass after the load and measures "
                          "read bandwidth; adds the as-you-type table (start-up, cold score, "
                          "append, floor, peak RSS)")
+    ap.add_argument("--append-runs", type=int, default=15, metavar="N",
+                    help="timed appends per mode with --append (after a warm-up; an append "
+                         "costs a fraction of a pass)")
     # worker-only
     ap.add_argument("--model")
     ap.add_argument("--dtype")
@@ -413,7 +416,8 @@ def main() -> None:
         cmd = [args.bin, "--model", str(model_dir), "--dtype", m, "--device", args.device,
                "--quant-cache", str(qcache)] + common + list(extra)
         if args.append:
-            cmd += ["--append", str(args.append), "--cold"]
+            cmd += ["--append", str(args.append), "--append-runs", str(args.append_runs),
+                    "--cold"]
         return run_json(cmd, env=env, timeout=args.timeout, min_free_gb=args.min_free_gb)
 
     def first_load(m: str) -> dict:
