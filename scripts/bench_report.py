@@ -176,7 +176,7 @@ def append_table(args, runs: list[dict]) -> str:
         "input once (the cold score: the first pass after the load, keeping the input's keys "
         f"and values as the explorer does) and times {args.runs} more passes, then scores "
         f"{args.append} appended tokens against the kept cache, keeping the longer one: median "
-        f"and range of {getattr(args, 'append_runs', args.runs)} after a warm-up). Own floor: "
+        f"and range of {args.append_runs} after a warm-up). Own floor: "
         "the same bytes over the bandwidth that mode's own process read, which other work on "
         "the machine lowers while that process runs\n",
         "| mode | first load s | later load s | cold score s (tokens) | append one word s "

@@ -33,7 +33,19 @@ struct Room {
     /// The longest cache over `full` alive: only a cache this long may be extended in place.
     used: Arc<AtomicUsize>,
     /// This cache's hold on its positions past its parent's (none for the storage's first).
-    _claim: Option<Arc<Claim>>,
+    claim: Option<Arc<Claim>>,
+}
+
+impl Room {
+    /// New storage, its first `len` positions held by the cache made with it.
+    fn new(full: Vec<(Tensor, Tensor)>, cap: usize, len: usize) -> Room {
+        Room {
+            full: Arc::new(full),
+            cap,
+            used: Arc::new(AtomicUsize::new(len)),
+            claim: None,
+        }
+    }
 }
 
 /// Positions `from..to` of a storage held by one extension; given back when the last cache
@@ -134,16 +146,14 @@ impl KvCache {
             used: room.used.clone(),
             from: self.len,
             to,
-            _parent: room._claim.clone(),
+            _parent: room.claim.clone(),
         });
         Some(Extension {
             from: self.len,
             to,
             storage: Storage::Claimed(Room {
-                full: room.full.clone(),
-                cap: room.cap,
-                used: room.used.clone(),
-                _claim: Some(claim),
+                claim: Some(claim),
+                ..room.clone()
             }),
         })
     }
@@ -225,12 +235,7 @@ impl Extension {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Room {
-                    full: Arc::new(full),
-                    cap,
-                    used: Arc::new(AtomicUsize::new(self.to)),
-                    _claim: None,
-                }
+                Room::new(full, cap, self.to)
             }
         };
         Ok(KvCache {
@@ -256,12 +261,7 @@ pub(super) fn with_room(layers: &[(Tensor, Tensor)], len: usize) -> Result<KvCac
     Ok(KvCache {
         layers: views,
         len,
-        room: Some(Room {
-            full: Arc::new(full),
-            cap,
-            used: Arc::new(AtomicUsize::new(len)),
-            _claim: None,
-        }),
+        room: Some(Room::new(full, cap, len)),
     })
 }
 

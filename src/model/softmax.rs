@@ -26,7 +26,7 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, at: RowPlacement) -> Result<O
     }
     let scores = scores.contiguous()?;
     let (storage, layout) = scores.storage_and_layout();
-    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) = &*storage else {
+    let Some(all) = f32s(&storage) else {
         return Ok(None);
     };
     let n = b * heads * rows * keys;
@@ -55,6 +55,14 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, at: RowPlacement) -> Result<O
         (b, heads, rows, keys),
         scores.device(),
     )?))
+}
+
+/// The values of a CPU f32 storage.
+fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
+    match s {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) => Some(all),
+        _ => None,
+    }
 }
 
 /// `eˣ` for `x ≤ 0` (a softmax's shifted scores) within 2 ulp, in straight-line arithmetic that

@@ -6,7 +6,7 @@
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
-use super::{exp_nonpositive, visible};
+use super::{exp_nonpositive, f32s, visible};
 
 mod simd;
 use crate::model::gpu::RowPlacement;
@@ -79,13 +79,6 @@ pub fn attend_few(
         (b, heads, rows, d),
         q.device(),
     )?))
-}
-
-fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
-    match s {
-        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) => Some(all),
-        _ => None,
-    }
 }
 
 /// Each (batch, head) group's `[keys, d]` rows of `[b, heads, keys, d]` in `s` laid out as
