@@ -868,7 +868,11 @@ impl Attention {
             kv_heads: kvh,
             head_dim: d,
         };
-        let (q, k, v) = match gpu::split_heads_rope(&qkv, cos, sin, shape)? {
+        let fused = match gpu::split_heads_rope(&qkv, cos, sin, shape)? {
+            Some(qkv) => Some(qkv),
+            None => super::split_rope::split_heads_rope(&qkv, cos, sin, shape)?,
+        };
+        let (q, k, v) = match fused {
             Some(qkv) => qkv,
             None => {
                 let q = qkv.narrow(D::Minus1, 0, h * d)?;
@@ -1036,7 +1040,11 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = self.gate_up.forward(x)?;
         if !self.gelu {
-            if let Some(h) = gpu::silu_mul(&gu)? {
+            let fused = match gpu::silu_mul(&gu)? {
+                Some(h) => Some(h),
+                None => super::activation::silu_mul(&gu)?,
+            };
+            if let Some(h) = fused {
                 return self.down.forward(&h);
             }
         }

@@ -1,6 +1,7 @@
 //! The reward model: configuration, checkpoint loading, the Mistral decoder with its score
 //! head, and the scoring input. Synchronous; no UI and no async runtime here.
 
+mod activation;
 pub mod config;
 mod error;
 pub mod files;
@@ -20,6 +21,7 @@ mod modes;
 pub mod quant;
 pub mod reuse;
 pub mod softmax;
+mod split_rope;
 pub mod template;
 pub mod trajectory;
 pub mod weights;

@@ -58,7 +58,7 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, at: RowPlacement) -> Result<O
 }
 
 /// The values of a CPU f32 storage.
-fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
+pub(super) fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
     match s {
         candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) => Some(all),
         _ => None,
@@ -79,7 +79,8 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let under = x < -87.0;
     let x = x.clamp(-87.0, 0.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_2e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -88,7 +89,14 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n (in -126..=0) sits in the low bits of `shifted`, whose exponent is ROUND's: 2ⁿ's
+    // exponent field from integer arithmetic alone. (`n as i32` saturates, which the compiler
+    // does one lane at a time.)
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    let two_n = f32::from_bits(biased << 23);
     if under {
         0.0
     } else {

@@ -380,6 +380,9 @@ pub(crate) fn drive_blocked(
     } else {
         (groups / (8 * rayon::current_num_threads().max(1))).clamp(1, 8)
     };
+    // With one block of rows nothing reuses a chunk of weights: each tile takes the whole k,
+    // storing its sums once instead of adding them up through memory chunk by chunk.
+    let kc = if m <= mr_max { kblocks.max(1) } else { kc };
     let work = |u: usize| {
         let (g0, g1) = (u * per, ((u + 1) * per).min(groups));
         let mut k0 = 0;
@@ -416,7 +419,8 @@ mod tests {
     use std::sync::Mutex;
 
     /// Every (row, panel) is visited once per k chunk, chunks in order, the first one storing
-    /// and the rest adding: whatever the row blocks, panel groups and threads.
+    /// and the rest adding: whatever the row blocks, panel groups and threads (and a single
+    /// row block takes the whole k as one chunk).
     #[test]
     fn drive_blocked_covers_every_tile_once_per_chunk_in_order() {
         for &(panels, kblocks, kc, m, mc, mr, np, parallel) in &[
@@ -425,6 +429,8 @@ mod tests {
             (7, 5, 5, 9, 4, 3, 2, false),
             (64, 4, 1, 61, 60, 3, 3, true),
             (1, 1, 1, 1, 1, 1, 1, false),
+            // One row block: the whole k at once.
+            (10, 9, 2, 5, usize::MAX, 6, 2, true),
         ] {
             let seen = Mutex::new(vec![Vec::new(); m * panels]);
             super::drive_blocked(
@@ -446,6 +452,7 @@ mod tests {
                     }
                 },
             );
+            let kc = if m <= mr { kblocks } else { kc };
             let want: Vec<(usize, usize)> = (0..kblocks)
                 .step_by(kc)
                 .map(|k0| (k0, kc.min(kblocks - k0)))

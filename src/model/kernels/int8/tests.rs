@@ -188,6 +188,37 @@ fn activations_round_half_away_from_zero_as_f32_round_does() {
     }
 }
 
+/// The activations' vectorisable rounding equals `f32::round`'s wherever a block's values can
+/// fall (|t| ≤ 32767, the 16-bit step's largest), next to every half and far from them.
+#[test]
+fn small_rounding_equals_round_on_every_edge() {
+    use super::blocks::round_small;
+    let mut probes = vec![
+        0.0f32,
+        -0.0,
+        1e-30,
+        -1e-30,
+        0.499_999_97,
+        32_767.0,
+        32_767.5,
+    ];
+    for k in 0..=32_768 {
+        let half = k as f32 + 0.5;
+        let below = f32::from_bits(half.to_bits() - 1);
+        let above = f32::from_bits(half.to_bits() + 1);
+        probes.extend([half, below, above, k as f32]);
+    }
+    // A sweep of bit patterns between 2⁻²⁰ and 2¹⁶.
+    let (lo, hi) = ((2f32).powi(-20).to_bits(), (2f32).powi(16).to_bits());
+    probes.extend((lo..hi).step_by(997).map(f32::from_bits));
+    for t in probes {
+        for t in [t, -t] {
+            assert_eq!(round_small(t), t.round() as i32, "{t}");
+        }
+    }
+    assert_eq!(round_small(f32::NAN), 0);
+}
+
 #[test]
 fn q12_blocks_keep_every_scale_and_bound_their_integer_sums() {
     // Tiny (below f16's normal range), ordinary, huge and non-finite blocks.

@@ -8,6 +8,34 @@ use super::{QFormat, QuantizedActs, NR, QK};
 /// How far ahead of the weights in use they are fetched, in bytes.
 const PREFETCH: usize = 4 * 544;
 
+/// The address `dist` bytes ahead of `rel` in panel `p` (bytes from its start; `w` is at
+/// block `b0` of panel 0 of the group, panels `w_panel` apart). Past the panel's end it is the
+/// same distance into the panel `np` further on: the next group's, which a thread most often
+/// takes next, and whose start would otherwise wait on memory (a few percent of an appended
+/// word). Wrapping arithmetic: the last group's lands outside the weights, where a prefetch
+/// does nothing.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn ahead(
+    w: *const u8,
+    b0: usize,
+    bb: usize,
+    w_panel: usize,
+    p: usize,
+    np: usize,
+    rel: usize,
+    dist: usize,
+) -> *const i8 {
+    let rel = rel + dist;
+    let start = w.wrapping_sub(b0 * bb).wrapping_add(p * w_panel);
+    let at = if rel < w_panel {
+        start.wrapping_add(rel)
+    } else {
+        start.wrapping_add(np * w_panel + rel - w_panel)
+    };
+    at as *const i8
+}
+
 /// One `MR × NP·16` tile over `nbk` blocks.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -37,6 +65,16 @@ unsafe fn tile<const MR: usize, const NP: usize, const Q4: bool>(
             let corr = *acts.corr.get_unchecked((r0 + r) * acts.nb + blk);
             *row = [_mm512_set1_epi32(corr.wrapping_neg()); NP];
         }
+        // Near a panel's end the lines ahead are the next group's (see `ahead`); the loop
+        // below fetches as far past the end, which is the next panel of this group.
+        if (blk + 1) * bb + PREFETCH >= w_panel {
+            for p in 0..NP {
+                for line in (0..bb).step_by(64) {
+                    let rel = blk * bb + line;
+                    _mm_prefetch::<_MM_HINT_T0>(ahead(w, b0, bb, w_panel, p, NP, rel, PREFETCH));
+                }
+            }
+        }
         let quads = QK / 4;
         let mut qd = 0;
         while qd < quads {
@@ -47,7 +85,7 @@ unsafe fn tile<const MR: usize, const NP: usize, const Q4: bool>(
                 let base = w.add(p * w_panel + b * bb + 2 * NR);
                 // A few blocks ahead: with few rows the loop outruns the hardware's own
                 // prefetch of these panel streams and waits on memory.
-                _mm_prefetch::<_MM_HINT_T0>(base.add(qd * 64 + PREFETCH) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(qd * 64 + PREFETCH) as *const i8);
                 if Q4 {
                     let raw = _mm512_loadu_si512(base.add((qd / 2) * 64) as *const _);
                     wa[p] = _mm512_and_si512(raw, low);
@@ -142,12 +180,21 @@ unsafe fn tile_q12<const MR: usize, const NP: usize>(
     for b in 0..nbk {
         let blk = b0 + b;
         let mut iacc = [[_mm512_setzero_si512(); NP]; MR];
+        if (blk + 5) * bb >= w_panel {
+            for p in 0..NP {
+                for line in (0..bb).step_by(64) {
+                    let rel = blk * bb + line;
+                    _mm_prefetch::<_MM_HINT_T0>(ahead(w, b0, bb, w_panel, p, NP, rel, 4 * bb));
+                }
+            }
+        }
         for pair in 0..QK / 2 {
             let mut wv = [_mm512_setzero_si512(); NP];
             for (p, v) in wv.iter_mut().enumerate() {
                 let at = w.add(p * w_panel + b * bb + 2 * NR + pair * 64);
-                // Four blocks ahead, as the 8-bit tile does.
-                _mm_prefetch::<_MM_HINT_T0>(at.add(4 * bb) as *const i8);
+                // Four blocks ahead, as the 8-bit tile does (near the panel's end, the next
+                // group's too: above).
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(4 * bb) as *const i8);
                 *v = _mm512_loadu_si512(at as *const _);
             }
             for (r, row) in iacc.iter_mut().enumerate() {
