@@ -6,7 +6,7 @@
 use candle_core::{DType, Result, Tensor, D};
 use rayon::prelude::*;
 
-use super::softmax::{exp_nonpositive, f32s};
+use super::softmax::{exp_nonpositive, f32_values};
 
 /// Values from which the rows go to the thread pool: below it a hand-off costs more than the
 /// arithmetic.
@@ -25,8 +25,7 @@ pub fn silu_mul(gate_up: &Tensor) -> Result<Option<Tensor>> {
     let gate_up = gate_up.contiguous()?;
     let (storage, layout) = gate_up.storage_and_layout();
     let n = gate_up.elem_count();
-    let start = layout.start_offset();
-    let Some(values) = f32s(&storage).and_then(|all| all.get(start..start + n)) else {
+    let Some(values) = f32_values(&storage, layout, n) else {
         return Ok(None);
     };
     let i = width / 2;
@@ -99,16 +98,10 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn values(n: usize, seed: u32, spread: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32 - 0.5) * 2.0 * spread
-            })
-            .collect()
+    /// Deterministic values in about ±`spread`.
+    fn values(n: usize, seed: u64, spread: f32) -> Vec<f32> {
+        let unit = crate::model::kernels::test_values(n, seed);
+        unit.into_iter().map(|v| v * spread).collect()
     }
 
     /// Within a few ulp of `x / (1 + e⁻ˣ)` in f64 everywhere f32 reaches, including where
@@ -138,7 +131,7 @@ mod tests {
     fn silu_mul_matches_candles_path() {
         let dev = Device::Cpu;
         for &(rows, i) in &[(1, 1), (3, 17), (5, 14336), (7, 64), (40, 2_000)] {
-            let x = values(rows * 2 * i, rows as u32 + i as u32, 12.0);
+            let x = values(rows * 2 * i, (rows + i) as u64, 12.0);
             let gu = Tensor::from_vec(x, (1, rows, 2 * i), &dev).unwrap();
             let got = silu_mul(&gu).unwrap().expect("f32 on the CPU");
             assert_eq!(got.dims(), &[1, rows, i]);

@@ -26,12 +26,8 @@ pub fn causal_softmax(scores: &Tensor, scale: f64, at: RowPlacement) -> Result<O
     }
     let scores = scores.contiguous()?;
     let (storage, layout) = scores.storage_and_layout();
-    let Some(all) = f32s(&storage) else {
-        return Ok(None);
-    };
     let n = b * heads * rows * keys;
-    let start = layout.start_offset();
-    let Some(values) = all.get(start..start + n) else {
+    let Some(values) = f32_values(&storage, layout, n) else {
         return Ok(None);
     };
     let mut out = vec![0f32; n];
@@ -63,6 +59,16 @@ pub(super) fn f32s(s: &candle_core::Storage) -> Option<&[f32]> {
         candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) => Some(all),
         _ => None,
     }
+}
+
+/// The `n` values of a CPU f32 storage from where `l` starts (`None` for other storage, or
+/// where it holds fewer).
+pub(super) fn f32_values<'a>(
+    s: &'a candle_core::Storage,
+    l: &candle_core::Layout,
+    n: usize,
+) -> Option<&'a [f32]> {
+    f32s(s)?.get(l.start_offset()..l.start_offset().checked_add(n)?)
 }
 
 /// `eˣ` for `x ≤ 0` (a softmax's shifted scores) within 2 ulp, in straight-line arithmetic that

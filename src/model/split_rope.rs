@@ -8,12 +8,7 @@ use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
 use super::gpu::Heads;
-use super::softmax::f32s;
-
-/// `n` values of a CPU f32 storage from where `l` starts.
-fn slice<'a>(s: &'a candle_core::Storage, l: &candle_core::Layout, n: usize) -> Option<&'a [f32]> {
-    f32s(s).and_then(|all| all.get(l.start_offset()..l.start_offset().checked_add(n)?))
-}
+use super::softmax::f32_values;
 
 /// Values from which the heads go to the thread pool.
 const PARALLEL_MIN: usize = 1 << 18;
@@ -48,9 +43,9 @@ pub fn split_heads_rope(
     let (cs, cl) = cos.storage_and_layout();
     let (ss, sl) = sin.storage_and_layout();
     let (Some(src), Some(cos), Some(sin)) = (
-        slice(&qs, ql, b * t * width),
-        slice(&cs, cl, t * half),
-        slice(&ss, sl, t * half),
+        f32_values(&qs, ql, b * t * width),
+        f32_values(&cs, cl, t * half),
+        f32_values(&ss, sl, t * half),
     ) else {
         return Ok(None);
     };
@@ -127,11 +122,7 @@ mod tests {
         let dev = Device::Cpu;
         for &(b, t, h, kvh, d) in &[(1, 1, 4, 2, 8), (2, 3, 4, 2, 8), (1, 7, 6, 3, 16)] {
             let width = (h + 2 * kvh) * d;
-            let vals = |n: usize, seed: usize| -> Vec<f32> {
-                (0..n)
-                    .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0)
-                    .collect()
-            };
+            let vals = crate::model::kernels::test_values;
             let qkv = Tensor::from_vec(vals(b * t * width, 1), (b, t, width), &dev).unwrap();
             let cos = Tensor::from_vec(vals(t * d / 2, 2), (t, d / 2), &dev).unwrap();
             let sin = Tensor::from_vec(vals(t * d / 2, 3), (t, d / 2), &dev).unwrap();

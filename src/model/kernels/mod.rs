@@ -23,7 +23,7 @@ fn assert_matmul_shapes(x: &[f32], out: &[f32], m: usize, n: usize, k: usize) {
 
 /// Deterministic test values in about [-1, 1), from a seeded linear congruential sequence.
 #[cfg(test)]
-fn test_values(n: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn test_values(n: usize, seed: u64) -> Vec<f32> {
     let step = |s: u64| {
         s.wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407)

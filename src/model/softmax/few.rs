@@ -6,7 +6,7 @@
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
-use super::{exp_nonpositive, f32s, visible};
+use super::{exp_nonpositive, f32_values, f32s, visible};
 
 mod simd;
 use crate::model::gpu::RowPlacement;
@@ -50,7 +50,7 @@ pub fn attend_few(
     let (ks, kl) = k.storage_and_layout();
     let (vs, vl) = v.storage_and_layout();
     let (Some(qv), Some(kg), Some(vg)) = (
-        f32s(&qs).and_then(|all| all.get(ql.start_offset()..ql.start_offset() + q.elem_count())),
+        f32_values(&qs, ql, q.elem_count()),
         groups(&ks, kl, keys, d),
         groups(&vs, vl, keys, d),
     ) else {

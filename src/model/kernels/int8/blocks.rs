@@ -109,7 +109,6 @@ fn quantise_row<T: Copy>(
 #[inline(always)]
 pub(super) fn round_small(t: f32) -> i32 {
     const MAGIC: f32 = 12_582_912.0;
-    const BELOW_HALF: f32 = 0.499_999_97;
     let a = t.abs() + BELOW_HALF;
     let near = (a + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let whole = near - i32::from(near as f32 > a);
@@ -251,6 +250,10 @@ pub fn quantize_into(fmt: QFormat, x: &[f32], out: &mut [u8]) {
     }
 }
 
+/// The largest float below 0.5: added to `|t|` before truncating, it rounds half away from
+/// zero without carrying values just under a half up.
+const BELOW_HALF: f32 = 0.499_999_97;
+
 /// `t` rounded half away from zero, as `f32::round` rounds it, for `|t| < 2²³` (NaN gives 0),
 /// without its library call: the baseline x86-64 target has no rounding instruction.
 #[inline]
@@ -263,7 +266,6 @@ pub(super) fn round_half_away(t: f32) -> i32 {
 /// it equals that cast of `f32::round(t)`, saturation and NaN included.
 #[inline]
 fn biased(t: f32) -> f32 {
-    const BELOW_HALF: f32 = 0.499_999_97;
     t + BELOW_HALF.copysign(t)
 }
 

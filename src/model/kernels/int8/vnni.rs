@@ -8,32 +8,36 @@ use super::{QFormat, QuantizedActs, NR, QK};
 /// How far ahead of the weights in use they are fetched, in bytes.
 const PREFETCH: usize = 4 * 544;
 
-/// The address `dist` bytes ahead of `rel` in panel `p` (bytes from its start; `w` is at
-/// block `b0` of panel 0 of the group, panels `w_panel` apart). Past the panel's end it is the
-/// same distance into the panel `np` further on: the next group's, which a thread most often
-/// takes next, and whose start would otherwise wait on memory (a few percent of an appended
-/// word). Wrapping arithmetic: the last group's lands outside the weights, where a prefetch
-/// does nothing.
+/// Near the end of a panel's weights, fetches block `blk`'s lines `dist` bytes on in the
+/// next panel group's (`w` is at block `b0` of the group's first panel, panels `w_panel`
+/// apart, blocks `bb` bytes): the group a thread most often takes next, whose start would
+/// otherwise wait on memory (a few percent of an appended word). The tiles' own fetches run
+/// as far past each panel's end, which within a group is its next panel. Wrapping arithmetic:
+/// the last group's land outside the weights, where a prefetch does nothing.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn ahead(
+unsafe fn fetch_next_group<const NP: usize>(
     w: *const u8,
-    b0: usize,
+    (b0, blk): (usize, usize),
     bb: usize,
     w_panel: usize,
-    p: usize,
-    np: usize,
-    rel: usize,
     dist: usize,
-) -> *const i8 {
-    let rel = rel + dist;
-    let start = w.wrapping_sub(b0 * bb).wrapping_add(p * w_panel);
-    let at = if rel < w_panel {
-        start.wrapping_add(rel)
-    } else {
-        start.wrapping_add(np * w_panel + rel - w_panel)
-    };
-    at as *const i8
+) {
+    if (blk + 1) * bb + dist < w_panel {
+        return;
+    }
+    let first = w.wrapping_sub(b0 * bb);
+    for p in 0..NP {
+        for line in (0..bb).step_by(64) {
+            let rel = blk * bb + line + dist;
+            // Lines still inside the panel are the tile's own fetches; past it, the same
+            // distance into panel `p + NP`.
+            let at = match rel.checked_sub(w_panel) {
+                None => first.wrapping_add(p * w_panel + rel),
+                Some(over) => first.wrapping_add((p + NP) * w_panel + over),
+            };
+            _mm_prefetch::<_MM_HINT_T0>(at as *const i8);
+        }
+    }
 }
 
 /// One `MR × NP·16` tile over `nbk` blocks.
@@ -65,16 +69,7 @@ unsafe fn tile<const MR: usize, const NP: usize, const Q4: bool>(
             let corr = *acts.corr.get_unchecked((r0 + r) * acts.nb + blk);
             *row = [_mm512_set1_epi32(corr.wrapping_neg()); NP];
         }
-        // Near a panel's end the lines ahead are the next group's (see `ahead`); the loop
-        // below fetches as far past the end, which is the next panel of this group.
-        if (blk + 1) * bb + PREFETCH >= w_panel {
-            for p in 0..NP {
-                for line in (0..bb).step_by(64) {
-                    let rel = blk * bb + line;
-                    _mm_prefetch::<_MM_HINT_T0>(ahead(w, b0, bb, w_panel, p, NP, rel, PREFETCH));
-                }
-            }
-        }
+        fetch_next_group::<NP>(w, (b0, blk), bb, w_panel, PREFETCH);
         let quads = QK / 4;
         let mut qd = 0;
         while qd < quads {
@@ -180,20 +175,13 @@ unsafe fn tile_q12<const MR: usize, const NP: usize>(
     for b in 0..nbk {
         let blk = b0 + b;
         let mut iacc = [[_mm512_setzero_si512(); NP]; MR];
-        if (blk + 5) * bb >= w_panel {
-            for p in 0..NP {
-                for line in (0..bb).step_by(64) {
-                    let rel = blk * bb + line;
-                    _mm_prefetch::<_MM_HINT_T0>(ahead(w, b0, bb, w_panel, p, NP, rel, 4 * bb));
-                }
-            }
-        }
+        fetch_next_group::<NP>(w, (b0, blk), bb, w_panel, 4 * bb);
         for pair in 0..QK / 2 {
             let mut wv = [_mm512_setzero_si512(); NP];
             for (p, v) in wv.iter_mut().enumerate() {
                 let at = w.add(p * w_panel + b * bb + 2 * NR + pair * 64);
                 // Four blocks ahead, as the 8-bit tile does (near the panel's end, the next
-                // group's too: above).
+                // group's too: `fetch_next_group`).
                 _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(4 * bb) as *const i8);
                 *v = _mm512_loadu_si512(at as *const _);
             }
