@@ -76,3 +76,21 @@ fn kendall_tau_reads_order_only() {
     // One swapped neighbour pair out of six pairs: (5 − 1) / 6.
     assert!((kendall_tau(&a, &[1.0, 3.0, 2.0, 4.0]) - 4.0 / 6.0).abs() < 1e-12);
 }
+
+#[test]
+fn the_min_tau_interval_spans_the_pairs_drawn_again() {
+    let want: Vec<Vec<f32>> = (0..40)
+        .map(|i| vec![i as f32, (i * 7 % 40) as f32])
+        .collect();
+    assert_eq!(min_tau_interval(&want, &want, 100), (1.0, 1.0));
+    // Every fifth pair moved past its neighbour in the first attribute.
+    let got: Vec<Vec<f32>> = want
+        .iter()
+        .enumerate()
+        .map(|(i, r)| vec![r[0] + if i % 5 == 0 { 1.5 } else { 0.0 }, r[1]])
+        .collect();
+    let whole = accuracy(&got, &want).min_tau;
+    let (lo, hi) = min_tau_interval(&got, &want, 200);
+    assert!(lo < whole && whole < hi && hi < 1.0, "{lo} {whole} {hi}");
+    assert_eq!(min_tau_interval(&got, &want, 200), (lo, hi), "a fixed seed");
+}

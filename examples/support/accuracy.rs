@@ -90,6 +90,34 @@ pub fn accuracy(got: &[Vec<f32>], want: &[Vec<f32>]) -> Accuracy {
     }
 }
 
+/// How far the smallest τ over attributes moves with the sample of pairs: its 5th and 95th
+/// percentiles over `rounds` draws of as many pairs again, with replacement (a fixed seed, so
+/// runs compare). A mode a few thousandths from its bar is within this spread of it.
+pub fn min_tau_interval(got: &[Vec<f32>], want: &[Vec<f32>], rounds: usize) -> (f64, f64) {
+    let n = want.len();
+    // SplitMix64: enough to draw indices, and the same draws in every run.
+    let mut state = 0x2026_1203_u64;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut mins: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let pick: Vec<usize> = (0..n).map(|_| (next() % n as u64) as usize).collect();
+            let rows = |rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
+                pick.iter().map(|&i| rows[i].clone()).collect()
+            };
+            accuracy(&rows(got), &rows(want)).min_tau
+        })
+        .collect();
+    mins.sort_by(f64::total_cmp);
+    let at = |q: f64| mins[((rounds - 1) as f64 * q).round() as usize];
+    (at(0.05), at(0.95))
+}
+
 pub fn load(dir: &Path, dtype: DTypeChoice, cache: &Path) -> Arc<RewardModel> {
     let files = ModelFiles::from_dir(dir).expect("model files");
     // The pairs are short; a body with a short context (llama2.c's 256) must still load.

@@ -97,7 +97,9 @@ pub enum DTypeChoice {
     /// faster, its integer products taking twice the multiply-adds per instruction of the f32
     /// FMA a bf16 weight needs there; faster too on CPUs whose bf16 instruction is slow.
     Q12,
-    /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations: about 1.06 bytes per weight.
+    /// 8-bit blocks of 32 (GGML `Q8_0`), f32 activations, and on this crate's CPU kernels the
+    /// first and last decoder layers in `Q12` ([`ComputePlan::edge_weights`]): about 1.12 bytes
+    /// per weight for the 7B (1.06 in `Q8_0`).
     Q8_0,
     /// 4-bit blocks of 32 (GGML `Q4_0`), f32 activations: about 0.56 bytes per weight.
     Q4_0,
@@ -132,6 +134,46 @@ impl FromStr for DTypeChoice {
 pub struct ComputePlan {
     pub activations: DType,
     pub weights: WeightFormat,
+    /// How the first and last decoder layers hold theirs: on trained weights those two layers'
+    /// rounding moved the ranking most, so `q8_0` keeps them in `q12` (2 of the 7B's 32 layers,
+    /// 0.44 GB more) where this crate's integer kernels run.
+    pub edge_weights: WeightFormat,
+}
+
+impl ComputePlan {
+    /// How the projections of decoder layer `layer` (of `layers`; `None`: not a layer's) are
+    /// held. A model of fewer than [`EDGE_MIN_LAYERS`] layers has no edges apart from its
+    /// middle: the edges would be half its weights or more, and the mode no longer itself.
+    pub fn layer_weights(&self, layer: Option<usize>, layers: usize) -> WeightFormat {
+        match layer {
+            Some(i) if layers >= EDGE_MIN_LAYERS && (i == 0 || i + 1 == layers) => {
+                self.edge_weights
+            }
+            _ => self.weights,
+        }
+    }
+
+    /// Bytes per weight on average over `layers` decoder layers of equal size.
+    pub fn bytes_per_weight(&self, layers: usize) -> f64 {
+        let edges = if layers >= EDGE_MIN_LAYERS { 2.0 } else { 0.0 };
+        let layers = layers.max(1) as f64;
+        (bytes_per_weight(self.edge_weights) * edges
+            + bytes_per_weight(self.weights) * (layers - edges))
+            / layers
+    }
+}
+
+/// The fewest decoder layers a model has for its first and last to be held apart.
+pub const EDGE_MIN_LAYERS: usize = 4;
+
+fn bytes_per_weight(format: WeightFormat) -> f64 {
+    match format {
+        WeightFormat::Dense(d) => d.size_in_bytes() as f64,
+        WeightFormat::PackedBf16 => 2.0,
+        WeightFormat::PackedF32 => 4.0,
+        WeightFormat::PackedQ12 => Q12_BYTES,
+        WeightFormat::Quantized(q) => q.type_size() as f64 / q.block_size() as f64,
+    }
 }
 
 impl DTypeChoice {
@@ -144,10 +186,12 @@ impl DTypeChoice {
         let dense = |d: DType| ComputePlan {
             activations: d,
             weights: WeightFormat::Dense(d),
+            edge_weights: WeightFormat::Dense(d),
         };
         let f32_with = |weights| ComputePlan {
             activations: DType::F32,
             weights,
+            edge_weights: weights,
         };
         match self {
             DTypeChoice::F32 | DTypeChoice::Auto
@@ -168,6 +212,12 @@ impl DTypeChoice {
             // A CPU mode (its kernels are this crate's CPU ones): a GPU runs bf16.
             DTypeChoice::Q12 if device.is_cpu() => f32_with(WeightFormat::PackedQ12),
             DTypeChoice::Q12 => dense(DType::BF16),
+            DTypeChoice::Q8_0 if device.is_cpu() && kernels::int8::own_kernel_available() => {
+                ComputePlan {
+                    edge_weights: WeightFormat::PackedQ12,
+                    ..f32_with(WeightFormat::Quantized(GgmlDType::Q8_0))
+                }
+            }
             DTypeChoice::Q8_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q8_0)),
             DTypeChoice::Q4_0 => f32_with(WeightFormat::Quantized(GgmlDType::Q4_0)),
             DTypeChoice::Q4K => f32_with(WeightFormat::Quantized(GgmlDType::Q4K)),
@@ -227,10 +277,11 @@ impl DTypeChoice {
             DTypeChoice::F16 => Some(0.990),
             DTypeChoice::Q12 => Some(Q12_MEASURED),
             // 16-bit activations in this crate's kernels (AVX512-VNNI, AVX2: the same integer
-            // sums): 0.963 as shipped, 0.966 on stories15M, 0.944 with the grid undone, where
-            // transformers' own bf16 keeps 0.946. Candle's kernel, used elsewhere, quantises
-            // activations to 8 bits as GGML does: 0.855 (24 pairs, as shipped).
-            DTypeChoice::Q8_0 if kernels::int8::own_kernel_available() => Some(0.944),
+            // sums), the first and last layers in q12: 0.963 as shipped, 0.983 on stories15M,
+            // 0.948 with the grid undone, where transformers' own bf16 keeps 0.938 (all in q8_0:
+            // 0.963, 0.966, 0.945). Candle's kernel, used elsewhere, quantises activations to 8
+            // bits as GGML does: 0.855 (24 pairs, as shipped).
+            DTypeChoice::Q8_0 if kernels::int8::own_kernel_available() => Some(0.948),
             DTypeChoice::Q8_0 => Some(0.855),
             // stories15M; the shipped body's grid flatters 4-bit formats (q4_k 0.797 there).
             DTypeChoice::Q4_0 => Some(0.375),
@@ -249,7 +300,7 @@ impl DTypeChoice {
         (measured < bar).then(|| {
             format!(
                 "{} may not keep the ranking: on trained weights its scores ranked inputs \
-                 with a rank correlation as low as {measured:.2} to the exact ones (the bar is \
+                 with a rank correlation as low as {measured:.3} to the exact ones (the bar is \
                  {bar:.2}); close candidates can swap places, so check a ranking with bf16",
                 self.name()
             )
@@ -294,7 +345,7 @@ impl DTypeChoice {
                     .accuracy_warning()
                     .and(c.measured_rank())
                     .map_or(String::new(), |m| {
-                        format!(" but may not keep the ranking (τ as low as {m:.2})")
+                        format!(" but may not keep the ranking (τ as low as {m:.3})")
                     });
                 format!(
                     "--dtype {} needs about {:.1} GiB{rank}",
@@ -388,10 +439,14 @@ fn cpu_sizes() -> Vec<(DTypeChoice, f64)> {
 /// The CPU modes below f32 (and `Q12`), from the most precise to the smallest.
 const CPU_SIZES: [(DTypeChoice, f64); 4] = [
     (DTypeChoice::BF16, 2.0),
-    (DTypeChoice::Q8_0, 1.0625),
+    (DTypeChoice::Q8_0, Q8_0_BYTES),
     (DTypeChoice::Q4K, 0.578),
     (DTypeChoice::Q4_0, 0.5625),
 ];
+
+/// `Q8_0`'s bytes per weight with its first and last layers in `Q12` ([`ComputePlan::edge_weights`]),
+/// for the 7B's 32 layers: 1.0625, and one more byte for 2 weights in 32.
+const Q8_0_BYTES: f64 = 1.0625 + 2.0 / 32.0;
 
 /// Bytes `parameters` weights need at `bytes_per_weight`, with a margin for the runtime and a
 /// pass's activations.
@@ -419,21 +474,17 @@ pub fn total_memory() -> Option<u64> {
         .checked_mul(1024)
 }
 
-/// Refuses to load `parameters` weights held as `format` when they cannot fit in `total` bytes
-/// (memory and swap; unknown: no check), rather than let the allocation abort the process.
+/// Refuses to load `parameters` weights held as `plan` says over `layers` decoder layers when
+/// they cannot fit in `total` bytes (memory and swap; unknown: no check), rather than let the
+/// allocation abort the process.
 pub fn check_fits(
     parameters: u64,
-    format: WeightFormat,
+    plan: ComputePlan,
+    layers: usize,
     mode: &str,
     total: Option<u64>,
 ) -> Result<(), ModelError> {
-    let bytes_per_weight = match format {
-        WeightFormat::Dense(d) => d.size_in_bytes() as f64,
-        WeightFormat::PackedBf16 => 2.0,
-        WeightFormat::PackedF32 => 4.0,
-        WeightFormat::PackedQ12 => Q12_BYTES,
-        WeightFormat::Quantized(q) => q.type_size() as f64 / q.block_size() as f64,
-    };
+    let bytes_per_weight = plan.bytes_per_weight(layers);
     let need = parameters as f64 * bytes_per_weight;
     match total {
         Some(total) if need > total as f64 => {
@@ -452,6 +503,42 @@ pub fn check_fits(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_0_holds_its_first_and_last_layers_in_q12_where_its_own_kernels_run() {
+        let plan = DTypeChoice::Q8_0.plan(&Device::Cpu);
+        let q8 = WeightFormat::Quantized(GgmlDType::Q8_0);
+        assert_eq!(plan.weights, q8);
+        if !kernels::int8::own_kernel_available() {
+            // Candle's kernel: no q12 to hold the edges in.
+            assert_eq!(plan.edge_weights, q8);
+            return;
+        }
+        let held: Vec<_> = (0..32).map(|i| plan.layer_weights(Some(i), 32)).collect();
+        assert_eq!(held[0], WeightFormat::PackedQ12);
+        assert_eq!(held[31], WeightFormat::PackedQ12);
+        assert!(held[1..31].iter().all(|f| *f == q8), "{held:?}");
+        assert_eq!(
+            plan.layer_weights(None, 32),
+            q8,
+            "tensors outside the layers"
+        );
+        // Too few layers for edges apart from a middle: all q8_0.
+        assert!((0..3).all(|i| plan.layer_weights(Some(i), 3) == q8));
+        assert_eq!(plan.layer_weights(Some(3), 4), WeightFormat::PackedQ12);
+        assert!((plan.bytes_per_weight(32) - Q8_0_BYTES).abs() < 1e-12);
+        assert_eq!(plan.bytes_per_weight(2), 34.0 / 32.0);
+        // Every other mode holds all its layers alike.
+        for mode in DTypeChoice::CPU_MODES
+            .into_iter()
+            .filter(|m| *m != DTypeChoice::Q8_0)
+        {
+            let p = mode.plan(&Device::Cpu);
+            assert_eq!(p.edge_weights, p.weights, "{mode:?}");
+        }
+    }
+
     #[test]
     fn the_q12_and_bf16_products_are_timed() {
         let (q12, bf16) = super::product_times();

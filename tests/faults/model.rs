@@ -192,11 +192,12 @@ fn crafted_sizes_are_refused_naming_the_value_without_aborting() {
 
 #[test]
 fn a_model_larger_than_memory_and_swap_is_refused_before_loading() {
-    use dpa_explorer::model::{check_fits, WeightFormat};
+    use candle_core::Device;
+    use dpa_explorer::model::{check_fits, DTypeChoice};
     let gib = 1u64 << 30;
     let seven_b = 7_241_732_096u64;
-    let f32_dense = WeightFormat::Dense(candle_core::DType::F32);
-    let e = check_fits(seven_b, f32_dense, "f32", Some(16 * gib))
+    let f32_dense = DTypeChoice::F32.plan(&Device::Cpu);
+    let e = check_fits(seven_b, f32_dense, 32, "f32", Some(16 * gib))
         .unwrap_err()
         .to_string();
     assert!(
@@ -204,10 +205,21 @@ fn a_model_larger_than_memory_and_swap_is_refused_before_loading() {
             && e.contains("16.0 GiB of memory and swap"),
         "{e}"
     );
-    assert!(check_fits(seven_b, f32_dense, "f32", Some(32 * gib)).is_ok());
-    let q4 = WeightFormat::Quantized(candle_core::quantized::GgmlDType::Q4_0);
-    assert!(check_fits(seven_b, q4, "q4_0", Some(16 * gib)).is_ok());
-    assert!(check_fits(u64::MAX, f32_dense, "f32", None).is_ok());
+    assert!(check_fits(seven_b, f32_dense, 32, "f32", Some(32 * gib)).is_ok());
+    let q4 = DTypeChoice::Q4_0.plan(&Device::Cpu);
+    assert!(check_fits(seven_b, q4, 32, "q4_0", Some(16 * gib)).is_ok());
+    assert!(check_fits(u64::MAX, f32_dense, 32, "f32", None).is_ok());
+    // q8_0's edges in q12 count: 7.6 GiB, not the 7.2 GiB of all q8_0.
+    let q8 = DTypeChoice::Q8_0.plan(&Device::Cpu);
+    let e = check_fits(seven_b, q8, 32, "q8_0", Some(4 * gib))
+        .unwrap_err()
+        .to_string();
+    let want = if dpa_explorer::model::kernels::int8::own_kernel_available() {
+        "need about 7.6 GiB"
+    } else {
+        "need about 7.2 GiB"
+    };
+    assert!(e.contains(want), "{e}");
 }
 
 #[test]

@@ -145,8 +145,8 @@ mod tests {
     fn the_models_warnings_are_shown_in_full_above_the_keys() {
         let warning = "--dtype auto chose bf16, the smallest mode that keeps the ranking, but it \
                        needs about 15.5 GiB and 12.0 GiB of memory is free: expect paging and \
-                       slow passes; --dtype q8_0 needs about 8.2 GiB but may not keep the ranking \
-                       (τ as low as 0.94)";
+                       slow passes; --dtype q8_0 needs about 8.7 GiB but may not keep the ranking \
+                       (τ as low as 0.948)";
         let rows = screen(
             Help {
                 scroll: 0,
