@@ -44,11 +44,16 @@ def f16(x):
     return x.to(torch.float16).to(torch.float32)
 
 
-def q8_0(w):
-    b = w.reshape(-1, 32)
-    d = f16(b.abs().amax(1, keepdim=True) / 127)
-    q = torch.where(d > 0, torch.round(b / torch.where(d > 0, d, 1)), 0).clamp(-127, 127)
+def symmetric(w, levels, block=32):
+    """GGML-style blocks: an f16 scale absmax / levels, values rounded to -levels..levels."""
+    b = w.reshape(-1, block)
+    d = f16(b.abs().amax(1, keepdim=True) / levels)
+    q = torch.where(d > 0, torch.round(b / torch.where(d > 0, d, 1)), 0).clamp(-levels, levels)
     return (q * d).reshape(w.shape)
+
+
+def q8_0(w):
+    return symmetric(w, 127)
 
 
 def q4_0(w):

@@ -29,20 +29,11 @@ import quant4_sim as qs  # noqa: E402
 from transformers import MistralForSequenceClassification  # noqa: E402
 
 
-def symmetric(w, levels, block=32):
-    """GGML-style blocks: an f16 scale absmax / levels, values rounded to -levels..levels."""
-    b = w.reshape(-1, block)
-    d = qs.f16(b.abs().amax(1, keepdim=True) / levels)
-    q = torch.where(d > 0, torch.round(b / torch.where(d > 0, d, 1)), 0).clamp(-levels, levels)
-    return (q * d).reshape(w.shape)
-
-
-def q8_0(w):
-    return symmetric(w, 127)
+q8_0 = qs.q8_0
 
 
 def q12(w):
-    return symmetric(w, 2047)
+    return qs.symmetric(w, 2047)
 
 
 def with_minimum(w):
@@ -73,7 +64,7 @@ def schemes(layers):
         "bf16": every(lambda w: w.to(torch.bfloat16).float()),
         "q12": every(q12),
         "q8_0": every(q8_0),
-        "q8_0 blocks of 16": every(lambda w: symmetric(w, 127, 16)),
+        "q8_0 blocks of 16": every(lambda w: qs.symmetric(w, 127, 16)),
         "8-bit with a minimum": every(with_minimum),
         "q8_0, Hadamard 32": every(qs.rotated(q8_0, 32)),
         "q8_0, Hadamard 64": every(qs.rotated(q8_0, 64)),
