@@ -302,7 +302,8 @@ impl RewardModel {
         });
         let loaded = Mistral::load(&cfg, &mut ckpt, dtype, &device, &|c, names, outs, inf| {
             let mut cache = cache.as_ref().map(|c| c.borrow_mut());
-            let layer = names.first().and_then(|n| layer_of(n));
+            let first = names.first();
+            let layer = first.and_then(|n| layer_of(n));
             let made = linear::load(
                 c,
                 names,
@@ -313,11 +314,9 @@ impl RewardModel {
                 cache.as_deref_mut(),
             )?;
             // A layer's last projection is its MLP's down projection.
-            if let Some(i) = layer.filter(|_| {
-                names
-                    .first()
-                    .is_some_and(|n| n.ends_with(".mlp.down_proj.weight"))
-            }) {
+            if let Some(i) =
+                layer.filter(|_| first.is_some_and(|n| n.ends_with(".mlp.down_proj.weight")))
+            {
                 progress(LoadProgress {
                     phase,
                     layer: i + 1,

@@ -429,24 +429,25 @@ fn product_times() -> (f64, f64) {
 /// per weight.
 fn cpu_sizes() -> Vec<(DTypeChoice, f64)> {
     let q12 = q12_beats_bf16().then_some((DTypeChoice::Q12, Q12_BYTES));
+    // `Q8_0` holds its edge layers in `Q12` only where this crate's kernels run it.
+    let q8_0 = DTypeChoice::Q8_0
+        .plan(&Device::Cpu)
+        .bytes_per_weight(SIZED_LAYERS);
     [(DTypeChoice::F32, 4.0)]
         .into_iter()
         .chain(q12)
-        .chain(CPU_SIZES)
+        .chain([
+            (DTypeChoice::BF16, 2.0),
+            (DTypeChoice::Q8_0, q8_0),
+            (DTypeChoice::Q4K, 0.578),
+            (DTypeChoice::Q4_0, 0.5625),
+        ])
         .collect()
 }
 
-/// The CPU modes below f32 (and `Q12`), from the most precise to the smallest.
-const CPU_SIZES: [(DTypeChoice, f64); 4] = [
-    (DTypeChoice::BF16, 2.0),
-    (DTypeChoice::Q8_0, Q8_0_BYTES),
-    (DTypeChoice::Q4K, 0.578),
-    (DTypeChoice::Q4_0, 0.5625),
-];
-
-/// `Q8_0`'s bytes per weight with its first and last layers in `Q12` ([`ComputePlan::edge_weights`]),
-/// for the 7B's 32 layers: 1.0625, and one more byte for 2 weights in 32.
-const Q8_0_BYTES: f64 = 1.0625 + 2.0 / 32.0;
+/// The layers `auto`'s sizes assume (the 7B's): with them `Q8_0` takes 1.125 bytes per weight
+/// where its first and last layers are in `Q12` (1.0625, and one more byte for 2 weights in 32).
+const SIZED_LAYERS: usize = 32;
 
 /// Bytes `parameters` weights need at `bytes_per_weight`, with a margin for the runtime and a
 /// pass's activations.
@@ -505,16 +506,25 @@ pub fn check_fits(
 mod tests {
     use super::*;
 
+    /// Bytes per weight `auto` counts for `q8_0`.
+    fn auto_q8_0_size() -> f64 {
+        let sizes = cpu_sizes();
+        let q8_0 = sizes.iter().find(|(m, _)| *m == DTypeChoice::Q8_0);
+        q8_0.expect("q8_0 is offered").1
+    }
+
     #[test]
     fn q8_0_holds_its_first_and_last_layers_in_q12_where_its_own_kernels_run() {
         let plan = DTypeChoice::Q8_0.plan(&Device::Cpu);
         let q8 = WeightFormat::Quantized(GgmlDType::Q8_0);
         assert_eq!(plan.weights, q8);
         if !kernels::int8::own_kernel_available() {
-            // Candle's kernel: no q12 to hold the edges in.
+            // Candle's kernel: no q12 to hold the edges in, nor counted by `auto`.
             assert_eq!(plan.edge_weights, q8);
+            assert_eq!(auto_q8_0_size(), 34.0 / 32.0);
             return;
         }
+        assert_eq!(auto_q8_0_size(), 1.125);
         let held: Vec<_> = (0..32).map(|i| plan.layer_weights(Some(i), 32)).collect();
         assert_eq!(held[0], WeightFormat::PackedQ12);
         assert_eq!(held[31], WeightFormat::PackedQ12);
@@ -527,7 +537,7 @@ mod tests {
         // Too few layers for edges apart from a middle: all q8_0.
         assert!((0..3).all(|i| plan.layer_weights(Some(i), 3) == q8));
         assert_eq!(plan.layer_weights(Some(3), 4), WeightFormat::PackedQ12);
-        assert!((plan.bytes_per_weight(32) - Q8_0_BYTES).abs() < 1e-12);
+        assert!((plan.bytes_per_weight(SIZED_LAYERS) - (1.0625 + 2.0 / 32.0)).abs() < 1e-12);
         assert_eq!(plan.bytes_per_weight(2), 34.0 / 32.0);
         // Every other mode holds all its layers alike.
         for mode in DTypeChoice::CPU_MODES

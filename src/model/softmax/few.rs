@@ -1,7 +1,9 @@
 //! The whole attention for a few query rows, as when a word is appended to a cached input. A
 //! block of query rows shares each key's and value's load, and sums sit in registers across the
 //! head dimension: one row at a time, each dot product waited on its own chain of adds and each
-//! value row was added through memory, which made attention a tenth of an append.
+//! value row was added through memory, which made attention a tenth of an append. Several keys'
+//! dot products are reduced across lanes together, and the softmax runs down the block's rows
+//! at once (`benches/attention.rs`).
 
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
@@ -184,39 +186,47 @@ fn attend_group(isa: Isa, g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 and FMA were detected, and d is a multiple of 8.
         Isa::Avx2 => unsafe { group_avx2(g, out, probs) },
-        _ => group::<simd::Scalar, 1>(g, out, probs),
+        _ => group::<simd::Scalar, 1, 2>(g, out, probs),
     }
 }
 
+/// Four keys' scores at once: their 16 sums fill half the registers and are reduced together.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn group_avx512(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
     if g.d.is_multiple_of(Isa::Avx512.wide()) {
-        group::<simd::Avx512, 4>(g, out, probs)
+        group::<simd::Avx512, 4, 4>(g, out, probs)
     } else {
-        group::<simd::Avx512, 1>(g, out, probs)
+        group::<simd::Avx512, 1, 4>(g, out, probs)
     }
 }
 
+/// Two keys' scores at once: sixteen 8-lane registers hold no more beside the rows' vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn group_avx2(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
     if g.d.is_multiple_of(Isa::Avx2.wide()) {
-        group::<simd::Avx2, 2>(g, out, probs)
+        group::<simd::Avx2, 2, 2>(g, out, probs)
     } else {
-        group::<simd::Avx2, 1>(g, out, probs)
+        group::<simd::Avx2, 1, 2>(g, out, probs)
     }
 }
 
 /// One group's attention in blocks of [`BLOCK`] query rows; `PV` vectors of each row's output
-/// stay in registers over the values (`d` a multiple of `PV` vectors).
+/// stay in registers over the values (`d` a multiple of `PV` vectors), and `KEYS` keys' scores
+/// are summed at once. `probs` holds a block's scores key by key, `[keys][BLOCK]`, so that
+/// the softmax runs down four rows' columns at once.
 #[inline(always)]
-fn group<S: simd::Lanes, const PV: usize>(g: Group<'_>, out: &mut [f32], probs: &mut [f32]) {
+fn group<S: simd::Lanes, const PV: usize, const KEYS: usize>(
+    g: Group<'_>,
+    out: &mut [f32],
+    probs: &mut [f32],
+) {
     let d = g.d;
     let rows = out.len() / d;
     let keys = g.k.len() / d;
     assert!(d.is_multiple_of(S::N * PV) && g.q.len() == rows * d && g.v.len() == keys * d);
-    assert!(probs.len() >= BLOCK * keys && rows > 0 && keys > 0);
+    assert!(probs.len() >= BLOCK * keys && rows > 0 && keys > 0 && KEYS > 0);
     let mut first = 0;
     while first < rows {
         let n = BLOCK.min(rows - first);
@@ -226,96 +236,138 @@ fn group<S: simd::Lanes, const PV: usize>(g: Group<'_>, out: &mut [f32], probs: 
         let lo = span.iter().map(|s| s.0).min().unwrap_or(0);
         let hi = span.iter().map(|s| s.1).max().unwrap_or(0).min(keys - 1);
         let q: [&[f32]; BLOCK] = std::array::from_fn(|r| &g.q[row(r) * d..][..d]);
-        // SAFETY: rows of q are d long, keys lo..=hi lie in k and v, probs holds BLOCK rows
-        // of keys, and d is whole vectors (all asserted above).
-        unsafe { scores::<S>(q, g.k, lo, hi, d, probs, keys) };
-        let mut inv = [0f32; BLOCK];
+        let p = &mut probs[..(hi + 1 - lo) * BLOCK];
+        // SAFETY: rows of q are d long, keys lo..=hi lie in k and v, p holds their BLOCK
+        // scores each, and d is whole vectors (all asserted above).
+        unsafe { scores::<S, KEYS>(q, g.k, lo, hi, d, p) };
+        // Keys the block reads that a row may not see weigh nothing.
         for (r, &(a, b)) in span.iter().enumerate() {
-            let p = &mut probs[r * keys..(r + 1) * keys];
-            let max = p[a..=b].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for x in &mut p[a..=b] {
-                *x = exp_nonpositive((*x - max) * g.scale);
+            for j in (lo..a).chain(b + 1..=hi) {
+                p[(j - lo) * BLOCK + r] = f32::NEG_INFINITY;
             }
-            // Keys the block reads that this row may not see weigh nothing.
-            p[lo..a].fill(0.0);
-            p[b + 1..=hi].fill(0.0);
-            inv[r] = 1.0 / p[a..=b].iter().sum::<f32>();
         }
+        let inv = softmax_columns(p, g.scale);
         let dst = &mut out[first * d..(first + n) * d];
         // SAFETY: as for the scores, and dst holds n ≤ BLOCK rows of d.
-        unsafe { weighted::<S, PV>(probs, keys, g.v, lo, hi, d, &inv, dst) };
+        unsafe { weighted::<S, PV>(p, g.v, lo, d, &inv, dst) };
         first += n;
     }
 }
 
-/// `probs[r·keys + j] = q[r] · k[j]` for `j` in `lo..=hi`, two keys at a time so that eight
-/// sums are in flight.
+/// Lanes of [`softmax_columns`]' running max and sums: four keys of [`BLOCK`] rows.
+const W: usize = 4 * BLOCK;
+
+/// Each row's `exp(scale × (x − max))` over its column of `p: [keys][BLOCK]`, in place (a key
+/// scored −∞ gives 0), and 1 / each column's sum. Sixteen lanes at a time, so that the max and
+/// the sums run as vectors, not as one chain of dependent instructions per row.
+#[inline(always)]
+fn softmax_columns(p: &mut [f32], scale: f32) -> [f32; BLOCK] {
+    let mut m = [f32::NEG_INFINITY; W];
+    let mut chunks = p.chunks_exact(W);
+    for c in &mut chunks {
+        for i in 0..W {
+            m[i] = m[i].max(c[i]);
+        }
+    }
+    for (m, &x) in m.iter_mut().zip(chunks.remainder()) {
+        *m = m.max(x);
+    }
+    let max: [f32; W] = std::array::from_fn(|i| {
+        (i % BLOCK..W)
+            .step_by(BLOCK)
+            .map(|j| m[j])
+            .fold(f32::NEG_INFINITY, f32::max)
+    });
+    let mut s = [0f32; W];
+    let mut chunks = p.chunks_exact_mut(W);
+    for c in &mut chunks {
+        for i in 0..W {
+            c[i] = exp_nonpositive((c[i] - max[i]) * scale);
+            s[i] += c[i];
+        }
+    }
+    for (i, x) in chunks.into_remainder().iter_mut().enumerate() {
+        *x = exp_nonpositive((*x - max[i]) * scale);
+        s[i] += *x;
+    }
+    std::array::from_fn(|r| 1.0 / (r..W).step_by(BLOCK).map(|j| s[j]).sum::<f32>())
+}
+
+/// `p[(j − lo)·BLOCK + r] = q[r] · k[j]` for `j` in `lo..=hi`, `KEYS` keys at a time: their
+/// `KEYS × BLOCK` sums stay in registers over `d` and are reduced across lanes together.
 ///
 /// # Safety
-/// The caller has `S`'s instructions, rows of `q` and `k` are `d` long, `hi < keys`, `probs`
-/// holds [`BLOCK`] rows of `keys` and `d` is a multiple of `S::N`.
+/// The caller has `S`'s instructions, rows of `q` and `k` are `d` long, `hi` is a key of `k`,
+/// `p` holds `(hi + 1 − lo) · BLOCK` floats and `d` is a multiple of `S::N`.
 #[inline(always)]
-unsafe fn scores<S: simd::Lanes>(
+unsafe fn scores<S: simd::Lanes, const KEYS: usize>(
     q: [&[f32]; BLOCK],
     k: &[f32],
     lo: usize,
     hi: usize,
     d: usize,
-    probs: &mut [f32],
-    keys: usize,
+    p: &mut [f32],
 ) {
     let mut j = lo;
     while j <= hi {
-        let pair = j < hi;
-        let k0 = k.as_ptr().add(j * d);
-        let k1 = if pair { k0.add(d) } else { k0 };
-        let mut a0 = [S::zero(); BLOCK];
-        let mut a1 = [S::zero(); BLOCK];
+        let n = KEYS.min(hi + 1 - j);
+        // A short last group repeats its last key; the repeat's scores are not written.
+        let kp: [*const f32; KEYS] =
+            std::array::from_fn(|i| k.as_ptr().add((j + i.min(n - 1)) * d));
+        let mut acc = [[S::zero(); BLOCK]; KEYS];
         for c in (0..d).step_by(S::N) {
-            let x0 = S::load(k0.add(c));
-            let x1 = S::load(k1.add(c));
-            for r in 0..BLOCK {
-                let y = S::load(q[r].as_ptr().add(c));
-                a0[r] = S::fma(y, x0, a0[r]);
-                a1[r] = S::fma(y, x1, a1[r]);
+            // Loops, not closures: a closure would not inherit the caller's target features,
+            // and the intrinsics in it would become calls.
+            let mut y = [S::zero(); BLOCK];
+            for (y, q) in y.iter_mut().zip(&q) {
+                *y = S::load(q.as_ptr().add(c));
+            }
+            for (kp, acc) in kp.iter().zip(&mut acc) {
+                let x = S::load(kp.add(c));
+                for (a, &y) in acc.iter_mut().zip(&y) {
+                    *a = S::fma(y, x, *a);
+                }
             }
         }
-        for r in 0..BLOCK {
-            *probs.get_unchecked_mut(r * keys + j) = S::sum(a0[r]);
-            if pair {
-                *probs.get_unchecked_mut(r * keys + j + 1) = S::sum(a1[r]);
-            }
+        let dst = p.as_mut_ptr().add((j - lo) * BLOCK);
+        if n == KEYS {
+            S::sums(&acc, dst);
+        } else {
+            let mut t = [[0f32; BLOCK]; KEYS];
+            S::sums(&acc, t.as_mut_ptr() as *mut f32);
+            std::ptr::copy_nonoverlapping(t.as_ptr() as *const f32, dst, n * BLOCK);
         }
-        j += if pair { 2 } else { 1 };
+        j += n;
     }
 }
 
-/// `out[r] = inv[r] · Σⱼ probs[r·keys + j] · v[j]` over `j` in `lo..=hi`, for the block's `n`
+/// `out[r] = inv[r] · Σⱼ p[(j − lo)·BLOCK + r] · v[j]` over the block's keys, for its `n`
 /// rows (`out: [n, d]`), `PV` vectors of output at a time.
 ///
 /// # Safety
 /// As [`scores`], with `out` holding at most [`BLOCK`] rows of `d`, a multiple of `PV` vectors.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn weighted<S: simd::Lanes, const PV: usize>(
-    probs: &[f32],
-    keys: usize,
+    p: &[f32],
     v: &[f32],
     lo: usize,
-    hi: usize,
     d: usize,
     inv: &[f32; BLOCK],
     out: &mut [f32],
 ) {
     let n = out.len() / d;
+    let width = p.len() / BLOCK;
     for c in (0..d).step_by(S::N * PV) {
         let mut acc = [[S::zero(); PV]; BLOCK];
-        for j in lo..=hi {
-            let x = v.as_ptr().add(j * d + c);
-            let x: [S::V; PV] = std::array::from_fn(|i| S::load(x.add(i * S::N)));
+        for j in 0..width {
+            let x = v.as_ptr().add((lo + j) * d + c);
+            let mut xs = [S::zero(); PV];
+            for (i, xs) in xs.iter_mut().enumerate() {
+                *xs = S::load(x.add(i * S::N));
+            }
             for (r, acc) in acc.iter_mut().enumerate() {
-                let w = S::splat(*probs.get_unchecked(r * keys + j));
-                for (a, &x) in acc.iter_mut().zip(&x) {
+                let w = S::splat(*p.get_unchecked(j * BLOCK + r));
+                for (a, &x) in acc.iter_mut().zip(&xs) {
                     *a = S::fma(w, x, *a);
                 }
             }
