@@ -18,10 +18,20 @@ pub trait Lanes {
     /// `out[i·R + r]` = the sum of `acc[i][r]`'s lanes, for `K · R` floats at `out`.
     #[inline(always)]
     unsafe fn sums<const K: usize, const R: usize>(acc: &[[Self::V; R]; K], out: *mut f32) {
-        for (i, acc) in acc.iter().enumerate() {
-            for (r, &v) in acc.iter().enumerate() {
-                *out.add(i * R + r) = Self::sum(v);
-            }
+        sums_each::<Self, K, R>(acc, out)
+    }
+}
+
+/// [`Lanes::sums`] one vector at a time, with [`Lanes::sum`]: what a set of lanes without a
+/// joint reduction for `K · R` vectors does.
+#[inline(always)]
+unsafe fn sums_each<S: Lanes + ?Sized, const K: usize, const R: usize>(
+    acc: &[[S::V; R]; K],
+    out: *mut f32,
+) {
+    for (i, acc) in acc.iter().enumerate() {
+        for (r, &v) in acc.iter().enumerate() {
+            *out.add(i * R + r) = S::sum(v);
         }
     }
 }
@@ -113,12 +123,7 @@ mod x86 {
         #[inline(always)]
         unsafe fn sums<const K: usize, const R: usize>(acc: &[[__m256; R]; K], out: *mut f32) {
             if K * R != 8 {
-                for (i, acc) in acc.iter().enumerate() {
-                    for (r, &v) in acc.iter().enumerate() {
-                        *out.add(i * R + r) = Self::sum(v);
-                    }
-                }
-                return;
+                return super::sums_each::<Self, K, R>(acc, out);
             }
             // SAFETY: K · R = 8 vectors, laid out in order.
             let v = &*(acc as *const [[__m256; R]; K] as *const [__m256; 8]);
@@ -192,12 +197,7 @@ mod x86 {
         #[inline(always)]
         unsafe fn sums<const K: usize, const R: usize>(acc: &[[__m512; R]; K], out: *mut f32) {
             if K * R != 16 {
-                for (i, acc) in acc.iter().enumerate() {
-                    for (r, &v) in acc.iter().enumerate() {
-                        *out.add(i * R + r) = Self::sum(v);
-                    }
-                }
-                return;
+                return super::sums_each::<Self, K, R>(acc, out);
             }
             // SAFETY: K · R = 16 vectors, laid out in order.
             let v = &*(acc as *const [[__m512; R]; K] as *const [__m512; 16]);
