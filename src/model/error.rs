@@ -59,6 +59,9 @@ pub enum ModelError {
     Device(String),
     #[error("cancelled")]
     Cancelled,
+    /// Weights kept in the cache file changed on disk after they were written.
+    #[error("the weights kept in {} are damaged: tensor `{tensor}` fails its checksum", path.display())]
+    DamagedCache { path: PathBuf, tensor: String },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod heads;
 pub mod heap;
 pub mod input;
+pub mod integrity;
 pub mod kernels;
 pub mod known;
 pub mod kquant;
@@ -176,6 +177,15 @@ pub struct ModelInfo {
     pub context: usize,
 }
 
+/// When a load checks the weights it uses in place from the cache file.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Before the load returns.
+    First,
+    /// In the background, after it returns.
+    Deferred,
+}
+
 /// A loaded reward model: tokenizer, decoder and head.
 pub struct RewardModel {
     model: Mistral,
@@ -183,6 +193,18 @@ pub struct RewardModel {
     info: ModelInfo,
     /// Things about the checkpoint the user should see next to every result.
     warnings: Vec<String>,
+    /// The check of the weights used in place from the cache file, under way or over.
+    integrity: integrity::Integrity,
+    /// What the load was given, to make it again when that check fails.
+    source: Source,
+}
+
+/// A load's inputs, the mode resolved (so that a load made again is the same mode).
+#[derive(Clone)]
+struct Source {
+    files: ModelFiles,
+    opts: LoadOptions,
+    quant_cache: Option<PathBuf>,
 }
 
 impl RewardModel {
@@ -203,11 +225,40 @@ impl RewardModel {
     }
 
     /// [`RewardModel::load_with_cache`], telling `progress` as each layer's weights are in.
+    ///
+    /// Weights kept in the cache file are used in place and checked in the background
+    /// ([`RewardModel::integrity`]), so that a start costs what mapping the file costs.
     pub fn load_with_progress(
         files: &ModelFiles,
         opts: &LoadOptions,
         quant_cache: Option<&Path>,
         progress: &dyn Fn(LoadProgress),
+    ) -> Result<Self, ModelError> {
+        Self::load_checking(files, opts, quant_cache, progress, Check::Deferred)
+    }
+
+    /// This model loaded again with the cache file's bytes checked before use, which makes
+    /// any that fail anew and rewrites the file: what replaces a model whose
+    /// [`RewardModel::integrity`] check failed.
+    pub fn reload_checked(&self) -> Result<Self, ModelError> {
+        let Source {
+            files,
+            opts,
+            quant_cache,
+        } = &self.source;
+        let mut model =
+            Self::load_checking(files, opts, quant_cache.as_deref(), &|_| {}, Check::First)?;
+        // The same checkpoint in the same mode: what the first load told the user still holds.
+        model.warnings.clone_from(&self.warnings);
+        Ok(model)
+    }
+
+    fn load_checking(
+        files: &ModelFiles,
+        opts: &LoadOptions,
+        quant_cache: Option<&Path>,
+        progress: &dyn Fn(LoadProgress),
+        check: Check,
     ) -> Result<Self, ModelError> {
         let cfg = MistralConfig::from_file(&files.config)?;
         if opts.max_tokens > cfg.max_position_embeddings {
@@ -282,6 +333,9 @@ impl RewardModel {
                 ))),
                 _ => None,
             };
+        if let (Some(c), Check::Deferred) = (&cache, check) {
+            c.borrow_mut().defer_checks();
+        }
         let phase = match &cache {
             Some(c) if c.borrow().is_warm() => LoadPhase::ReadingCache,
             Some(_)
@@ -343,13 +397,25 @@ impl RewardModel {
             Err(e) => return Err(e),
         };
         let mut warnings = Vec::new();
+        let mut integrity = integrity::Integrity::checked();
         if let Some(cache) = cache.map(|c| c.into_inner()) {
             if let Some(problem) = cache.problem() {
                 tracing::warn!("quantised weights re-made: {problem}");
             }
+            let damaged = cache.damaged_in_use();
+            let pending = cache.unchecked();
             // A cache that cannot be written costs only time at the next start.
             if let Err(e) = cache.finish() {
                 tracing::warn!("cannot keep the quantised weights: {e}");
+            }
+            if damaged {
+                // A weight in use was damaged (found when the file had to be made anew): load
+                // again, checking first, which makes it anew from the checkpoint.
+                drop(model);
+                return Self::load_checking(files, opts, quant_cache, progress, Check::First);
+            }
+            if let Some(pending) = pending {
+                integrity = integrity::Integrity::spawn(pending);
             }
         }
         if let Some(w) = choice.accuracy_warning().filter(|_| device.is_cpu()) {
@@ -383,7 +449,23 @@ impl RewardModel {
             encoder,
             info,
             warnings,
+            integrity,
+            source: Source {
+                files: files.clone(),
+                opts: LoadOptions {
+                    dtype: choice,
+                    ..opts.clone()
+                },
+                quant_cache: quant_cache.map(Path::to_path_buf),
+            },
         })
+    }
+
+    /// Whether the weights this model uses in place from the cache file are the ones written.
+    /// The check runs in the background after a warm load; a score must not be shown before it
+    /// passes, and a model whose check fails is replaced by [`RewardModel::reload_checked`].
+    pub fn integrity(&self) -> &integrity::Integrity {
+        &self.integrity
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -398,6 +480,7 @@ impl RewardModel {
         &self.encoder
     }
 
+    /// The decoder, whose weights may still be under [`RewardModel::integrity`]'s check.
     pub fn decoder(&self) -> &Mistral {
         &self.model
     }

@@ -2,7 +2,8 @@
 //! checkpoint at load time and kept in a GGUF file under the cache directory, keyed by the
 //! checkpoint's identity and the format, so that the next start reads them instead of
 //! quantising again. Each tensor's bytes carry a CRC-32 in the header, checked as they are
-//! read: a damaged file is noticed, and made anew in the same load.
+//! read, or, for weights used in place from the mapped file, in the background after the load
+//! (`integrity.rs`): a damaged file is noticed, and made anew.
 
 use std::borrow::Cow;
 use std::io::{BufWriter, Write};
@@ -137,6 +138,10 @@ pub struct QuantCache {
     /// Tensors delivered from the cache file so far: copied into a new file if it turns out
     /// damaged part-way through.
     served: Vec<Served>,
+    /// Packed tensors are used in place unchecked, for [`QuantCache::unchecked`] to hand on.
+    defer: bool,
+    /// A tensor used unchecked failed its check when the file had to be made anew.
+    damaged_in_use: bool,
 }
 
 /// A cache file found at open: its header and its mapped bytes.
@@ -161,6 +166,8 @@ struct Served {
     tensor: Stored,
     start: usize,
     len: usize,
+    /// Whether its checksum was checked as it was delivered.
+    checked: bool,
 }
 
 /// One tensor of a cache file being written, at `offset` in the data section.
@@ -196,7 +203,43 @@ impl QuantCache {
             stale: false,
             problem,
             served: Vec::new(),
+            defer: false,
+            damaged_in_use: false,
         }
+    }
+
+    /// Packed tensors are then used in place before their checksums are checked; the caller
+    /// has them checked ([`QuantCache::unchecked`]) before any result is shown.
+    pub fn defer_checks(&mut self) {
+        self.defer = true;
+    }
+
+    /// The tensors used in place unchecked, to be checked in the background; `None` when
+    /// there are none (a cold start, a file made anew, or checks not deferred).
+    pub fn unchecked(&self) -> Option<super::integrity::Pending> {
+        let ex = self.existing.as_ref()?;
+        let tensors: Vec<_> = self
+            .served
+            .iter()
+            .filter(|s| !s.checked)
+            .map(|s| super::integrity::Unchecked {
+                name: s.tensor.name.clone(),
+                start: s.start,
+                len: s.len,
+                crc: s.tensor.crc,
+            })
+            .collect();
+        (!tensors.is_empty()).then(|| super::integrity::Pending {
+            path: self.path.clone().unwrap_or_default(),
+            map: ex.map.clone(),
+            tensors,
+        })
+    }
+
+    /// Whether a tensor this load uses in place turned out damaged: the load must be made
+    /// again with checks first, which makes that tensor anew.
+    pub fn damaged_in_use(&self) -> bool {
+        self.damaged_in_use
     }
 
     /// Whether a readable cache file was found.
@@ -249,6 +292,7 @@ impl QuantCache {
                 },
                 start,
                 len,
+                checked: true,
             })
         })();
         // The file does not belong to this model after all.
@@ -270,6 +314,14 @@ impl QuantCache {
         len: usize,
     ) -> Option<WeightBytes> {
         let problem = match self.find(key, shape, dtype, Some(len as u64))? {
+            Ok((map, served)) if self.defer => {
+                let mapped = WeightBytes::mapped(map, served.start, served.len);
+                self.served.push(Served {
+                    checked: false,
+                    ..served
+                });
+                return mapped;
+            }
             Ok((map, served)) => {
                 let bytes = &map[served.start..served.start + served.len];
                 if crc_of(bytes) == served.tensor.crc {
@@ -434,6 +486,11 @@ impl QuantCache {
         };
         for served in std::mem::take(&mut self.served) {
             let bytes = &old.map[served.start..served.start + served.len];
+            if !served.checked && crc_of(bytes) != served.tensor.crc {
+                // In use unchecked and damaged: left out, to be made by a load that checks.
+                self.damaged_in_use = true;
+                continue;
+            }
             self.spill_bytes(served.tensor, bytes);
         }
     }

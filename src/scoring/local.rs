@@ -4,9 +4,11 @@
 //! once (`model::reuse`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::model::integrity::Damage;
 use crate::model::reuse::{self, Job as ReuseJob};
-use crate::model::{KvStore, ModelInfo, ReuseOptions, ReuseStats, RewardModel};
+use crate::model::{KvStore, ModelError, ModelInfo, ReuseOptions, ReuseStats, RewardModel};
 
 use super::{Backend, Job, ScoreError};
 
@@ -60,6 +62,42 @@ impl LocalBackend {
     pub fn clear(&mut self) {
         self.store.clear();
     }
+
+    /// Replaces a model whose weights failed their check by one loaded again, checking first;
+    /// the keys and values computed with the damaged weights go with it. `Err` after a model
+    /// that was already loaded that way: its file changed under it.
+    fn replace_damaged(&mut self, damage: Damage, repaired: &mut bool) -> Result<(), ScoreError> {
+        let damaged = ModelError::DamagedCache {
+            path: damage.path,
+            tensor: damage.tensor,
+        };
+        if std::mem::replace(repaired, true) {
+            return Err(damaged.into());
+        }
+        tracing::warn!("{damaged}; loading the model again, checking the file first");
+        self.model = Arc::new(self.model.reload_checked()?);
+        self.store.clear();
+        Ok(())
+    }
+}
+
+/// Why results computed by a pass are not handed on.
+enum Withheld {
+    Damaged(Damage),
+    Cancelled,
+}
+
+/// Waits for the model's weight check, asking `stop` as it waits (on a cold page cache the
+/// check reads gigabytes from disk, and the user may have moved on).
+fn await_check(model: &RewardModel, stop: &dyn Fn() -> bool) -> Result<(), Withheld> {
+    loop {
+        match model.integrity().wait_for(Duration::from_millis(50)) {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(damage)) => return Err(Withheld::Damaged(damage)),
+            None if stop() => return Err(Withheld::Cancelled),
+            None => {}
+        }
+    }
 }
 
 impl Backend for LocalBackend {
@@ -105,14 +143,32 @@ impl Backend for LocalBackend {
                 slot: jobs[j].slot,
             })
             .collect();
-        let stats = reuse::score(
-            self.model.decoder(),
-            &mut self.store,
-            &reuse_jobs,
-            &self.options,
-            stop,
-            &mut |k, row| done(todo[k], row.map_err(ScoreError::Model)),
-        )?;
+        let mut repaired = false;
+        let stats = loop {
+            // No result leaves before the weights it came from have passed their check.
+            let model = self.model.clone();
+            let mut gate = None;
+            let stats = reuse::score(
+                model.decoder(),
+                &mut self.store,
+                &reuse_jobs,
+                &self.options,
+                stop,
+                &mut |k, row| {
+                    if gate
+                        .get_or_insert_with(|| await_check(&model, stop))
+                        .is_ok()
+                    {
+                        done(todo[k], row.map_err(ScoreError::Model));
+                    }
+                },
+            )?;
+            match gate {
+                Some(Err(Withheld::Cancelled)) => return Err(ScoreError::Cancelled),
+                Some(Err(Withheld::Damaged(d))) => self.replace_damaged(d, &mut repaired)?,
+                _ => break stats,
+            }
+        };
         tracing::debug!(
             tokens = stats.tokens,
             computed = stats.computed,
@@ -137,7 +193,15 @@ impl Backend for LocalBackend {
             // prefix is scored as an input, sharing the template and prompt through the cache.
             return super::score_each(self, inputs, stop);
         }
-        Ok(self.model.continuations(full, inputs, stop)?)
+        let mut repaired = false;
+        loop {
+            let rows = self.model.continuations(full, inputs, stop)?;
+            match await_check(&self.model, stop) {
+                Ok(()) => return Ok(rows),
+                Err(Withheld::Cancelled) => return Err(ScoreError::Cancelled),
+                Err(Withheld::Damaged(d)) => self.replace_damaged(d, &mut repaired)?,
+            }
+        }
     }
 
     fn trajectory_note(&self) -> Option<String> {

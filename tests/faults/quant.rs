@@ -1,6 +1,7 @@
 //! Faults: the quantised weight cache. A cache file whose bytes changed on disk (a flipped bit,
 //! a bad sector, a stray write) must never change scores silently: each tensor's bytes carry a
-//! checksum, and a file that fails it is made anew in the same load.
+//! checksum, checked as the file is read or, for weights used in place, in the background
+//! before any score is shown; a file that fails it is made anew.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,125 @@ fn a_flipped_byte_in_the_quantised_cache_is_caught_and_the_file_made_anew() {
             );
         }
     }
+}
+
+/// The name of the tensor whose data comes `nth` in the file.
+fn tensor_name(path: &Path, nth: usize) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut f).unwrap();
+    let mut infos: Vec<_> = content.tensor_infos.iter().collect();
+    infos.sort_by_key(|(_, i)| i.offset);
+    infos[nth].0.clone()
+}
+
+/// A warm load uses the file's bytes in place and checks them in the background: the load
+/// returns, the check names the damaged tensor, and no score computed from it is shown; the
+/// scores and the trajectory shown are those of the good file, which is made anew.
+#[test]
+fn a_damage_found_after_a_warm_load_is_never_shown_and_the_model_is_made_again() {
+    let dir = fixture("tiny-gqa-window");
+    let case = &reference(&dir).cases[0];
+    let pair = [(case.prompt.as_str(), case.response.as_str())];
+    let every = dpa_explorer::scoring::Every::Word;
+    for mode in [DTypeChoice::Q8_0, DTypeChoice::Q4_0] {
+        let cache = tempfile::tempdir().unwrap();
+        let fresh = load_mode(&dir, mode, cache.path());
+        assert_eq!(fresh.integrity().wait(), Ok(()), "made in this load");
+        let good = fresh.score(&pair).unwrap();
+        let good_path = fresh
+            .trajectory(&case.prompt, &case.response, every, &|| false)
+            .unwrap();
+        let path = only_file(cache.path());
+        let original = std::fs::read(&path).unwrap();
+
+        let warm = load_mode(&dir, mode, cache.path());
+        assert_eq!(
+            warm.integrity().wait(),
+            Ok(()),
+            "{}: the good file passes",
+            mode.name()
+        );
+
+        // A tensor of the middle of the file (a packed projection, used in place).
+        let mut bytes = original.clone();
+        bytes[data_offset(&path, 4, 2) as usize] ^= 0x5a;
+        std::fs::write(&path, &bytes).unwrap();
+        let damaged = load_mode(&dir, mode, cache.path());
+        let found = damaged.integrity().wait().unwrap_err();
+        assert_eq!(found.tensor, tensor_name(&path, 4), "{}", mode.name());
+        assert_eq!(found.path, path);
+
+        let shown = damaged.score(&pair).unwrap();
+        assert_eq!(shown[0].scores, good[0].scores, "{}: scores", mode.name());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "{}: made anew",
+            mode.name()
+        );
+
+        std::fs::write(&path, &bytes).unwrap();
+        let damaged = load_mode(&dir, mode, cache.path());
+        let points = damaged
+            .trajectory(&case.prompt, &case.response, every, &|| false)
+            .unwrap();
+        assert_eq!(points.len(), good_path.len());
+        for (a, b) in points.iter().zip(&good_path) {
+            assert_eq!(a.scores, b.scores, "{}: trajectory", mode.name());
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "{}: made anew",
+            mode.name()
+        );
+        assert_eq!(
+            std::fs::read_dir(cache.path()).unwrap().count(),
+            1,
+            "no leftovers"
+        );
+    }
+}
+
+/// A file that must be made anew during a warm load (one tensor no longer found), with
+/// another tensor, already in use unchecked, damaged: that one is not copied into the new
+/// file as good, and the load is made again checking first.
+#[test]
+fn a_tensor_in_use_found_damaged_while_the_file_is_remade_is_made_anew() {
+    let dir = fixture("tiny-gqa-window");
+    let case = &reference(&dir).cases[0];
+    let pair = [(case.prompt.as_str(), case.response.as_str())];
+    let cache = tempfile::tempdir().unwrap();
+    let good = load_mode(&dir, DTypeChoice::Q8_0, cache.path())
+        .score(&pair)
+        .unwrap();
+    let path = only_file(cache.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[data_offset(&path, 0, 2) as usize] ^= 0x5a;
+    // The last tensor's name in its tensor info (after the metadata that also names it).
+    let last = tensor_name(&path, 8);
+    let at = bytes
+        .windows(last.len())
+        .rposition(|w| w == last.as_bytes())
+        .unwrap();
+    bytes[at + last.len() - 1] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let model = load_mode(&dir, DTypeChoice::Q8_0, cache.path());
+    assert_eq!(model.integrity().wait(), Ok(()), "checked before use");
+    assert_eq!(model.score(&pair).unwrap()[0].scores, good[0].scores);
+    let again = load_mode(&dir, DTypeChoice::Q8_0, cache.path());
+    assert_eq!(
+        again.integrity().wait(),
+        Ok(()),
+        "the file left behind is good"
+    );
+    assert_eq!(again.score(&pair).unwrap()[0].scores, good[0].scores);
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        1,
+        "no leftovers"
+    );
 }
 
 mod fuzz {

@@ -1,5 +1,5 @@
 //! The bytes of a packed weight: made in memory at load, or used in place from a mapped file
-//! that an earlier start wrote (and this start checked), so that a warm start copies nothing.
+//! that an earlier start wrote (and this start checks), so that a warm start copies nothing.
 
 use std::ops::Deref;
 use std::sync::Arc;
