@@ -17,6 +17,7 @@ pub mod known;
 pub mod kquant;
 mod kv_cache;
 pub mod linear;
+mod load;
 pub mod mistral;
 mod modes;
 pub mod quant;
@@ -177,15 +178,6 @@ pub struct ModelInfo {
     pub context: usize,
 }
 
-/// When a load checks the weights it uses in place from the cache file.
-#[derive(Clone, Copy)]
-enum Check {
-    /// Before the load returns.
-    First,
-    /// In the background, after it returns.
-    Deferred,
-}
-
 /// A loaded reward model: tokenizer, decoder and head.
 pub struct RewardModel {
     model: Mistral,
@@ -196,15 +188,7 @@ pub struct RewardModel {
     /// The check of the weights used in place from the cache file, under way or over.
     integrity: integrity::Integrity,
     /// What the load was given, to make it again when that check fails.
-    source: Source,
-}
-
-/// A load's inputs, the mode resolved (so that a load made again is the same mode).
-#[derive(Clone)]
-struct Source {
-    files: ModelFiles,
-    opts: LoadOptions,
-    quant_cache: Option<PathBuf>,
+    source: load::Source,
 }
 
 impl RewardModel {
@@ -234,231 +218,28 @@ impl RewardModel {
         quant_cache: Option<&Path>,
         progress: &dyn Fn(LoadProgress),
     ) -> Result<Self, ModelError> {
-        Self::load_checking(files, opts, quant_cache, progress, Check::Deferred)
+        Self::load_checking(files, opts, quant_cache, progress, load::Check::Deferred)
     }
 
     /// This model loaded again with the cache file's bytes checked before use, which makes
     /// any that fail anew and rewrites the file: what replaces a model whose
     /// [`RewardModel::integrity`] check failed.
     pub fn reload_checked(&self) -> Result<Self, ModelError> {
-        let Source {
+        let load::Source {
             files,
             opts,
             quant_cache,
         } = &self.source;
-        let mut model =
-            Self::load_checking(files, opts, quant_cache.as_deref(), &|_| {}, Check::First)?;
+        let mut model = Self::load_checking(
+            files,
+            opts,
+            quant_cache.as_deref(),
+            &|_| {},
+            load::Check::First,
+        )?;
         // The same checkpoint in the same mode: what the first load told the user still holds.
         model.warnings.clone_from(&self.warnings);
         Ok(model)
-    }
-
-    fn load_checking(
-        files: &ModelFiles,
-        opts: &LoadOptions,
-        quant_cache: Option<&Path>,
-        progress: &dyn Fn(LoadProgress),
-        check: Check,
-    ) -> Result<Self, ModelError> {
-        let cfg = MistralConfig::from_file(&files.config)?;
-        if opts.max_tokens > cfg.max_position_embeddings {
-            return Err(ModelError::Setting {
-                setting: Setting::MaxTokens,
-                message: format!(
-                    "{} tokens exceed the model's context of {} tokens",
-                    opts.max_tokens, cfg.max_position_embeddings
-                ),
-            });
-        }
-        let encoder = files.encoder(&cfg, opts.max_tokens)?;
-        if encoder.max_id() as usize >= cfg.vocab_size {
-            return Err(ModelError::Tokenizer {
-                path: files.tokenizer.clone(),
-                message: format!(
-                    "the tokenizer has ids up to {} but the model's vocabulary has {} entries \
-                     (does the tokenizer belong to this checkpoint?)",
-                    encoder.max_id(),
-                    cfg.vocab_size
-                ),
-            });
-        }
-        let device = opts.device.resolve()?;
-        let mut memory_warning = None;
-        let choice = match opts.dtype {
-            DTypeChoice::Auto if device.is_cpu() => {
-                let available = available_memory();
-                let choice = DTypeChoice::for_memory(cfg.parameter_count(), available);
-                tracing::info!(
-                    "dtype auto: {} for {} parameters ({} bytes available)",
-                    choice.name(),
-                    cfg.parameter_count(),
-                    available.map_or("unknown".into(), |b| b.to_string())
-                );
-                memory_warning = choice.auto_memory_warning(cfg.parameter_count(), available);
-                choice
-            }
-            other => other,
-        };
-        let plan = choice.plan(&device);
-        let dtype = plan.activations;
-        let mut ckpt = Checkpoint::open(&files.weights)?;
-        mistral::check_layers(cfg.num_hidden_layers, &ckpt.layer_indices())?;
-        if device.is_cpu() {
-            check_fits(
-                cfg.parameter_count(),
-                plan,
-                cfg.num_hidden_layers,
-                &mode_name(choice, plan),
-                total_memory(),
-            )?;
-        }
-        let stored = ckpt.stored_dtype().unwrap_or(DType::F32);
-        let cache =
-            match plan.weights {
-                WeightFormat::Quantized(q) => Some(std::cell::RefCell::new(
-                    quant::QuantCache::open(quant_cache, &files.weights, q, device.is_cpu()),
-                )),
-                // The packed bf16 form: a warm start maps it instead of packing 14 GB again.
-                WeightFormat::PackedBf16 => Some(std::cell::RefCell::new(quant::QuantCache::open(
-                    quant_cache,
-                    &files.weights,
-                    candle_core::quantized::GgmlDType::BF16,
-                    true,
-                ))),
-                WeightFormat::PackedQ12 => Some(std::cell::RefCell::new(quant::QuantCache::open(
-                    quant_cache,
-                    &files.weights,
-                    quant::Q12_CACHE_TYPE,
-                    true,
-                ))),
-                _ => None,
-            };
-        if let (Some(c), Check::Deferred) = (&cache, check) {
-            c.borrow_mut().defer_checks();
-        }
-        let phase = match &cache {
-            Some(c) if c.borrow().is_warm() => LoadPhase::ReadingCache,
-            Some(_)
-                if matches!(
-                    plan.weights,
-                    WeightFormat::Quantized(_) | WeightFormat::PackedQ12
-                ) =>
-            {
-                LoadPhase::Quantising
-            }
-            _ => LoadPhase::Reading,
-        };
-        let layers = cfg.num_hidden_layers;
-        progress(LoadProgress {
-            phase,
-            layer: 0,
-            layers,
-        });
-        let loaded = Mistral::load(&cfg, &mut ckpt, dtype, &device, &|c, names, outs, inf| {
-            let mut cache = cache.as_ref().map(|c| c.borrow_mut());
-            let first = names.first();
-            let layer = first.and_then(|n| layer_of(n));
-            let made = linear::load(
-                c,
-                names,
-                outs,
-                inf,
-                plan.layer_weights(layer, layers),
-                &device,
-                cache.as_deref_mut(),
-            )?;
-            // A layer's last projection is its MLP's down projection.
-            if let Some(i) =
-                layer.filter(|_| first.is_some_and(|n| n.ends_with(".mlp.down_proj.weight")))
-            {
-                progress(LoadProgress {
-                    phase,
-                    layer: i + 1,
-                    layers,
-                });
-            }
-            Ok(made)
-        });
-        let model = match loaded {
-            Ok(m) => m,
-            // Name what the checkpoint has instead: it may hold the tensor under another name.
-            Err(ModelError::MissingTensor { name, expected, .. }) => {
-                let unknown = ckpt
-                    .untaken()
-                    .into_iter()
-                    .filter(|n| !is_known_tensor(n))
-                    .collect();
-                return Err(ModelError::MissingTensor {
-                    name,
-                    expected,
-                    unknown,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let mut warnings = Vec::new();
-        let mut integrity = integrity::Integrity::checked();
-        if let Some(cache) = cache.map(|c| c.into_inner()) {
-            if let Some(problem) = cache.problem() {
-                tracing::warn!("quantised weights re-made: {problem}");
-            }
-            let damaged = cache.damaged_in_use();
-            let pending = cache.unchecked();
-            // A cache that cannot be written costs only time at the next start.
-            if let Err(e) = cache.finish() {
-                tracing::warn!("cannot keep the quantised weights: {e}");
-            }
-            if damaged {
-                // A weight in use was damaged (found when the file had to be made anew): load
-                // again, checking first, which makes it anew from the checkpoint.
-                drop(model);
-                return Self::load_checking(files, opts, quant_cache, progress, Check::First);
-            }
-            if let Some(pending) = pending {
-                integrity = integrity::Integrity::spawn(pending);
-            }
-        }
-        if let Some(w) = choice.accuracy_warning().filter(|_| device.is_cpu()) {
-            warnings.push(w);
-        }
-        warnings.extend(memory_warning);
-        let unknown = ckpt.untaken();
-        if !unknown.is_empty() {
-            warnings.push(format!(
-                "the checkpoint has {} tensor(s) this port does not use, possibly the authors' own change: {}",
-                unknown.len(),
-                unknown.join(", ")
-            ));
-        }
-        if device.is_cpu() {
-            heap::keep_pass_buffers();
-        }
-        let info = ModelInfo {
-            labels: cfg.labels.clone(),
-            gating: model.has_gating(),
-            device: device_name(&device),
-            dtype: mode_name(choice, plan),
-            stored_dtype: dtype_name(stored).into(),
-            parameters: cfg.parameter_count(),
-            layers: cfg.num_hidden_layers,
-            max_tokens: opts.max_tokens,
-            context: cfg.max_position_embeddings,
-        };
-        Ok(Self {
-            model,
-            encoder,
-            info,
-            warnings,
-            integrity,
-            source: Source {
-                files: files.clone(),
-                opts: LoadOptions {
-                    dtype: choice,
-                    ..opts.clone()
-                },
-                quant_cache: quant_cache.map(Path::to_path_buf),
-            },
-        })
     }
 
     /// Whether the weights this model uses in place from the cache file are the ones written.
