@@ -56,6 +56,14 @@ impl Integrity {
         }
     }
 
+    /// A check in the state `outcome` (`None`: never over), for tests of those who wait.
+    #[cfg(test)]
+    pub(crate) fn with_outcome(outcome: Option<Outcome>) -> Self {
+        Self {
+            state: Arc::new((Mutex::new(outcome), Condvar::new())),
+        }
+    }
+
     /// Starts checking `pending` on a thread of its own.
     pub fn spawn(pending: Pending) -> Self {
         let me = Self {
@@ -249,9 +257,7 @@ mod tests {
 
     #[test]
     fn waiting_briefly_on_a_check_that_is_not_over_says_so() {
-        let state = Integrity {
-            state: Arc::new((Mutex::new(None), Condvar::new())),
-        };
+        let state = Integrity::with_outcome(None);
         assert_eq!(state.wait_for(Duration::from_millis(1)), None);
         assert!(!state.is_done());
         assert_eq!(Integrity::checked().wait_for(Duration::ZERO), Some(Ok(())));

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::integrity::Damage;
+use crate::model::integrity::{Damage, Integrity};
 use crate::model::reuse::{self, Job as ReuseJob};
 use crate::model::{KvStore, ModelError, ModelInfo, ReuseOptions, ReuseStats, RewardModel};
 
@@ -82,6 +82,7 @@ impl LocalBackend {
 }
 
 /// Why results computed by a pass are not handed on.
+#[derive(Debug, PartialEq)]
 enum Withheld {
     Damaged(Damage),
     Cancelled,
@@ -89,9 +90,9 @@ enum Withheld {
 
 /// Waits for the model's weight check, asking `stop` as it waits (on a cold page cache the
 /// check reads gigabytes from disk, and the user may have moved on).
-fn await_check(model: &RewardModel, stop: &dyn Fn() -> bool) -> Result<(), Withheld> {
+fn await_check(integrity: &Integrity, stop: &dyn Fn() -> bool) -> Result<(), Withheld> {
     loop {
-        match model.integrity().wait_for(Duration::from_millis(50)) {
+        match integrity.wait_for(Duration::from_millis(50)) {
             Some(Ok(())) => return Ok(()),
             Some(Err(damage)) => return Err(Withheld::Damaged(damage)),
             None if stop() => return Err(Withheld::Cancelled),
@@ -156,7 +157,7 @@ impl Backend for LocalBackend {
                 stop,
                 &mut |k, row| {
                     if gate
-                        .get_or_insert_with(|| await_check(&model, stop))
+                        .get_or_insert_with(|| await_check(model.integrity(), stop))
                         .is_ok()
                     {
                         done(todo[k], row.map_err(ScoreError::Model));
@@ -196,7 +197,7 @@ impl Backend for LocalBackend {
         let mut repaired = false;
         loop {
             let rows = self.model.continuations(full, inputs, stop)?;
-            match await_check(&self.model, stop) {
+            match await_check(self.model.integrity(), stop) {
                 Ok(()) => return Ok(rows),
                 Err(Withheld::Cancelled) => return Err(ScoreError::Cancelled),
                 Err(Withheld::Damaged(d)) => self.replace_damaged(d, &mut repaired)?,
@@ -222,5 +223,45 @@ impl Backend for LocalBackend {
 
     fn forget(&mut self, slot: u64) {
         self.store.forget_slot(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn results_wait_for_the_check_and_a_stop_ends_the_wait() {
+        assert_eq!(
+            await_check(&Integrity::with_outcome(Some(Ok(()))), &|| true),
+            Ok(())
+        );
+        let damage = Damage {
+            path: "cache.gguf".into(),
+            tensor: "t".into(),
+        };
+        assert_eq!(
+            await_check(&Integrity::with_outcome(Some(Err(damage.clone()))), &|| {
+                false
+            }),
+            Err(Withheld::Damaged(damage))
+        );
+        // A check that never ends: the wait lasts until the third time `stop` is asked.
+        let asked = Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() == 3
+        };
+        let waited = std::time::Instant::now();
+        assert_eq!(
+            await_check(&Integrity::with_outcome(None), &stop),
+            Err(Withheld::Cancelled)
+        );
+        assert_eq!(asked.get(), 3);
+        assert!(
+            waited.elapsed() >= Duration::from_millis(100),
+            "it waited between asks"
+        );
     }
 }
