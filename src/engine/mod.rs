@@ -79,6 +79,14 @@ pub enum EngineEvent {
     /// What a trajectory costs with the loaded backend, when the user should know (e.g. one
     /// request per prefix to a server); sent right after `Ready`, only by such a backend.
     TrajectoryNote(String),
+    /// The kept weights a local model uses in place are being checked (`checked` of `total`
+    /// bytes); no score comes before the check is `done`. Sent after `Ready`, a few times a
+    /// second, only while such a check runs.
+    WeightCheck {
+        checked: u64,
+        total: u64,
+        done: bool,
+    },
     /// A request began computing (after any cache hits were answered).
     Started {
         request: RequestId,
@@ -191,6 +199,10 @@ impl Engine {
         options: EngineOptions,
         events: impl Fn(EngineEvent) + Send + 'static,
     ) -> Self {
+        // Shared with the thread that reports the weight check while the engine computes.
+        let events = std::sync::Mutex::new(events);
+        let events: Events =
+            Arc::new(move |e| (events.lock().unwrap_or_else(|p| p.into_inner()))(e));
         let (tx, rx) = mpsc::channel();
         let latest = Arc::new(AtomicU64::new(0));
         let latest_in = latest.clone();
@@ -201,10 +213,10 @@ impl Engine {
                 // candle's kernels and gemm run on the rayon pool they are called from: run
                 // the whole engine inside a pool of lowered-priority threads.
                 match priority::compute_pool(options.threads, options.nice) {
-                    Ok(pool) => pool.install(move || run(loader, rx, latest_in, capacity, &events)),
+                    Ok(pool) => pool.install(move || run(loader, rx, latest_in, capacity, events)),
                     Err(error) => {
                         tracing::warn!(%error, "no compute pool; scoring at normal priority");
-                        run(loader, rx, latest_in, capacity, &events)
+                        run(loader, rx, latest_in, capacity, events)
                     }
                 }
             })
@@ -263,6 +275,30 @@ impl Drop for Engine {
     }
 }
 
+/// Where the engine's events go, from the engine thread and the weight check's reporter.
+type Events = Arc<dyn Fn(EngineEvent) + Send + Sync>;
+
+/// Reports the background check of the kept weights from a thread of its own (the engine
+/// thread may be inside a pass that waits for it), until the check ends.
+fn report_weight_check(check: crate::model::integrity::Integrity, events: Events) {
+    let report = move || loop {
+        let done = check.wait_for(Duration::from_millis(250)).is_some();
+        let (checked, total) = check.progress();
+        events(EngineEvent::WeightCheck {
+            checked,
+            total,
+            done,
+        });
+        if done {
+            return;
+        }
+    };
+    // Without a thread the check still runs; only its progress goes unseen.
+    let _ = std::thread::Builder::new()
+        .name("weight-check-report".into())
+        .spawn(report);
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -275,8 +311,9 @@ fn run(
     rx: mpsc::Receiver<Command>,
     latest: Arc<AtomicU64>,
     cache_capacity: usize,
-    events: &dyn Fn(EngineEvent),
+    shared: Events,
 ) {
+    let events: &dyn Fn(EngineEvent) = &*shared;
     let progress = |s: LoadStage| events(EngineEvent::Progress(s));
     // A panic while loading or scoring arrives as a failure, never as a dead thread.
     let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&progress)))
@@ -289,6 +326,9 @@ fn run(
             });
             if let Some(note) = b.backend().trajectory_note() {
                 events(EngineEvent::TrajectoryNote(note));
+            }
+            if let Some(check) = b.weight_check() {
+                report_weight_check(check, shared.clone());
             }
             Some(b)
         }

@@ -347,3 +347,27 @@ fn a_backend_s_trajectory_cost_follows_ready_and_only_when_it_has_one() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_weight_check_that_is_over_is_reported_once_as_done() {
+    let (tx, rx) = mpsc::channel();
+    let events: Events = Arc::new(move |ev| {
+        let _ = tx.send(ev);
+    });
+    let over = crate::model::integrity::Integrity::with_outcome(Some(Ok(())));
+    report_weight_check(over, events);
+    let ev = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        ev,
+        EngineEvent::WeightCheck {
+            checked: 0,
+            total: 0,
+            done: true
+        }
+    );
+    // The reporter has stopped: its sender is gone, nothing more comes.
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(1)),
+        Err(mpsc::RecvTimeoutError::Disconnected)
+    ));
+}

@@ -6,7 +6,7 @@
 //! bytes that fail it is ever shown.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -46,29 +46,43 @@ type Outcome = Result<(), Damage>;
 #[derive(Clone)]
 pub struct Integrity {
     state: Arc<(Mutex<Option<Outcome>>, Condvar)>,
+    /// Bytes checked so far, of `total`.
+    checked: Arc<AtomicU64>,
+    total: u64,
 }
 
 impl Integrity {
     /// Nothing to check: every weight was made in this load or checked while it was read.
     pub fn checked() -> Self {
+        Self::with_outcome(Some(Ok(())))
+    }
+
+    /// A check in the state `outcome` (`None`: never over; tests of those who wait).
+    pub(crate) fn with_outcome(outcome: Option<Outcome>) -> Self {
+        Self::new(outcome, 0)
+    }
+
+    fn new(outcome: Option<Outcome>, total: u64) -> Self {
         Self {
-            state: Arc::new((Mutex::new(Some(Ok(()))), Condvar::new())),
+            state: Arc::new((Mutex::new(outcome), Condvar::new())),
+            checked: Arc::new(AtomicU64::new(0)),
+            total,
         }
     }
 
-    /// A check in the state `outcome` (`None`: never over), for tests of those who wait.
-    #[cfg(test)]
-    pub(crate) fn with_outcome(outcome: Option<Outcome>) -> Self {
-        Self {
-            state: Arc::new((Mutex::new(outcome), Condvar::new())),
-        }
+    /// Bytes checked so far and bytes to check (both 0 when there was nothing to check).
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.checked.load(Ordering::Relaxed).min(self.total),
+            self.total,
+        )
     }
 
     /// Starts checking `pending` on a thread of its own.
     pub fn spawn(pending: Pending) -> Self {
-        let me = Self {
-            state: Arc::new((Mutex::new(None), Condvar::new())),
-        };
+        let total = pending.tensors.iter().map(|t| t.len as u64).sum();
+        let me = Self::new(None, total);
+        let checked = me.checked.clone();
         let state = me.state.clone();
         let finish = move |outcome: Outcome| {
             if let Err(d) = &outcome {
@@ -86,11 +100,11 @@ impl Integrity {
         let on_thread = finish.clone();
         let spawned = std::thread::Builder::new()
             .name("weight-check".into())
-            .spawn(move || on_thread(check_or_fail(&task)));
+            .spawn(move || on_thread(check_or_fail(&task, &checked)));
         if let Err(e) = spawned {
             // No thread to spare: check here, before the load returns, as a cold start would.
             tracing::warn!("checking the kept weights before use: {e}");
-            finish(check_or_fail(&pending));
+            finish(check_or_fail(&pending, &me.checked));
         }
         me
     }
@@ -122,19 +136,20 @@ impl Integrity {
 
 /// [`check`]; should it panic, the weights count as unchecked, so that the model is loaded
 /// again with checks first rather than a wait that never ends.
-fn check_or_fail(pending: &Pending) -> Outcome {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(pending))).unwrap_or_else(|_| {
-        Err(Damage {
-            path: pending.path.clone(),
-            tensor: "(the check stopped)".into(),
+fn check_or_fail(pending: &Pending, checked: &AtomicU64) -> Outcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(pending, checked)))
+        .unwrap_or_else(|_| {
+            Err(Damage {
+                path: pending.path.clone(),
+                tensor: "(the check stopped)".into(),
+            })
         })
-    })
 }
 
 /// Checks the tensors' bytes a span at a time, spans in file order shared among [`READERS`]
 /// threads: several reads in flight read a cold file at several times the rate of one (page
 /// faults one at a time would read it at a fraction of the disk's rate).
-fn check(pending: &Pending) -> Outcome {
+fn check(pending: &Pending, checked: &AtomicU64) -> Outcome {
     let map = &pending.map;
     let damage = |t: &Unchecked| Damage {
         path: pending.path.clone(),
@@ -166,6 +181,7 @@ fn check(pending: &Pending) -> Outcome {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&map[at..at + len]);
             let _ = sums[k].set(crc);
+            checked.fetch_add(len as u64, Ordering::Relaxed);
         }
     };
     std::thread::scope(|scope| {
@@ -229,6 +245,8 @@ mod tests {
         let good = Integrity::spawn(pending(&bytes, tensors()));
         assert_eq!(good.wait(), Ok(()));
         assert!(good.is_done());
+        let all = bytes.len() as u64;
+        assert_eq!(good.progress(), (all, all), "every byte counted once");
 
         for at in [0, split - 1, split, bytes.len() - 1] {
             let mut changed = bytes.clone();

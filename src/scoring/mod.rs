@@ -241,6 +241,14 @@ impl Pipeline {
         Self::new(encoder, Box::new(LocalBackend::new(model, 0)))
     }
 
+    /// The background check of the local model's kept weights, while it is under way (no
+    /// score is handed on before it ends).
+    pub fn weight_check(&self) -> Option<crate::model::integrity::Integrity> {
+        let local = self.backend_as::<LocalBackend>()?;
+        let check = local.model().integrity();
+        (!check.is_done()).then(|| check.clone())
+    }
+
     /// Most inputs per forward pass or request.
     pub fn set_batch(&mut self, inputs: usize) {
         self.backend.set_batch(inputs.max(1));

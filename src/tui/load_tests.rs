@@ -69,3 +69,25 @@ fn the_first_score_is_timed_and_estimated_at_the_next_start() {
     assert!(text.starts_with("First score: about"), "{text}");
     assert!(text.contains("93 tokens/s"), "{text}");
 }
+
+#[test]
+fn the_kept_weights_check_shows_until_it_ends() {
+    let (mut app, _) = new_app();
+    let now = Instant::now();
+    let check = |app: &mut App, checked: u64, done: bool| {
+        app.handle(
+            Event::Engine(EngineEvent::WeightCheck {
+                checked,
+                total: 4 << 30,
+                done,
+            }),
+            now,
+        );
+    };
+    check(&mut app, 1 << 30, false);
+    let s = screen(&app, 160, 48);
+    assert!(s.contains("checking kept weights 25%"), "{s}");
+    check(&mut app, 4 << 30, true);
+    let s = screen(&app, 160, 48);
+    assert!(!s.contains("checking kept weights"), "{s}");
+}

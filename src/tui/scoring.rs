@@ -265,6 +265,11 @@ impl Explorer {
                 self.request_scores(false, now);
             }
             EngineEvent::TrajectoryNote(note) => self.trajectory_note = Some(note),
+            EngineEvent::WeightCheck {
+                checked,
+                total,
+                done,
+            } => self.weight_check = (!done).then_some((checked, total)),
             EngineEvent::LoadFailed { error } => {
                 self.model = ModelState::Failed {
                     error: error.to_string(),

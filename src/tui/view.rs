@@ -358,6 +358,7 @@ fn status(app: &App, selected: &CandidateView, area: Rect, buf: &mut ratatui::bu
         input_warnings: &input_warnings,
         latency: app.latency,
         scoring,
+        weight_check: app.weight_check,
         flash: app.flash.as_ref(),
         warnings: &app.model_warnings,
         spinner: app.spinner,

@@ -57,6 +57,8 @@ pub struct StatusLine<'a> {
     pub input_warnings: &'a [String],
     pub latency: Option<Latency>,
     pub scoring: Option<(usize, usize)>,
+    /// The kept weights' background check, while it runs: bytes checked and to check.
+    pub weight_check: Option<(u64, u64)>,
     pub flash: Option<&'a Flash>,
     /// What the model's loading reported (unknown checkpoint tensors, a cached copy used
     /// offline): kept in sight while the model is in use.
@@ -86,8 +88,18 @@ impl Widget for StatusLine<'_> {
             String::new()
         };
         let sep = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
-        let mut spans = vec![
-            Span::styled(format!(" {spin}{state} "), badge),
+        let mut spans = vec![Span::styled(format!(" {spin}{state} "), badge)];
+        if let Some((checked, total)) = self.weight_check {
+            // Why a first score may wait after the model is ready (a cold page cache).
+            spans.push(Span::styled(
+                format!(
+                    " checking kept weights {}% ",
+                    checked.saturating_mul(100) / total.max(1)
+                ),
+                Style::default().bg(Color::Yellow).fg(Color::Black),
+            ));
+        }
+        spans.extend([
             Span::raw(" "),
             Span::raw(clip_left(self.model_name, 48)),
             sep(),
@@ -99,7 +111,7 @@ impl Widget for StatusLine<'_> {
                 Some(t) => format!("{t} tokens"),
                 None => "– tokens".into(),
             }),
-        ];
+        ]);
         // Next to the token count, where the score's input is described: what was cut or
         // read as a control token comes before everything optional.
         if self.truncated {
@@ -238,6 +250,7 @@ mod tests {
             input_warnings: &[],
             latency: None,
             scoring: None,
+            weight_check: None,
             flash: None,
             warnings: &warnings,
             spinner: 0,
