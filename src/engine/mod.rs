@@ -180,7 +180,8 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the engine thread: it runs `loader`, then answers requests; every event goes to
-    /// `events` (called on the engine thread).
+    /// `events` (called on the engine thread, and for `WeightCheck` on its reporter's, one
+    /// call at a time).
     pub fn spawn(
         loader: Loader,
         cache_capacity: usize,
