@@ -82,31 +82,31 @@ impl Integrity {
     pub fn spawn(pending: Pending) -> Self {
         let total = pending.tensors.iter().map(|t| t.len as u64).sum();
         let me = Self::new(None, total);
-        let checked = me.checked.clone();
-        let state = me.state.clone();
-        let finish = move |outcome: Outcome| {
-            if let Err(d) = &outcome {
-                tracing::warn!(
-                    "{}: tensor `{}` fails its checksum",
-                    d.path.display(),
-                    d.tensor
-                );
-            }
-            *state.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-            state.1.notify_all();
-        };
         let pending = Arc::new(pending);
-        let (task, finish) = (pending.clone(), Arc::new(finish));
-        let on_thread = finish.clone();
+        let (task, on_thread) = (pending.clone(), me.clone());
         let spawned = std::thread::Builder::new()
             .name("weight-check".into())
-            .spawn(move || on_thread(check_or_fail(&task, &checked)));
+            .spawn(move || on_thread.settle(check_or_fail(&task, &on_thread.checked)));
         if let Err(e) = spawned {
             // No thread to spare: check here, before the load returns, as a cold start would.
             tracing::warn!("checking the kept weights before use: {e}");
-            finish(check_or_fail(&pending, &me.checked));
+            me.settle(check_or_fail(&pending, &me.checked));
         }
         me
+    }
+
+    /// Records the check's outcome and wakes whoever waits for it.
+    fn settle(&self, outcome: Outcome) {
+        if let Err(d) = &outcome {
+            tracing::warn!(
+                "{}: tensor `{}` fails its checksum",
+                d.path.display(),
+                d.tensor
+            );
+        }
+        let (lock, done) = &*self.state;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        done.notify_all();
     }
 
     /// The check's outcome, waiting at most `timeout` for it (`None`: not over yet).
