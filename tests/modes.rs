@@ -198,9 +198,12 @@ fn modes_below_their_rank_bar_say_so_with_every_result() {
         .filter(|m| !m.meets_rank_bar())
         .collect();
     assert!(below.contains(&DTypeChoice::Q4_0));
-    assert!(
+    assert!(below.contains(&DTypeChoice::Q4K));
+    // On this crate's kernels (16-bit activations) q8_0 keeps the ranking; candle's, with 8-bit
+    // activations, does not.
+    assert_eq!(
         below.contains(&DTypeChoice::Q8_0),
-        "0.948 on a trained body, bar 0.95"
+        !dpa_explorer::model::kernels::int8::own_kernel_available()
     );
     for mode in below {
         let model = load_mode(&fixture("tiny-mha"), mode, cache.path());

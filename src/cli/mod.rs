@@ -69,7 +69,7 @@ pub struct ModelArgs {
     /// Weights/compute: f32, bf16, f16, or the quantised q12, q8_0, q4_k and q4_0 (made once,
     /// then kept under the cache directory); auto: bf16 on a GPU, on the CPU the most precise
     /// of those that keep the ranking (f32, q12 where bf16 has no instructions of its own,
-    /// bf16) that fits in memory.
+    /// bf16, q8_0) that fits in memory.
     #[arg(long, global = true, default_value = "auto", value_name = "DTYPE")]
     pub dtype: DTypeChoice,
     /// Longest input in tokens; longer inputs are truncated from the left, as in training.

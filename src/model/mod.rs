@@ -361,16 +361,17 @@ mod tests {
             DTypeChoice::for_memory(seven_b, Some(gib * 31 / 2 + gib / 4)),
             DTypeChoice::BF16
         );
-        // The quantised modes fall below their bars on some trained body (q8_0: 0.948 against
-        // 0.95), so none is picked unasked: bf16, the smallest mode that keeps the ranking.
-        assert_eq!(
-            DTypeChoice::for_memory(seven_b, Some(12 * gib)),
+        // q8_0 keeps the ranking where this crate's kernels run it (16-bit activations: τ ≥
+        // 0.966 on every trained body), so it is what fits in 12 GiB, and the smallest mode
+        // offered when nothing fits; elsewhere candle's kernel (8-bit activations, τ 0.855) is
+        // never picked unasked, and bf16 is the smallest. The 4-bit modes never are.
+        let eight = if kernels::int8::own_kernel_available() {
+            DTypeChoice::Q8_0
+        } else {
             DTypeChoice::BF16
-        );
-        assert_eq!(
-            DTypeChoice::for_memory(seven_b, Some(6 * gib)),
-            DTypeChoice::BF16
-        );
+        };
+        assert_eq!(DTypeChoice::for_memory(seven_b, Some(12 * gib)), eight);
+        assert_eq!(DTypeChoice::for_memory(seven_b, Some(6 * gib)), eight);
         assert_eq!(
             DTypeChoice::for_memory(1_000_000, Some(gib)),
             DTypeChoice::F32
@@ -387,11 +388,22 @@ mod tests {
         let w = bf16.auto_memory_warning(seven_b, Some(12 * gib)).unwrap();
         assert!(w.contains("chose bf16"), "{w}");
         assert!(w.contains("15.5 GiB and 12.0 GiB"), "{w}");
-        // q8_0 fits and is named with its measured accuracy.
+        // A smaller mode that fits is named, with its measured accuracy where that misses the
+        // bar.
         assert!(w.contains("--dtype q8_0 needs about 8.7 GiB"), "{w}");
-        assert!(w.contains("as low as 0.948"), "{w}");
-        let w = bf16.auto_memory_warning(seven_b, Some(6 * gib)).unwrap();
-        assert!(w.contains("--dtype q4_k needs about 4.5 GiB"), "{w}");
+        let q8_0_rank = DTypeChoice::Q8_0.measured_rank().unwrap();
+        assert_eq!(w.contains("may not keep"), q8_0_rank < 0.95, "{w}");
+        let w = DTypeChoice::Q8_0
+            .auto_memory_warning(seven_b, Some(6 * gib))
+            .unwrap();
+        assert!(w.contains("chose q8_0"), "{w}");
+        assert!(w.contains("8.7 GiB and 6.0 GiB"), "{w}");
+        assert!(
+            w.ends_with(
+                "--dtype q4_k needs about 4.5 GiB but may not keep the ranking (τ as low as 0.394)"
+            ),
+            "{w}"
+        );
         let w = bf16.auto_memory_warning(seven_b, Some(gib)).unwrap();
         assert!(w.ends_with("no smaller mode fits either"), "{w}");
     }

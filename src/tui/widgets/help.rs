@@ -143,10 +143,10 @@ mod tests {
 
     #[test]
     fn the_models_warnings_are_shown_in_full_above_the_keys() {
-        let warning = "--dtype auto chose bf16, the smallest mode that keeps the ranking, but it \
-                       needs about 15.5 GiB and 12.0 GiB of memory is free: expect paging and \
-                       slow passes; --dtype q8_0 needs about 8.7 GiB but may not keep the ranking \
-                       (τ as low as 0.948)";
+        let warning = "--dtype auto chose q8_0, the smallest mode that keeps the ranking, but it \
+                       needs about 8.7 GiB and 6.0 GiB of memory is free: expect paging and \
+                       slow passes; --dtype q4_k needs about 4.5 GiB but may not keep the ranking \
+                       (τ as low as 0.394)";
         let rows = screen(
             Help {
                 scroll: 0,
