@@ -258,8 +258,8 @@ pub struct Explorer {
     pub trajectory_inflight: Option<TrajectoryInflight>,
     /// What a trajectory costs with this backend, when the user should know (remote scoring).
     pub trajectory_note: Option<String>,
-    /// The kept weights' background check, while it runs: bytes checked and to check.
-    pub weight_check: Option<(u64, u64)>,
+    /// The kept weights' background check, while it runs.
+    pub weight_check: Option<WeightCheck>,
     /// When the current text should be sent for scoring.
     pub rescore_at: Option<Instant>,
     pub latency: Option<Latency>,

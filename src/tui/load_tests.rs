@@ -71,23 +71,38 @@ fn the_first_score_is_timed_and_estimated_at_the_next_start() {
 }
 
 #[test]
-fn the_kept_weights_check_shows_until_it_ends() {
+fn the_kept_weights_check_shows_until_it_ends_with_what_is_left_at_its_rate() {
     let (mut app, _) = new_app();
-    let now = Instant::now();
-    let check = |app: &mut App, checked: u64, done: bool| {
+    let t0 = Instant::now();
+    let check = |app: &mut App, checked: u64, done: bool, at: Duration| {
         app.handle(
             Event::Engine(EngineEvent::WeightCheck {
                 checked,
                 total: 4 << 30,
                 done,
             }),
-            now,
+            t0 + at,
         );
     };
-    check(&mut app, 1 << 30, false);
+    check(&mut app, 1 << 30, false, Duration::ZERO);
     let s = screen(&app, 160, 48);
-    assert!(s.contains("checking kept weights 25%"), "{s}");
-    check(&mut app, 4 << 30, true);
+    assert!(s.contains("checking kept weights 25% "), "no rate yet: {s}");
+    // Too soon for a rate to go by.
+    check(&mut app, 3 << 29, false, Duration::from_millis(500));
+    let s = screen(&app, 160, 48);
+    assert!(!s.contains("left"), "{s}");
+    // 1 GiB more in 2 s: the 2 GiB still to check take about 4 s.
+    check(&mut app, 2 << 30, false, Duration::from_secs(2));
+    let s = screen(&app, 160, 48);
+    assert!(
+        s.contains("checking kept weights 50%, about 4 s left"),
+        "{s}"
+    );
+    check(&mut app, 4 << 30, true, Duration::from_secs(4));
     let s = screen(&app, 160, 48);
     assert!(!s.contains("checking kept weights"), "{s}");
+    // A later check (a reload after damage) measures its own rate.
+    check(&mut app, 0, false, Duration::from_secs(60));
+    let s = screen(&app, 160, 48);
+    assert!(s.contains("checking kept weights 0% "), "{s}");
 }

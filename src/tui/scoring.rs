@@ -269,7 +269,10 @@ impl Explorer {
                 checked,
                 total,
                 done,
-            } => self.weight_check = (!done).then_some((checked, total)),
+            } => {
+                self.weight_check =
+                    (!done).then(|| WeightCheck::update(self.weight_check, checked, total, now))
+            }
             EngineEvent::LoadFailed { error } => {
                 self.model = ModelState::Failed {
                     error: error.to_string(),

@@ -335,6 +335,42 @@ pub struct Latency {
     pub cached: bool,
 }
 
+/// The kept weights' background check, while it runs: bytes checked and to check, and what is
+/// left at the rate it has read so far (a cold disk can make a first score wait on it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightCheck {
+    pub checked: u64,
+    pub total: u64,
+    /// When it was first reported and how far it had got then: the rate is measured from there.
+    pub first: (Instant, u64),
+    /// Known once it has run long enough to have a rate.
+    pub left: Option<Duration>,
+}
+
+impl WeightCheck {
+    /// How long a check must have been seen before its rate is trusted for an estimate.
+    const RATE_AFTER: Duration = Duration::from_millis(1000);
+
+    /// The check as reported at `now`, after `previous` (the same check's last report).
+    pub fn update(previous: Option<Self>, checked: u64, total: u64, now: Instant) -> Self {
+        let first = previous.map_or((now, checked), |p| p.first);
+        let seen = now.saturating_duration_since(first.0);
+        let done = checked.saturating_sub(first.1);
+        let left = (seen >= Self::RATE_AFTER && done > 0)
+            .then(|| {
+                let rate = done as f64 / seen.as_secs_f64();
+                Duration::try_from_secs_f64(total.saturating_sub(checked) as f64 / rate).ok()
+            })
+            .flatten();
+        Self {
+            checked,
+            total,
+            first,
+            left,
+        }
+    }
+}
+
 /// A message in the status line until `until`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flash {

@@ -10,7 +10,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::clip_left;
 use crate::engine::LoadStage;
-use crate::tui::state::{Flash, Latency, ModelState};
+use crate::tui::state::{Flash, Latency, ModelState, WeightCheck};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -57,8 +57,8 @@ pub struct StatusLine<'a> {
     pub input_warnings: &'a [String],
     pub latency: Option<Latency>,
     pub scoring: Option<(usize, usize)>,
-    /// The kept weights' background check, while it runs: bytes checked and to check.
-    pub weight_check: Option<(u64, u64)>,
+    /// The kept weights' background check, while it runs.
+    pub weight_check: Option<WeightCheck>,
     pub flash: Option<&'a Flash>,
     /// What the model's loading reported (unknown checkpoint tensors, a cached copy used
     /// offline): kept in sight while the model is in use.
@@ -89,12 +89,15 @@ impl Widget for StatusLine<'_> {
         };
         let sep = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
         let mut spans = vec![Span::styled(format!(" {spin}{state} "), badge)];
-        if let Some((checked, total)) = self.weight_check {
+        if let Some(check) = self.weight_check {
             // Why a first score may wait after the model is ready (a cold page cache).
+            let left = check.left.map_or(String::new(), |d| {
+                format!(", about {} s left", d.as_secs_f64().ceil() as u64)
+            });
             spans.push(Span::styled(
                 format!(
-                    " checking kept weights {}% ",
-                    checked.saturating_mul(100) / total.max(1)
+                    " checking kept weights {}%{left} ",
+                    check.checked.saturating_mul(100) / check.total.max(1)
                 ),
                 Style::default().bg(Color::Yellow).fg(Color::Black),
             ));
