@@ -196,7 +196,7 @@ impl RewardModel {
                 integrity = integrity::Integrity::spawn(pending);
             }
         }
-        if let Some(w) = choice.accuracy_warning().filter(|_| device.is_cpu()) {
+        if let Some(w) = choice.accuracy_warning(&device) {
             warnings.push(w);
         }
         warnings.extend(memory_warning);
