@@ -55,6 +55,17 @@ def edges(n, layers):
     return lambda k, w: (q12 if layer_of(k) < n or layer_of(k) >= layers - n else q8_0)(w)
 
 
+def q6(w):
+    """6 bits in blocks of 16 (-31..31, an f16 scale each): about GGML's Q6_K, whose sub-block
+    scales are 8-bit multiples of a super-block's (slightly coarser than these)."""
+    return qs.symmetric(w, 31, 16)
+
+
+def edges_with(inner, n, layers):
+    """`inner` with the first `n` and last `n` decoder layers in `q12`."""
+    return lambda k, w: (q12 if layer_of(k) < n or layer_of(k) >= layers - n else inner)(w)
+
+
 def tensors_in_q12(names):
     return lambda k, w: (q12 if any(f".{p}." in k for p in names) else q8_0)(w)
 
@@ -73,6 +84,9 @@ def schemes(layers):
         "q8_0, first and last layer in q12": edges(1, layers),
         "q8_0, first two and last two in q12": edges(2, layers),
         "q8_0, v and down in q12": tensors_in_q12(("v_proj", "down_proj")),
+        "6-bit blocks of 32": every(lambda w: qs.symmetric(w, 31)),
+        "6-bit blocks of 16": every(q6),
+        "6-bit blocks of 16, first and last layer in q12": edges_with(q6, 1, layers),
     }
 
 
