@@ -1,8 +1,8 @@
 """The prompt/response pairs of the trained-weight accuracy table (`accuracy_trained.py`).
 
-`PAIRS` and `MORE_PAIRS` (72 pairs) are what the committed slice is scored on; the full bodies
-are scored on `EXTRA_PAIRS` too. Each prompt has three answers of differing quality: a good one,
-a wrong or unhelpful one, and a terse or rambling one, in no fixed order.
+`PAIRS` and `MORE_PAIRS` (72 pairs) were the whole set until 2026-12-04; `EXTRA_PAIRS` makes 360.
+Each prompt has three answers of differing quality: a good one, a wrong or unhelpful one, and a
+terse or rambling one, in no fixed order.
 """
 
 PAIRS = [
@@ -138,7 +138,7 @@ MORE_PAIRS = [
 
 # 96 more prompts (288 pairs, 360 in all; 2026-12-04): with 72 pairs the smallest of ten
 # attributes' τ still moved by about ±0.02 when the pairs were drawn again, as wide as the gaps
-# between the 8-bit schemes and the bar. The full bodies are scored on these too.
+# between the 8-bit schemes and the bar.
 EXTRA_PAIRS = [
     # Science, mathematics, health, nature.
     ("Why does ice float on water?",

