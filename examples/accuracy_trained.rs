@@ -39,8 +39,8 @@ fn main() -> anyhow::Result<()> {
         want.len(),
         min_spread(&want)
     );
-    // The first 72 pairs were the whole set from 2026-12-02 to 2026-12-04 (and are the committed
-    // slice's): their τ stays comparable with the tables of those days.
+    // The first 72 pairs were the whole set from 2026-12-02 to 2026-12-04: their τ stays
+    // comparable with the tables of those days.
     let first = want.len().min(72);
     println!(
         "| mode | max abs Δ | τ, min over attributes | its 90 % interval, pairs drawn again | τ, mean | min τ, first {first} pairs | bar | load + score s |"

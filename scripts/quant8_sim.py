@@ -50,20 +50,15 @@ def layer_of(key):
     return int(key.split(".")[2])
 
 
-def edges(n, layers):
-    """`q8_0` with the first `n` and last `n` decoder layers in `q12`."""
-    return lambda k, w: (q12 if layer_of(k) < n or layer_of(k) >= layers - n else q8_0)(w)
+def edges(n, layers, inner=q8_0):
+    """`inner` with the first `n` and last `n` decoder layers in `q12`."""
+    return lambda k, w: (q12 if layer_of(k) < n or layer_of(k) >= layers - n else inner)(w)
 
 
 def q6(w):
     """6 bits in blocks of 16 (-31..31, an f16 scale each): about GGML's Q6_K, whose sub-block
     scales are 8-bit multiples of a super-block's (slightly coarser than these)."""
     return qs.symmetric(w, 31, 16)
-
-
-def edges_with(inner, n, layers):
-    """`inner` with the first `n` and last `n` decoder layers in `q12`."""
-    return lambda k, w: (q12 if layer_of(k) < n or layer_of(k) >= layers - n else inner)(w)
 
 
 def tensors_in_q12(names):
@@ -86,7 +81,7 @@ def schemes(layers):
         "q8_0, v and down in q12": tensors_in_q12(("v_proj", "down_proj")),
         "6-bit blocks of 32": every(lambda w: qs.symmetric(w, 31)),
         "6-bit blocks of 16": every(q6),
-        "6-bit blocks of 16, first and last layer in q12": edges_with(q6, 1, layers),
+        "6-bit blocks of 16, first and last layer in q12": edges(1, layers, q6),
     }
 
 

@@ -342,7 +342,7 @@ pub struct WeightCheck {
     pub checked: u64,
     pub total: u64,
     /// When it was first reported and how far it had got then: the rate is measured from there.
-    pub first: (Instant, u64),
+    first: (Instant, u64),
     /// Known once it has run long enough to have a rate.
     pub left: Option<Duration>,
 }
