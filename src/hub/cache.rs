@@ -3,9 +3,10 @@
 //! refs/<revision>}`. Every path here is built from names checked in `names`; files are
 //! published only whole (temporary name, fsync, rename). Only `hub` calls this.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+pub(super) use crate::model::files::{unique_sibling, write_atomic};
 
 use super::names::{is_commit, is_full_commit, ContentHash};
 use super::verify;
@@ -154,42 +155,6 @@ fn make_link(target: &str, _blob: &Path, at: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn make_link(_target: &str, blob: &Path, at: &Path) -> std::io::Result<()> {
     std::fs::copy(blob, at).map(|_| ())
-}
-
-/// A name beside `path` that no other writer uses.
-pub(super) fn unique_sibling(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{n}.{nanos}.tmp", std::process::id()))
-}
-
-/// Writes `bytes` to `path` whole or not at all: a unique temporary file, fsync, rename.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = unique_sibling(path);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// The snapshot a revision points to in a repository's cache folder: `refs/<revision>`, or the

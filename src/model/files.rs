@@ -2,11 +2,14 @@
 //! them. This is the one place that knows the weight file names and their precedence
 //! ([`plan`]), and how a shard index is parsed into shard names that stay inside the model
 //! directory ([`shard_names`]). The weight loader uses it on a directory; the hub uses the same
-//! two functions on a repository's file listing and on a downloaded index's bytes.
+//! two functions on a repository's file listing and on a downloaded index's bytes. Small files
+//! this crate writes (the hub's refs, the kept kernel choices) are published whole through
+//! [`write_atomic`].
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ModelError;
 
@@ -326,4 +329,40 @@ pub fn weight_paths(dir: &Path) -> Result<(WeightPlan, Vec<PathBuf>), ModelError
         }
     };
     Ok((plan, paths))
+}
+
+/// A name beside `path` that no other writer uses.
+pub fn unique_sibling(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.{nanos}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path` whole or not at all: a unique temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = unique_sibling(path);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

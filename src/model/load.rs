@@ -8,7 +8,7 @@ use candle_core::DType;
 use super::modes::{available_memory, check_fits, total_memory};
 use super::weights::Checkpoint;
 use super::{
-    device_name, dtype_name, heap, integrity, is_known_tensor, layer_of, linear, mistral,
+    device_name, dtype_name, heap, integrity, is_known_tensor, layer_of, linear, machine, mistral,
     mode_name, quant, DTypeChoice, LoadOptions, LoadPhase, LoadProgress, Mistral, MistralConfig,
     ModelError, ModelFiles, ModelInfo, RewardModel, Setting, WeightFormat,
 };
@@ -61,6 +61,11 @@ impl RewardModel {
             });
         }
         let device = opts.device.resolve()?;
+        // Choices timed at an earlier start are taken before anything is timed.
+        let kept_in = quant_cache.filter(|_| device.is_cpu());
+        if let Some(dir) = kept_in {
+            machine::use_kept(dir);
+        }
         let mut memory_warning = None;
         let choice = match opts.dtype {
             DTypeChoice::Auto if device.is_cpu() => {
@@ -222,6 +227,15 @@ impl RewardModel {
             max_tokens: opts.max_tokens,
             context: cfg.max_position_embeddings,
         };
+        // Every choice this load needed has been made by now (the mode's name names bf16's
+        // kernel).
+        if let Some(dir) = kept_in {
+            let used = machine::Used {
+                bf16: plan.weights == WeightFormat::PackedBf16,
+                q12: opts.dtype == DTypeChoice::Auto,
+            };
+            machine::keep_made(dir, used);
+        }
         Ok(Self {
             model,
             encoder,

@@ -18,6 +18,7 @@ pub mod kquant;
 mod kv_cache;
 pub mod linear;
 mod load;
+mod machine;
 pub mod mistral;
 mod modes;
 pub mod quant;

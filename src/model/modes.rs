@@ -411,10 +411,10 @@ const Q12_BYTES: f64 = 66.0 / 32.0;
 /// flip between starts), or both use a dot-product instruction and `Q12` measures clearly
 /// faster on this CPU ([`Q12_MARGIN`]). The rates of the two
 /// instructions differ by CPU: on a Zen 4 bf16 ran about 1.2× faster, on an Intel Xeon
-/// (Emerald Rapids) `Q12` 2.3×. Measured once per process.
+/// (Emerald Rapids) `Q12` 2.3×. Measured once per process,
+/// unless an answer kept from an earlier start was given ([`keep_q12_choice`]).
 pub fn q12_beats_bf16() -> bool {
-    static BEATS: OnceLock<bool> = OnceLock::new();
-    *BEATS.get_or_init(|| {
+    *Q12_BEATS_BF16.get_or_init(|| {
         if !kernels::int8::avx2_available() {
             return false;
         }
@@ -432,6 +432,21 @@ pub fn q12_beats_bf16() -> bool {
         );
         beats
     })
+}
+
+/// This process's answer to [`q12_beats_bf16`], once given.
+static Q12_BEATS_BF16: OnceLock<bool> = OnceLock::new();
+
+/// [`q12_beats_bf16`]'s answer in this process, if it has been given, to be kept for later
+/// starts: timed again, it could change the mode `auto` picks, and with it the cache file.
+pub fn q12_choice() -> Option<bool> {
+    Q12_BEATS_BF16.get().copied()
+}
+
+/// Takes [`q12_beats_bf16`]'s answer kept from an earlier start instead of timing it; false
+/// where this process has already answered.
+pub fn keep_q12_choice(beats: bool) -> bool {
+    Q12_BEATS_BF16.set(beats).is_ok()
 }
 
 /// How much faster `Q12` must measure to be chosen over bf16, which is 3 % smaller: far enough

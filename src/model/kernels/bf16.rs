@@ -343,10 +343,10 @@ pub fn f32_to_bf16(x: f32) -> u16 {
 /// AVX512-BF16 dot product on this CPU. The dot product does two multiply-adds per lane where
 /// FMA does one, but its rate differs by CPU: on a Zen 4 it ran the faster of the two, on an
 /// Intel Xeon (Emerald Rapids) at half the FMA rate. Measured once per process, on one
-/// compute-bound product (60–80 ms there with its set-up), only where AVX512-BF16 exists.
+/// compute-bound product (60–80 ms there with its set-up), only where AVX512-BF16 exists,
+/// unless a choice kept from an earlier start was given ([`keep_widening_choice`]).
 fn widening_is_faster() -> bool {
-    static FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FASTER.get_or_init(|| {
+    *WIDENING.get_or_init(|| {
         let (m, n, _) = super::TIMING_SHAPE;
         let (w, x) = timing_operands();
         let (mut out, mut out2) = (vec![0f32; m * n], vec![0f32; m * n]);
@@ -363,6 +363,23 @@ fn widening_is_faster() -> bool {
         );
         faster
     })
+}
+
+/// This process's choice between bf16's two AVX-512 kernels (true: widened to f32 FMA), once
+/// made.
+static WIDENING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// The choice between bf16's AVX-512 kernels this process has made, if it has (true: widened
+/// to f32 FMA), to be kept for later starts: the two round differently, so a choice timed
+/// again could move every bf16 score.
+pub fn widening_choice() -> Option<bool> {
+    WIDENING.get().copied()
+}
+
+/// Takes a choice kept from an earlier start instead of timing one; false where this process
+/// has already chosen.
+pub fn keep_widening_choice(widen: bool) -> bool {
+    WIDENING.set(widen).is_ok()
 }
 
 /// How much faster widening must measure to be chosen over the dot product: the margin keeps

@@ -311,6 +311,8 @@ pub fn clearly_faster(new: f64, old: f64, margin: f64) -> bool {
 
 /// The best of five timings of each of two computations, alternating, after a round that warms
 /// the caches and the threads: seconds each. For choosing between kernels by measuring them.
+/// The choices are kept across starts (`model::machine`): a change to a timed kernel bumps
+/// that module's `REVISION`, so that they are timed again.
 pub fn best_times(a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> (f64, f64) {
     let time = |f: &mut dyn FnMut()| {
         let t = std::time::Instant::now();
