@@ -251,6 +251,41 @@ mod tests {
         );
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any bytes: refused or read, never a panic; what is read is this machine's.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let m = this_machine();
+                if let Some(k) = parse(&bytes, &m) {
+                    prop_assert_eq!(k.machine, m);
+                }
+            }
+
+            /// A good file with bytes changed, cut or spliced: refused or read, never a panic.
+            #[test]
+            fn mangled_files_never_panic(
+                at in 0usize..400,
+                junk in proptest::collection::vec(any::<u8>(), 0..40),
+                cut in 0usize..400,
+            ) {
+                let m = this_machine();
+                let mut bytes = serde_json::to_vec_pretty(&kept(Some(true), Some(false))).unwrap();
+                let at = at.min(bytes.len());
+                bytes.splice(at..at, junk);
+                bytes.truncate(cut.max(at));
+                if let Some(k) = parse(&bytes, &m) {
+                    prop_assert_eq!(k.machine, m);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_kept_file_is_written_whole_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
