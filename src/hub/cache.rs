@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub(super) use crate::model::files::{unique_sibling, write_atomic};
+use crate::model::files::{unique_sibling, write_atomic};
 
 use super::names::{is_commit, is_full_commit, ContentHash};
 use super::verify;

@@ -128,7 +128,7 @@ pub(super) fn stamp(repo_dir: &Path, hash: &ContentHash, blob: &Path) {
         return;
     };
     let path = stamp_path(repo_dir, hash);
-    if let Err(e) = super::cache::write_atomic(&path, now.as_bytes()) {
+    if let Err(e) = crate::model::files::write_atomic(&path, now.as_bytes()) {
         tracing::debug!("cannot record the check of {}: {e}", blob.display());
     }
 }

@@ -27,7 +27,7 @@ const MAX_BYTES: u64 = 4096;
 const REVISION: u32 = 1;
 
 /// What the file holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Kept {
     /// The build and processor the choices were timed on ([`this_machine`]).
@@ -48,14 +48,12 @@ pub(super) fn use_kept(dir: &Path) {
         let Some(kept) = read(&dir.join(FILE), &this_machine()) else {
             return;
         };
-        if let Some(w) = kept.bf16_widened {
-            kernels::bf16::keep_widening_choice(w);
-        }
-        if let Some(q) = kept.q12_over_bf16 {
-            modes::keep_q12_choice(q);
-        }
+        // A choice this process made before reading the file stays its own (false).
+        let widened = kept.bf16_widened.map(kernels::bf16::keep_widening_choice);
+        let q12 = kept.q12_over_bf16.map(modes::keep_q12_choice);
         tracing::info!(
-            "kernel choices kept from an earlier start on this processor ({}): {kept:?}",
+            "kernel choices kept from an earlier start on this processor ({}): {kept:?}; \
+             taken: bf16 {widened:?}, q12 {q12:?}",
             dir.join(FILE).display()
         );
     });
